@@ -1,0 +1,260 @@
+//! Errors of the event store.
+
+use crate::model::Position;
+
+/// Everything an event store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An append condition matched an event stored after its `after` position.
+    #[error("append condition {condition} failed: event at position {position} matches its query")]
+    ConditionFailed {
+        /// Index of the failed condition in the append request.
+        condition: usize,
+        /// Position of the first event that made the condition fail.
+        position: Position,
+    },
+    /// Some, but not all, events of a batch carry ids that are already stored.
+    #[error("event id {id:?} is already stored at position {position}, but the rest of the batch is new")]
+    PartialDuplicate {
+        /// The id already stored.
+        id: String,
+        /// Where it is stored.
+        position: Position,
+    },
+    /// The request broke a rule or a limit; nothing was written.
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InvalidInput),
+    /// The storage engine failed.
+    #[error("storage error: {0}")]
+    Storage(StorageError),
+    /// The store was closed.
+    #[error("the event store is closed")]
+    Closed,
+}
+
+/// Result type of the event store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A rule or limit that a request broke. Every variant names the rule and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// `append` was called with no events.
+    #[error("an append needs at least one event")]
+    EmptyBatch,
+    /// The batch holds more events than allowed.
+    #[error("batch holds {count} events; the limit is {limit}")]
+    TooManyEvents {
+        /// Events in the batch.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The batch would write more bytes than allowed in one transaction.
+    #[error("batch would write {bytes} bytes; the limit is {limit} bytes per append")]
+    BatchTooLarge {
+        /// Estimated bytes written.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An event payload is larger than allowed.
+    #[error("event {index}: payload of {bytes} bytes; the limit is {limit} bytes")]
+    PayloadTooLarge {
+        /// Index of the event in the batch.
+        index: usize,
+        /// Payload size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An event's metadata is larger than allowed.
+    #[error("event {index}: metadata of {bytes} bytes; the limit is {limit} bytes")]
+    MetadataTooLarge {
+        /// Index of the event in the batch.
+        index: usize,
+        /// Metadata size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An event has more tags than allowed.
+    #[error("event {index}: {count} tags; the limit is {limit} tags per event")]
+    TooManyTags {
+        /// Index of the event in the batch.
+        index: usize,
+        /// Tags on the event.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An event type is empty, too long or holds a forbidden character.
+    #[error("event type {value:?}: {rule}")]
+    MalformedType {
+        /// The offending type (truncated to 64 characters).
+        value: String,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+    /// A tag is not `key:value`, or a part is empty, too long or holds a forbidden character.
+    #[error("tag {value:?}: {rule}")]
+    MalformedTag {
+        /// The offending tag (truncated to 64 characters).
+        value: String,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+    /// An event id is empty, too long or holds a forbidden character.
+    #[error("event id {value:?}: {rule}")]
+    MalformedEventId {
+        /// The offending id (truncated to 64 characters).
+        value: String,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+    /// Two events of one batch carry the same id.
+    #[error("event id {id:?} appears twice in the batch")]
+    DuplicateIdInBatch {
+        /// The repeated id.
+        id: String,
+    },
+    /// A namespace is empty, too long or holds a character outside `[A-Za-z0-9_.-]`.
+    #[error("namespace {value:?}: {rule}")]
+    MalformedNamespace {
+        /// The offending namespace (truncated to 64 characters).
+        value: String,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+    /// A position string is not 24 hex digits.
+    #[error("position {value:?} is not 24 hexadecimal digits")]
+    MalformedPosition {
+        /// The offending text (truncated to 64 characters).
+        value: String,
+    },
+    /// A query has no items; use `Query::all()` to match every event.
+    #[error("a query needs at least one item (use Query::all() to match every event)")]
+    EmptyQuery,
+    /// A query has more items than allowed.
+    #[error("query has {count} items; the limit is {limit}")]
+    TooManyQueryItems {
+        /// Items in the query.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A query item lists more types or tags than allowed.
+    #[error("query item {item} lists {count} {what}; the limit is {limit}")]
+    QueryItemTooLarge {
+        /// Index of the item.
+        item: usize,
+        /// What is counted (`types` or `tags`).
+        what: &'static str,
+        /// How many are listed.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An append lists more conditions than allowed.
+    #[error("append has {count} conditions; the limit is {limit}")]
+    TooManyConditions {
+        /// Conditions in the request.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Why a name (type, tag, id, namespace) was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameRule {
+    /// It is empty.
+    #[error("must not be empty")]
+    Empty,
+    /// It is longer than the limit.
+    #[error("is {len} bytes long; the limit is {limit} bytes")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// It holds a control character, whitespace or another forbidden character.
+    #[error("holds the forbidden character {0:?}")]
+    ForbiddenChar(char),
+    /// A tag has no `:` between key and value.
+    #[error("must have the form key:value")]
+    MissingColon,
+    /// A tag's key (before the `:`) is empty.
+    #[error("the key before ':' must not be empty")]
+    EmptyTagKey,
+    /// A tag's value (after the `:`) is empty.
+    #[error("the value after ':' must not be empty")]
+    EmptyTagValue,
+}
+
+/// A failure of the storage engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The transaction conflicted and ran out of retries.
+    #[error("transaction gave up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last retryable failure.
+        last: String,
+    },
+    /// A retryable failure inside one transaction attempt (conflict, too old, ...).
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// The engine's files or I/O failed.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// Stored bytes could not be decoded.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The engine was closed.
+    #[error("the storage engine is closed")]
+    Closed,
+    /// A FoundationDB error code, with its message.
+    #[error("foundationdb error {code}: {message}")]
+    Fdb {
+        /// The FoundationDB error code.
+        code: i32,
+        /// Its description.
+        message: String,
+    },
+}
+
+impl StorageError {
+    /// Wraps any engine error.
+    pub fn engine(err: impl std::fmt::Display) -> Self {
+        StorageError::Engine(err.to_string())
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::Closed => Error::Closed,
+            other => Error::Storage(other),
+        }
+    }
+}
+
+impl crate::kv::TxError for Error {
+    fn as_storage(&self) -> Option<&StorageError> {
+        match self {
+            Error::Storage(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// Truncates user text for error messages.
+pub(crate) fn clip(value: &str) -> String {
+    value.chars().take(64).collect()
+}

@@ -1,0 +1,53 @@
+//! The event store contract every engine fulfils.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+use crate::model::{AppendCondition, Event, Position, Query, ReadOptions, SequencedEvent};
+
+/// A stream of events read from the store. Errors end the stream.
+pub type EventStream = BoxStream<'static, Result<SequencedEvent>>;
+
+/// What an accepted append returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The positions of the batch's events, in batch order.
+    pub positions: Vec<Position>,
+    /// `true` when every event's id was already stored: nothing was written and
+    /// `positions` are those of the original append.
+    pub already_stored: bool,
+}
+
+impl Appended {
+    /// The position of the batch's last event.
+    pub fn last(&self) -> Position {
+        *self.positions.last().expect("an append holds at least one event")
+    }
+}
+
+/// A DCB event store: one ordered log of tagged events, read by query, appended to in
+/// atomic batches guarded by append conditions.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Streams the events matching `query`, in position order (newest first when
+    /// `options.backwards`), paging through the store rather than collecting the result.
+    fn read(&self, query: Query, options: ReadOptions) -> EventStream;
+
+    /// Appends `events` atomically if `condition` holds (no event matching its query after
+    /// its `after`). Events carrying ids already stored make the call idempotent.
+    async fn append(&self, events: Vec<Event>, condition: Option<AppendCondition>) -> Result<Appended> {
+        self.append_checked(events, condition.into_iter().collect()).await
+    }
+
+    /// Appends `events` atomically if every one of `conditions` holds.
+    async fn append_checked(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended>;
+
+    /// The position of the last event, or `None` for an empty store.
+    async fn head(&self) -> Result<Option<Position>>;
+
+    /// Streams every event matching `query` after `after` (all of them when `None`), then
+    /// follows new events as they are appended, without ever skipping one. The stream ends
+    /// only with an error (e.g. the store closed) or when dropped.
+    fn subscribe(&self, query: Query, after: Option<Position>) -> EventStream;
+}

@@ -1,0 +1,193 @@
+//! The committer thread: conflict checks, versionstamps and group commit.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+
+use redb::{Durability, ReadableTable};
+use tokio::sync::oneshot;
+use tracing::{trace, warn};
+
+use super::conflicts::{History, Verdict, WriteSet};
+use super::{DATA, LAST_COMMIT, META, Shared};
+use crate::error::StorageError;
+use crate::kv::{VERSIONSTAMP_LEN, Versionstamp};
+
+/// Written keys remembered for conflict checks (older snapshots get "too old").
+const HISTORY_KEYS: usize = 2_000_000;
+
+/// One buffered write.
+pub enum Mutation {
+    /// Set a key.
+    Set(Vec<u8>, Vec<u8>),
+    /// Clear a key.
+    Clear(Vec<u8>),
+    /// Clear `[begin, end)`.
+    ClearRange(Vec<u8>, Vec<u8>),
+    /// Add to a little-endian i64.
+    Add(Vec<u8>, i64),
+    /// Set a key whose bytes at `offset` take the versionstamp.
+    StampKey { key: Vec<u8>, offset: usize, value: Vec<u8> },
+    /// Set a value whose bytes at `offset` take the versionstamp.
+    StampValue { key: Vec<u8>, value: Vec<u8>, offset: usize },
+}
+
+/// The committer's answer: the transaction's versionstamp, or why it failed.
+pub type CommitReply = Result<Versionstamp, StorageError>;
+
+/// A transaction waiting to commit.
+pub struct CommitRequest {
+    pub read_version: u64,
+    pub reads: Vec<(Vec<u8>, Vec<u8>)>,
+    pub mutations: Vec<Mutation>,
+    pub reply: oneshot::Sender<CommitReply>,
+}
+
+/// Owns the write side of the database.
+pub struct Committer {
+    shared: Arc<Shared>,
+    requests: mpsc::Receiver<CommitRequest>,
+    durable: bool,
+    max_group: usize,
+    history: History,
+}
+
+impl Committer {
+    pub fn new(shared: Arc<Shared>, requests: mpsc::Receiver<CommitRequest>, durable: bool, max_group: usize) -> Self {
+        let last = shared.committed.load(Ordering::SeqCst);
+        Committer { shared, requests, durable, max_group, history: History::new(last, HISTORY_KEYS) }
+    }
+
+    /// Serves commit requests until every sender is gone.
+    pub fn run(mut self) {
+        while let Ok(first) = self.requests.recv() {
+            let mut group = vec![first];
+            while group.len() < self.max_group {
+                match self.requests.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn spurious_conflict(&self) -> bool {
+        let ppm = self.shared.spurious_conflict_ppm.load(Ordering::Relaxed);
+        ppm > 0 && rand::random_range(0..1_000_000u64) < ppm
+    }
+
+    /// Checks, applies and durably commits a group; then answers every request in it.
+    fn commit_group(&mut self, group: Vec<CommitRequest>) {
+        let version = self.shared.committed.load(Ordering::SeqCst) + 1;
+        let mut pending = WriteSet::default();
+        let mut accepted = Vec::with_capacity(group.len());
+        let result = (|| -> Result<(), StorageError> {
+            let mut write = self.shared.db.begin_write().map_err(StorageError::engine)?;
+            write
+                .set_durability(if self.durable { Durability::Immediate } else { Durability::None })
+                .map_err(StorageError::engine)?;
+            {
+                let mut table = write.open_table(DATA).map_err(StorageError::engine)?;
+                for request in group {
+                    let verdict = if self.spurious_conflict() {
+                        Verdict::Conflict
+                    } else {
+                        self.history.check(request.read_version, &request.reads, &mut pending)
+                    };
+                    if verdict != Verdict::Clear {
+                        self.shared.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                        let _ = request.reply.send(Err(StorageError::Retryable(format!("{verdict:?}"))));
+                        continue;
+                    }
+                    let stamp = Versionstamp::new(version, accepted.len() as u16);
+                    apply(&mut table, request.mutations, stamp, &mut pending)?;
+                    accepted.push((request.reply, stamp));
+                }
+                let mut meta = write.open_table(META).map_err(StorageError::engine)?;
+                meta.insert(LAST_COMMIT, version).map_err(StorageError::engine)?;
+            }
+            if accepted.is_empty() {
+                write.abort().map_err(StorageError::engine)?;
+                return Ok(());
+            }
+            write.commit().map_err(StorageError::engine)
+        })();
+        match result {
+            Ok(()) if !accepted.is_empty() => {
+                self.shared.committed.store(version, Ordering::SeqCst);
+                self.history.push(version, pending);
+                self.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.transactions.fetch_add(accepted.len() as u64, Ordering::Relaxed);
+                trace!(version, transactions = accepted.len(), "group committed");
+                self.shared.changes.send_replace(version);
+                for (reply, stamp) in accepted {
+                    let _ = reply.send(Ok(stamp));
+                }
+            }
+            Ok(()) => {}
+            Err(err) => {
+                warn!(%err, "group commit failed");
+                for (reply, _) in accepted {
+                    let _ = reply.send(Err(StorageError::Engine(format!("commit failed: {err}"))));
+                }
+            }
+        }
+    }
+}
+
+fn stamped(mut bytes: Vec<u8>, offset: usize, stamp: Versionstamp) -> Result<Vec<u8>, StorageError> {
+    let slot = bytes
+        .get_mut(offset..offset + VERSIONSTAMP_LEN)
+        .ok_or_else(|| StorageError::Engine(format!("versionstamp offset {offset} outside the bytes")))?;
+    slot.copy_from_slice(&stamp.0);
+    Ok(bytes)
+}
+
+fn apply(
+    table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    mutations: Vec<Mutation>,
+    stamp: Versionstamp,
+    written: &mut WriteSet,
+) -> Result<(), StorageError> {
+    let engine = StorageError::engine;
+    for mutation in mutations {
+        match mutation {
+            Mutation::Set(key, value) => {
+                table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                written.key(key);
+            }
+            Mutation::Clear(key) => {
+                table.remove(key.as_slice()).map_err(engine)?;
+                written.key(key);
+            }
+            Mutation::ClearRange(begin, end) => {
+                if begin < end {
+                    table.retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false).map_err(engine)?;
+                }
+                written.range(begin, end);
+            }
+            Mutation::Add(key, delta) => {
+                let current = table.get(key.as_slice()).map_err(engine)?.map_or(0i64, |v| {
+                    let bytes = v.value();
+                    let mut le = [0u8; 8];
+                    let n = bytes.len().min(8);
+                    le[..n].copy_from_slice(&bytes[..n]);
+                    i64::from_le_bytes(le)
+                });
+                table.insert(key.as_slice(), current.wrapping_add(delta).to_le_bytes().as_slice()).map_err(engine)?;
+                written.key(key);
+            }
+            Mutation::StampKey { key, offset, value } => {
+                let key = stamped(key, offset, stamp)?;
+                table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                written.key(key);
+            }
+            Mutation::StampValue { key, value, offset } => {
+                let value = stamped(value, offset, stamp)?;
+                table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                written.key(key);
+            }
+        }
+    }
+    Ok(())
+}

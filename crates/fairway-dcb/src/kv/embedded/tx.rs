@@ -1,0 +1,210 @@
+//! Transactions of the embedded engine: snapshot reads, buffered writes, recorded read ranges.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use redb::ReadableDatabase;
+use tokio::sync::oneshot;
+
+use super::committer::{CommitReply, CommitRequest, Mutation};
+use super::{DATA, Shared};
+use crate::error::StorageError;
+use crate::kv::{KeyValue, KvTransaction, RangeScan};
+
+type Table = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+type RangeItem<'a> =
+    Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
+
+/// A transaction of the embedded engine. Clones are handles to the same transaction.
+#[derive(Clone)]
+pub struct EmbeddedTx {
+    inner: Arc<TxInner>,
+}
+
+struct TxInner {
+    read_version: u64,
+    table: Option<Table>,
+    state: Mutex<TxState>,
+}
+
+#[derive(Default)]
+struct TxState {
+    /// Read conflict ranges `[begin, end)`.
+    reads: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Mutations in call order.
+    mutations: Vec<Mutation>,
+    /// Own plain writes, visible to own reads (`None`: cleared).
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Own cleared ranges, visible to own reads.
+    cleared: Vec<(Vec<u8>, Vec<u8>)>,
+    committed: bool,
+}
+
+fn after(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
+}
+
+impl EmbeddedTx {
+    pub(super) fn begin(shared: Arc<Shared>) -> Result<Self, StorageError> {
+        // Read the commit number before opening the snapshot: the snapshot then holds at
+        // least that commit, and checking conflicts from an older number is only safer.
+        let read_version = shared.committed.load(Ordering::SeqCst);
+        let read = shared.db.begin_read().map_err(StorageError::engine)?;
+        let table = match read.open_table(DATA) {
+            Ok(table) => Some(table),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(StorageError::engine(e)),
+        };
+        Ok(EmbeddedTx { inner: Arc::new(TxInner { read_version, table, state: Mutex::new(TxState::default()) }) })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TxState> {
+        self.inner.state.lock().expect("transaction state lock")
+    }
+
+    /// The request to send to the committer, or `None` for a read-only transaction.
+    pub(super) fn take_commit_request(&self) -> Option<(CommitRequest, oneshot::Receiver<CommitReply>)> {
+        let mut state = self.state();
+        if state.committed || state.mutations.is_empty() {
+            return None;
+        }
+        state.committed = true;
+        let (reply, receiver) = oneshot::channel();
+        let request = CommitRequest {
+            read_version: self.inner.read_version,
+            reads: std::mem::take(&mut state.reads),
+            mutations: std::mem::take(&mut state.mutations),
+            reply,
+        };
+        Some((request, receiver))
+    }
+
+    fn snapshot_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(table) = &self.inner.table else { return Ok(None) };
+        Ok(table.get(key).map_err(StorageError::engine)?.map(|v| v.value().to_vec()))
+    }
+
+    fn snapshot_range(&self, scan: &RangeScan, limit: usize) -> Result<Vec<KeyValue>, StorageError> {
+        let Some(table) = &self.inner.table else { return Ok(Vec::new()) };
+        if scan.begin >= scan.end {
+            return Ok(Vec::new());
+        }
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&scan.begin), Bound::Excluded(&scan.end));
+        let range = table.range::<&[u8]>(bounds).map_err(StorageError::engine)?;
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let to_pair = |item: RangeItem<'_>| {
+            item.map(|(k, v)| KeyValue { key: k.value().to_vec(), value: v.value().to_vec() })
+                .map_err(StorageError::engine)
+        };
+        if scan.reverse {
+            range.rev().take(limit).map(to_pair).collect()
+        } else {
+            range.take(limit).map(to_pair).collect()
+        }
+    }
+}
+
+impl TxState {
+    fn own_value(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if let Some(value) = self.overlay.get(key) {
+            return Some(value.clone());
+        }
+        self.cleared.iter().any(|(b, e)| b.as_slice() <= key && key < e.as_slice()).then_some(None)
+    }
+
+    fn touches(&self, begin: &[u8], end: &[u8]) -> bool {
+        self.overlay.range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end))).next().is_some()
+            || self.cleared.iter().any(|(b, e)| b.as_slice() < end && begin < e.as_slice())
+    }
+}
+
+impl KvTransaction for EmbeddedTx {
+    async fn get(&self, key: &[u8], snapshot: bool) -> Result<Option<Vec<u8>>, StorageError> {
+        {
+            let mut state = self.state();
+            if !snapshot {
+                state.reads.push((key.to_vec(), after(key)));
+            }
+            if let Some(own) = state.own_value(key) {
+                return Ok(own);
+            }
+        }
+        self.snapshot_get(key)
+    }
+
+    async fn get_range(&self, scan: &RangeScan) -> Result<Vec<KeyValue>, StorageError> {
+        let own_writes = self.state().touches(&scan.begin, &scan.end);
+        let pairs = if own_writes {
+            // Merge the snapshot with this transaction's own writes, then apply the limit.
+            let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+                self.snapshot_range(scan, 0)?.into_iter().map(|kv| (kv.key, kv.value)).collect();
+            let state = self.state();
+            merged.retain(|k, _| state.own_value(k).is_none());
+            for (k, v) in
+                state.overlay.range::<[u8], _>((Bound::Included(&scan.begin[..]), Bound::Excluded(&scan.end[..])))
+            {
+                if let Some(v) = v {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+            let limit = if scan.limit == 0 { usize::MAX } else { scan.limit };
+            let iter = merged.into_iter().map(|(key, value)| KeyValue { key, value });
+            if scan.reverse { iter.rev().take(limit).collect() } else { iter.take(limit).collect() }
+        } else {
+            self.snapshot_range(scan, scan.limit)?
+        };
+        if !scan.snapshot {
+            let limited = scan.limit != 0 && pairs.len() >= scan.limit;
+            let range = match (limited, scan.reverse, pairs.last()) {
+                (true, false, Some(last)) => (scan.begin.clone(), after(&last.key)),
+                (true, true, Some(last)) => (last.key.clone(), scan.end.clone()),
+                _ => (scan.begin.clone(), scan.end.clone()),
+            };
+            self.state().reads.push(range);
+        }
+        Ok(pairs)
+    }
+
+    fn set(&self, key: &[u8], value: &[u8]) {
+        let mut state = self.state();
+        state.overlay.insert(key.to_vec(), Some(value.to_vec()));
+        state.mutations.push(Mutation::Set(key.to_vec(), value.to_vec()));
+    }
+
+    fn clear(&self, key: &[u8]) {
+        let mut state = self.state();
+        state.overlay.insert(key.to_vec(), None);
+        state.mutations.push(Mutation::Clear(key.to_vec()));
+    }
+
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        let mut state = self.state();
+        let inside: Vec<Vec<u8>> = state
+            .overlay
+            .range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in inside {
+            state.overlay.remove(&key);
+        }
+        state.cleared.push((begin.to_vec(), end.to_vec()));
+        state.mutations.push(Mutation::ClearRange(begin.to_vec(), end.to_vec()));
+    }
+
+    fn atomic_add(&self, key: &[u8], delta: i64) {
+        self.state().mutations.push(Mutation::Add(key.to_vec(), delta));
+    }
+
+    fn set_versionstamped_key(&self, key: Vec<u8>, offset: usize, value: &[u8]) {
+        self.state().mutations.push(Mutation::StampKey { key, offset, value: value.to_vec() });
+    }
+
+    fn set_versionstamped_value(&self, key: &[u8], value: Vec<u8>, offset: usize) {
+        self.state().mutations.push(Mutation::StampValue { key: key.to_vec(), value, offset });
+    }
+}

@@ -1,0 +1,1 @@
+//! FoundationDB engine (in progress).

@@ -1,0 +1,167 @@
+//! The DCB key layout inside one namespace.
+//!
+//! Every key starts with the namespace prefix (`<namespace> 0x00`); namespaces are limited to
+//! `[A-Za-z0-9_.-]`, so no prefix is the prefix of another. Inside it:
+//!
+//! | section | key | value |
+//! |---|---|---|
+//! | log | `e <position>` | the encoded event |
+//! | type index | `t <type> 0x00 <position>` | empty |
+//! | tag index | `g <tag> 0x00 <position>` | empty |
+//! | id index | `i <event id>` | position |
+//! | pulse | `p <shard>` | change counter (watched by subscriptions) |
+//!
+//! Types and tags hold no control characters, so the `0x00` terminator keeps every index
+//! prefix-free. An event with `n` tags writes `n + 2` keys (log, type, one per tag), plus
+//! one for its id: write cost is linear in tags.
+
+use crate::error::InvalidInput;
+use crate::kv::VERSIONSTAMP_LEN;
+use crate::model::limits::{NameKind, check_name};
+use crate::model::{POSITION_LEN, Position, Tag};
+
+const LOG: u8 = b'e';
+const TYPE_INDEX: u8 = b't';
+const TAG_INDEX: u8 = b'g';
+const ID_INDEX: u8 = b'i';
+const PULSE: u8 = b'p';
+const USER: u8 = b'u';
+
+/// Number of pulse keys an append may bump (spread so no single key is hot).
+pub const PULSE_SHARDS: u8 = 16;
+
+/// The keys of one namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    prefix: Vec<u8>,
+}
+
+/// A family of keys ending in a position: `base <position>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PositionedRange {
+    /// Everything before the position.
+    pub base: Vec<u8>,
+}
+
+impl PositionedRange {
+    /// The key of `position` in this family.
+    pub fn key(&self, position: Position) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.base.len() + POSITION_LEN);
+        key.extend_from_slice(&self.base);
+        key.extend_from_slice(&position.to_bytes());
+        key
+    }
+
+    /// Keys for positions in `[low, high]`, as a half-open byte range.
+    pub fn bounds(&self, low: Position, high: Position) -> (Vec<u8>, Vec<u8>) {
+        let mut end = self.key(high);
+        end.push(0);
+        (self.key(low), end)
+    }
+
+    /// The position at the end of a key of this family.
+    pub fn position_of(&self, key: &[u8]) -> Option<Position> {
+        key.strip_prefix(self.base.as_slice()).and_then(Position::from_bytes)
+    }
+
+    /// A key to write with a versionstamp placed at the returned offset and `index` after it.
+    pub fn stamped_key(&self, index: u16) -> (Vec<u8>, usize) {
+        let mut key = Vec::with_capacity(self.base.len() + POSITION_LEN);
+        key.extend_from_slice(&self.base);
+        key.extend_from_slice(&[0u8; VERSIONSTAMP_LEN]);
+        key.extend_from_slice(&index.to_be_bytes());
+        (key, self.base.len())
+    }
+}
+
+impl Layout {
+    /// The layout of `namespace`, checked against the namespace rules.
+    pub fn new(namespace: &str) -> Result<Self, InvalidInput> {
+        check_name(NameKind::Namespace, namespace)?;
+        let mut prefix = namespace.as_bytes().to_vec();
+        prefix.push(0);
+        Ok(Layout { prefix })
+    }
+
+    /// The namespace prefix shared by all its keys.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    fn section(&self, section: u8, name: &[u8], terminate: bool) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.prefix.len() + 2 + name.len());
+        key.extend_from_slice(&self.prefix);
+        key.push(section);
+        key.extend_from_slice(name);
+        if terminate {
+            key.push(0);
+        }
+        key
+    }
+
+    /// The event log.
+    pub fn log(&self) -> PositionedRange {
+        PositionedRange { base: self.section(LOG, b"", false) }
+    }
+
+    /// The index of events of `event_type`.
+    pub fn type_index(&self, event_type: &str) -> PositionedRange {
+        PositionedRange { base: self.section(TYPE_INDEX, event_type.as_bytes(), true) }
+    }
+
+    /// The index of events carrying `tag`.
+    pub fn tag_index(&self, tag: &Tag) -> PositionedRange {
+        PositionedRange { base: self.section(TAG_INDEX, tag.as_str().as_bytes(), true) }
+    }
+
+    /// The key recording where the event with `id` is stored.
+    pub fn id_key(&self, id: &str) -> Vec<u8> {
+        self.section(ID_INDEX, id.as_bytes(), false)
+    }
+
+    /// The pulse key number `shard`.
+    pub fn pulse_key(&self, shard: u8) -> Vec<u8> {
+        self.section(PULSE, &[shard], false)
+    }
+
+    /// Every pulse key.
+    pub fn pulse_keys(&self) -> Vec<Vec<u8>> {
+        (0..PULSE_SHARDS).map(|s| self.pulse_key(s)).collect()
+    }
+
+    /// A prefix for data kept beside the events by higher layers (views, queues, ...).
+    pub fn user_prefix(&self, name: &str) -> Vec<u8> {
+        self.section(USER, name.as_bytes(), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_do_not_prefix_each_other() {
+        let a = Layout::new("a").unwrap();
+        let ab = Layout::new("ab").unwrap();
+        assert!(!ab.log().base.starts_with(a.prefix()));
+        assert!(!a.log().base.starts_with(ab.prefix()));
+    }
+
+    #[test]
+    fn stamped_keys_place_the_stamp_before_the_index() {
+        let layout = Layout::new("ns").unwrap();
+        let tag = Tag::parse("k:v").unwrap();
+        let (key, offset) = layout.tag_index(&tag).stamped_key(7);
+        assert_eq!(&key[..offset], layout.tag_index(&tag).base.as_slice());
+        assert_eq!(&key[key.len() - 2..], &7u16.to_be_bytes());
+    }
+
+    #[test]
+    fn bounds_include_both_ends() {
+        let log = Layout::new("ns").unwrap().log();
+        let (begin, end) = log.bounds(Position::new(1, 0, 0), Position::new(2, 0, 0));
+        let inside = log.key(Position::new(2, 0, 0));
+        assert!(begin <= inside && inside < end);
+        assert!(log.key(Position::new(2, 0, 1)) >= end);
+    }
+}

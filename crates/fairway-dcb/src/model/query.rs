@@ -1,0 +1,189 @@
+//! Queries: which events a read, a subscription or an append condition is about.
+
+use crate::error::InvalidInput;
+use crate::model::limits::{MAX_ITEM_TERMS, MAX_QUERY_ITEMS, check_type};
+use crate::model::{Event, Position, Tag};
+
+/// One part of a query: events of *any* of `types` (or of any type if empty) that carry
+/// *all* of `tags`.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct QueryItem {
+    /// Accepted types; empty means every type.
+    pub types: Vec<String>,
+    /// Required tags; empty means no tag is required.
+    pub tags: Vec<Tag>,
+    /// Only the last matching event counts (e.g. "the last invoice number", "the current
+    /// aggregate version"): the item contributes at most one event, the last one in the log.
+    pub last_only: bool,
+}
+
+impl QueryItem {
+    /// An item matching every event.
+    pub fn new() -> Self {
+        QueryItem::default()
+    }
+
+    /// An item matching events of any of `types`.
+    pub fn types<S: Into<String>>(types: impl IntoIterator<Item = S>) -> Self {
+        QueryItem::new().with_types(types)
+    }
+
+    /// An item matching events carrying all of `tags`.
+    pub fn tags(tags: impl IntoIterator<Item = Tag>) -> Self {
+        QueryItem::new().with_tags(tags)
+    }
+
+    /// Adds accepted types.
+    pub fn with_types<S: Into<String>>(mut self, types: impl IntoIterator<Item = S>) -> Self {
+        self.types.extend(types.into_iter().map(Into::into));
+        self.types.sort();
+        self.types.dedup();
+        self
+    }
+
+    /// Adds required tags.
+    pub fn with_tags(mut self, tags: impl IntoIterator<Item = Tag>) -> Self {
+        self.tags.extend(tags);
+        self.tags.sort();
+        self.tags.dedup();
+        self
+    }
+
+    /// Keeps only the last matching event.
+    pub fn last_only(mut self) -> Self {
+        self.last_only = true;
+        self
+    }
+
+    /// Whether `event` matches this item (ignoring `last_only`).
+    pub fn matches(&self, event: &Event) -> bool {
+        (self.types.is_empty() || self.types.contains(&event.event_type)) && self.tags.iter().all(|t| event.has_tag(t))
+    }
+}
+
+/// A query: the union of its items. [`Query::all`] matches every event.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Query {
+    items: Vec<QueryItem>,
+}
+
+impl Query {
+    /// A query matching every event.
+    pub fn all() -> Self {
+        Query { items: vec![QueryItem::new()] }
+    }
+
+    /// A query made of `items` (at least one; checked when used).
+    pub fn from_items(items: impl IntoIterator<Item = QueryItem>) -> Self {
+        Query { items: items.into_iter().collect() }
+    }
+
+    /// Adds an item.
+    pub fn or(mut self, item: QueryItem) -> Self {
+        self.items.push(item);
+        self
+    }
+
+    /// The items.
+    pub fn items(&self) -> &[QueryItem] {
+        &self.items
+    }
+
+    /// Whether the query matches every event.
+    pub fn is_all(&self) -> bool {
+        self.items.iter().any(|i| i.types.is_empty() && i.tags.is_empty() && !i.last_only)
+    }
+
+    /// Whether `event` matches some item (ignoring `last_only`).
+    pub fn matches(&self, event: &Event) -> bool {
+        self.items.iter().any(|i| i.matches(event))
+    }
+
+    /// Checks the query's rules and limits.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        if self.items.is_empty() {
+            return Err(InvalidInput::EmptyQuery);
+        }
+        if self.items.len() > MAX_QUERY_ITEMS {
+            return Err(InvalidInput::TooManyQueryItems { count: self.items.len(), limit: MAX_QUERY_ITEMS });
+        }
+        for (item_index, item) in self.items.iter().enumerate() {
+            for (what, count) in [("types", item.types.len()), ("tags", item.tags.len())] {
+                if count > MAX_ITEM_TERMS {
+                    return Err(InvalidInput::QueryItemTooLarge {
+                        item: item_index,
+                        what,
+                        count,
+                        limit: MAX_ITEM_TERMS,
+                    });
+                }
+            }
+            item.types.iter().try_for_each(|t| check_type(t))?;
+            // Tags are checked when built; a `Tag` cannot be malformed.
+        }
+        Ok(())
+    }
+}
+
+impl From<QueryItem> for Query {
+    fn from(item: QueryItem) -> Self {
+        Query { items: vec![item] }
+    }
+}
+
+/// "Fail the append if any event matching `query` exists after `after`."
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AppendCondition {
+    /// Events that must not exist.
+    pub fail_if_events_match: Query,
+    /// Only events after this position count; `None` means the whole log.
+    pub after: Option<Position>,
+}
+
+impl AppendCondition {
+    /// Fails if any event matches `query` anywhere in the log.
+    pub fn none_match(query: impl Into<Query>) -> Self {
+        AppendCondition { fail_if_events_match: query.into(), after: None }
+    }
+
+    /// Fails if any event matches `query` after `after` (`None`: anywhere).
+    pub fn none_match_after(query: impl Into<Query>, after: Option<Position>) -> Self {
+        AppendCondition { fail_if_events_match: query.into(), after }
+    }
+}
+
+/// Options of a read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ReadOptions {
+    /// Start at this position, inclusive (forwards: events at or after it; backwards: at or
+    /// before it). `None` starts at the beginning (forwards) or the end (backwards).
+    pub from: Option<Position>,
+    /// Read newest first.
+    pub backwards: bool,
+    /// Return at most this many events.
+    pub limit: Option<usize>,
+}
+
+impl ReadOptions {
+    /// Forwards from the start, no limit.
+    pub fn forwards() -> Self {
+        ReadOptions::default()
+    }
+
+    /// Backwards from the end, no limit.
+    pub fn backwards() -> Self {
+        ReadOptions { backwards: true, ..ReadOptions::default() }
+    }
+
+    /// Starts at `position` (inclusive).
+    pub fn from(mut self, position: Position) -> Self {
+        self.from = Some(position);
+        self
+    }
+
+    /// Returns at most `limit` events.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}

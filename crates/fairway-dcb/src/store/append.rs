@@ -1,0 +1,208 @@
+//! Appends: boundary checks, then one transaction that checks ids and conditions and
+//! writes the events with their indexes.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use crate::codec;
+use crate::error::{Error, InvalidInput, StorageError};
+use crate::kv::{KvTransaction, VERSIONSTAMP_LEN};
+use crate::layout::{Layout, PULSE_SHARDS};
+use crate::model::limits::{
+    MAX_APPEND_BYTES, MAX_CONDITIONS, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_TAGS_PER_EVENT,
+    NameKind, check_name, check_type,
+};
+use crate::model::{AppendCondition, Event, POSITION_LEN, Position};
+use crate::store::plan::{ItemPlan, plan_query};
+use crate::store::scan::read_page;
+
+/// Keys scanned per page while checking a condition.
+const CONDITION_PAGE: usize = 32;
+
+/// An append checked at the boundary and ready to run (again) in a transaction.
+pub struct PreparedAppend {
+    events: Vec<Event>,
+    records: Vec<Vec<u8>>,
+    conditions: Vec<(Vec<ItemPlan>, Option<Position>)>,
+    pulse_shard: u8,
+}
+
+/// What the append transaction did.
+pub enum AppendOutcome {
+    /// The events were written; their positions follow from the commit's versionstamp.
+    Written,
+    /// Every event's id was already stored: nothing was written.
+    AlreadyStored(Vec<Position>),
+}
+
+/// Checks every rule and limit of an append; nothing is written if one fails.
+pub fn validate(events: &[Event], conditions: &[AppendCondition]) -> Result<(), InvalidInput> {
+    if events.is_empty() {
+        return Err(InvalidInput::EmptyBatch);
+    }
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(InvalidInput::TooManyEvents { count: events.len(), limit: MAX_EVENTS_PER_APPEND });
+    }
+    if conditions.len() > MAX_CONDITIONS {
+        return Err(InvalidInput::TooManyConditions { count: conditions.len(), limit: MAX_CONDITIONS });
+    }
+    let mut ids = HashSet::new();
+    let mut bytes = 0usize;
+    for (index, event) in events.iter().enumerate() {
+        check_type(&event.event_type)?;
+        if event.tags.len() > MAX_TAGS_PER_EVENT {
+            return Err(InvalidInput::TooManyTags { index, count: event.tags.len(), limit: MAX_TAGS_PER_EVENT });
+        }
+        if event.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(InvalidInput::PayloadTooLarge { index, bytes: event.payload.len(), limit: MAX_PAYLOAD_BYTES });
+        }
+        let metadata = event.metadata.as_ref().map_or(0, Vec::len);
+        if metadata > MAX_METADATA_BYTES {
+            return Err(InvalidInput::MetadataTooLarge { index, bytes: metadata, limit: MAX_METADATA_BYTES });
+        }
+        if let Some(id) = &event.id {
+            check_name(NameKind::EventId, id)?;
+            if !ids.insert(id.as_str()) {
+                return Err(InvalidInput::DuplicateIdInBatch { id: id.clone() });
+            }
+        }
+        bytes += written_bytes(event);
+    }
+    if bytes > MAX_APPEND_BYTES {
+        return Err(InvalidInput::BatchTooLarge { bytes, limit: MAX_APPEND_BYTES });
+    }
+    for condition in conditions {
+        condition.fail_if_events_match.validate()?;
+    }
+    Ok(())
+}
+
+/// Bytes one event writes: its record, its index keys and its id key (a close upper bound).
+fn written_bytes(event: &Event) -> usize {
+    const KEY_OVERHEAD: usize = 64 + POSITION_LEN + 2;
+    let record = codec::RECORD_OVERHEAD
+        + event.event_type.len()
+        + event.tags.iter().map(|t| t.as_str().len()).sum::<usize>()
+        + event.id.as_ref().map_or(0, String::len)
+        + event.metadata.as_ref().map_or(0, Vec::len)
+        + event.payload.len();
+    let index_keys = (KEY_OVERHEAD + event.event_type.len())
+        + event.tags.iter().map(|t| KEY_OVERHEAD + t.as_str().len()).sum::<usize>();
+    let id_key = event.id.as_ref().map_or(0, |id| KEY_OVERHEAD + id.len() + POSITION_LEN);
+    KEY_OVERHEAD + record + index_keys + id_key
+}
+
+impl PreparedAppend {
+    /// Prepares checked `events` and `conditions` for `layout`.
+    pub fn new(layout: &Layout, mut events: Vec<Event>, conditions: Vec<AppendCondition>) -> Self {
+        let recorded_at = codec::micros_since_epoch(SystemTime::now());
+        events.iter_mut().for_each(Event::normalize);
+        let records = events.iter().map(|e| codec::encode(e, recorded_at)).collect();
+        let conditions =
+            conditions.into_iter().map(|c| (plan_query(layout, &c.fail_if_events_match), c.after)).collect();
+        PreparedAppend { events, records, conditions, pulse_shard: rand::random::<u8>() % PULSE_SHARDS }
+    }
+}
+
+/// The body of the append transaction.
+pub async fn append_body<T: KvTransaction>(
+    tx: &T,
+    layout: &Layout,
+    append: &PreparedAppend,
+) -> Result<AppendOutcome, Error> {
+    if let Some(stored) = stored_ids(tx, layout, append).await? {
+        return Ok(AppendOutcome::AlreadyStored(stored));
+    }
+    for (condition, (plans, after)) in append.conditions.iter().enumerate() {
+        if let Some(position) = first_match_after(tx, layout, plans, *after).await? {
+            return Err(Error::ConditionFailed { condition, position });
+        }
+    }
+    write_events(tx, layout, append);
+    Ok(AppendOutcome::Written)
+}
+
+/// `Some(positions)` if every event's id is stored; an error if only some are.
+async fn stored_ids<T: KvTransaction>(
+    tx: &T,
+    layout: &Layout,
+    append: &PreparedAppend,
+) -> Result<Option<Vec<Position>>, Error> {
+    let mut found = Vec::new();
+    let mut missing = 0;
+    for event in &append.events {
+        let Some(id) = &event.id else {
+            missing += 1;
+            continue;
+        };
+        match tx.get(&layout.id_key(id), false).await? {
+            Some(bytes) => {
+                let position = Position::from_bytes(&bytes)
+                    .ok_or_else(|| StorageError::Corrupt(format!("id index entry of {id:?} holds no position")))?;
+                found.push((id, position));
+            }
+            None => missing += 1,
+        }
+    }
+    match (found.first(), missing) {
+        (None, _) => Ok(None),
+        (Some(_), 0) => Ok(Some(found.into_iter().map(|(_, p)| p).collect())),
+        (Some((id, position)), _) => Err(Error::PartialDuplicate { id: (*id).clone(), position: *position }),
+    }
+}
+
+/// The first event after `after` matching any of `plans` (reads add conflict ranges).
+async fn first_match_after<T: KvTransaction>(
+    tx: &T,
+    layout: &Layout,
+    plans: &[ItemPlan],
+    after: Option<Position>,
+) -> Result<Option<Position>, Error> {
+    let low = after.map_or(Position::ZERO, Position::next);
+    if after == Some(Position::MAX) {
+        return Ok(None);
+    }
+    let log = layout.log();
+    let mut first: Option<Position> = None;
+    for scan in plans.iter().flat_map(|p| &p.scans) {
+        let mut from = low;
+        let high = first.map_or(Position::MAX, Position::prev);
+        loop {
+            if from > high {
+                break;
+            }
+            let page = read_page(tx, &log, scan, from, high, false, CONDITION_PAGE, false).await?;
+            if let Some(event) = page.events.first() {
+                first = Some(first.map_or(event.position, |f| f.min(event.position)));
+                break;
+            }
+            match page.last_scanned {
+                Some(last) if !page.exhausted && last < Position::MAX => from = last.next(),
+                _ => break,
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// Writes the log entries, their indexes, the id index and a pulse.
+fn write_events<T: KvTransaction>(tx: &T, layout: &Layout, append: &PreparedAppend) {
+    let log = layout.log();
+    for (index, (event, record)) in append.events.iter().zip(&append.records).enumerate() {
+        let index = index as u16;
+        let (key, offset) = log.stamped_key(index);
+        tx.set_versionstamped_key(key, offset, record);
+        let (key, offset) = layout.type_index(&event.event_type).stamped_key(index);
+        tx.set_versionstamped_key(key, offset, &[]);
+        for tag in &event.tags {
+            let (key, offset) = layout.tag_index(tag).stamped_key(index);
+            tx.set_versionstamped_key(key, offset, &[]);
+        }
+        if let Some(id) = &event.id {
+            let mut value = vec![0u8; VERSIONSTAMP_LEN];
+            value.extend_from_slice(&index.to_be_bytes());
+            tx.set_versionstamped_value(&layout.id_key(id), value, 0);
+        }
+    }
+    tx.atomic_add(&layout.pulse_key(append.pulse_shard), 1);
+}

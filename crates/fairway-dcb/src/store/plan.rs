@@ -1,0 +1,94 @@
+//! Query planning: each query item becomes index range scans plus a residual filter.
+//!
+//! - an item with tags scans the index of one of its tags and filters the rest (other tags,
+//!   types) on the fetched events;
+//! - an item with types only scans the type index of each of its types;
+//! - an item with neither (or a query holding such an item) scans the log itself.
+
+use crate::layout::{Layout, PositionedRange};
+use crate::model::{Query, QueryItem};
+
+/// Where a scan reads: the log itself, or an index whose keys end in log positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanSource {
+    /// The event log.
+    Log,
+    /// An index pointing into the log.
+    Index,
+}
+
+/// One range scan of a plan.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    /// The keys scanned.
+    pub range: PositionedRange,
+    /// What the keys are.
+    pub source: ScanSource,
+    /// The item fetched events must match, when the range alone does not guarantee it.
+    pub filter: Option<QueryItem>,
+}
+
+/// The scans answering one query item.
+#[derive(Clone, Debug)]
+pub struct ItemPlan {
+    /// The scans whose union (in position order) answers the item.
+    pub scans: Vec<Scan>,
+    /// Only the item's last matching event counts.
+    pub last_only: bool,
+}
+
+/// Plans every item of `query` (a match-all item makes the whole query one log scan).
+pub fn plan_query(layout: &Layout, query: &Query) -> Vec<ItemPlan> {
+    if query.is_all() {
+        return vec![plan_item(layout, &QueryItem::new())];
+    }
+    query.items().iter().map(|item| plan_item(layout, item)).collect()
+}
+
+/// Plans one item.
+pub fn plan_item(layout: &Layout, item: &QueryItem) -> ItemPlan {
+    let scans = if let Some(driver) = item.tags.first() {
+        let exact = item.tags.len() == 1 && item.types.is_empty();
+        vec![Scan {
+            range: layout.tag_index(driver),
+            source: ScanSource::Index,
+            filter: (!exact).then(|| item.clone()),
+        }]
+    } else if !item.types.is_empty() {
+        item.types
+            .iter()
+            .map(|t| Scan { range: layout.type_index(t), source: ScanSource::Index, filter: None })
+            .collect()
+    } else {
+        vec![Scan { range: layout.log(), source: ScanSource::Log, filter: None }]
+    };
+    ItemPlan { scans, last_only: item.last_only }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Tag;
+
+    #[test]
+    fn items_are_planned_onto_the_cheapest_ranges() {
+        let layout = Layout::new("ns").unwrap();
+        let tag = Tag::parse("c:1").unwrap();
+        let plan = plan_item(&layout, &QueryItem::tags([tag.clone()]));
+        assert_eq!(plan.scans.len(), 1);
+        assert!(plan.scans[0].filter.is_none());
+        assert_eq!(plan.scans[0].range, layout.tag_index(&tag));
+
+        let plan = plan_item(&layout, &QueryItem::types(["A", "B"]));
+        assert_eq!(plan.scans.len(), 2);
+        assert!(plan.scans.iter().all(|s| s.filter.is_none() && s.source == ScanSource::Index));
+
+        let plan = plan_item(&layout, &QueryItem::types(["A"]).with_tags([tag]));
+        assert_eq!(plan.scans.len(), 1);
+        assert!(plan.scans[0].filter.is_some());
+
+        let plans = plan_query(&layout, &Query::all().or(QueryItem::types(["A"])));
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].scans[0].source, ScanSource::Log);
+    }
+}
