@@ -189,6 +189,7 @@ impl<E: KvEngine> MergedRead<E> {
             found.extend(best.filter(|e| e.position >= low && e.position <= high));
         }
         found.sort_by_key(|e| e.position);
+        found.dedup_by_key(|e| e.position);
         if self.reverse {
             found.reverse();
         }
