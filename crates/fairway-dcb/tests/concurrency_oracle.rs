@@ -48,8 +48,7 @@ async fn race(store: DcbStore<EmbeddedEngine>, task: usize) -> Vec<Attempt> {
             (query, tags, rng.random_bool(0.1), rng.random_range(0..3), rng.random_range(0..ENTITIES))
         };
         let seen = read_all(&store, query.clone(), ReadOptions::backwards().limit(1)).await;
-        let after =
-            if stale { seen.first().and_then(|e| Some(e.position.prev())) } else { seen.first().map(|e| e.position) };
+        let after = if stale { seen.first().map(|e| e.position.prev()) } else { seen.first().map(|e| e.position) };
         let id = format!("t{task}-n{n}");
         let mut event = Event::new(format!("Kind{kind}"), id.clone().into_bytes()).with_tag(tag(&format!("x:{extra}")));
         // Mostly write inside the own boundary, sometimes into another one.
