@@ -2,15 +2,22 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use redb::{Durability, ReadableTable};
 use tokio::sync::oneshot;
 use tracing::{trace, warn};
 
 use super::conflicts::{History, Verdict, WriteSet};
+use super::wal::{self, Journal, RecordBuilder};
 use super::{DATA, LAST_COMMIT, META, Shared};
 use crate::error::StorageError;
 use crate::kv::{VERSIONSTAMP_LEN, Versionstamp};
+
+/// Longest time between durable database checkpoints (the journal covers the rest).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Journal bytes that force a checkpoint (well under its preallocated size).
+const CHECKPOINT_BYTES: u64 = wal::PREALLOCATED / 2;
 
 /// Written keys remembered for conflict checks (older snapshots get "too old").
 const HISTORY_KEYS: usize = 2_000_000;
@@ -46,15 +53,31 @@ pub struct CommitRequest {
 pub struct Committer {
     shared: Arc<Shared>,
     requests: mpsc::Receiver<CommitRequest>,
-    durable: bool,
+    /// The journal making commits durable; `None` when durability is off.
+    journal: Option<Journal>,
     max_group: usize,
     history: History,
+    record: RecordBuilder,
+    last_checkpoint: Instant,
 }
 
 impl Committer {
-    pub fn new(shared: Arc<Shared>, requests: mpsc::Receiver<CommitRequest>, durable: bool, max_group: usize) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        requests: mpsc::Receiver<CommitRequest>,
+        journal: Option<Journal>,
+        max_group: usize,
+    ) -> Self {
         let last = shared.committed.load(Ordering::SeqCst);
-        Committer { shared, requests, durable, max_group, history: History::new(last, HISTORY_KEYS) }
+        Committer {
+            shared,
+            requests,
+            journal,
+            max_group,
+            history: History::new(last, HISTORY_KEYS),
+            record: RecordBuilder::default(),
+            last_checkpoint: Instant::now(),
+        }
     }
 
     /// Serves commit requests until every sender is gone.
@@ -69,6 +92,31 @@ impl Committer {
             }
             self.commit_group(group);
         }
+        if let Err(err) = self.checkpoint() {
+            warn!(%err, "final checkpoint failed; the journal will be replayed on open");
+        }
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| {
+            !j.is_empty() && (self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || j.len() >= CHECKPOINT_BYTES)
+        })
+    }
+
+    /// Makes everything committed durable in the database itself and restarts the journal.
+    fn checkpoint(&mut self) -> Result<(), StorageError> {
+        let mut write = self.shared.db.begin_write().map_err(StorageError::engine)?;
+        write.set_durability(Durability::Immediate).map_err(StorageError::engine)?;
+        {
+            let mut meta = write.open_table(META).map_err(StorageError::engine)?;
+            meta.insert(LAST_COMMIT, self.shared.committed.load(Ordering::SeqCst)).map_err(StorageError::engine)?;
+        }
+        write.commit().map_err(StorageError::engine)?;
+        if let Some(journal) = &mut self.journal {
+            journal.reset();
+        }
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
 
     fn spurious_conflict(&self) -> bool {
@@ -81,18 +129,19 @@ impl Committer {
         let version = self.shared.committed.load(Ordering::SeqCst) + 1;
         let mut pending = WriteSet::default();
         let mut accepted = Vec::with_capacity(group.len());
+        let checkpoint = self.checkpoint_due();
+        self.record.clear();
         let result = (|| -> Result<(), StorageError> {
             let mut write = self.shared.db.begin_write().map_err(StorageError::engine)?;
-            write
-                .set_durability(if self.durable { Durability::Immediate } else { Durability::None })
-                .map_err(StorageError::engine)?;
+            let durability = if checkpoint { Durability::Immediate } else { Durability::None };
+            write.set_durability(durability).map_err(StorageError::engine)?;
             {
                 let mut table = write.open_table(DATA).map_err(StorageError::engine)?;
                 for request in group {
                     let verdict = if self.spurious_conflict() {
                         Verdict::Conflict
                     } else {
-                        self.history.check(request.read_version, &request.reads, &mut pending)
+                        self.history.check(request.read_version, &request.reads, &pending)
                     };
                     if verdict != Verdict::Clear {
                         self.shared.stats.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +149,7 @@ impl Committer {
                         continue;
                     }
                     let stamp = Versionstamp::new(version, accepted.len() as u16);
-                    apply(&mut table, request.mutations, stamp, &mut pending)?;
+                    apply(&mut table, request.mutations, stamp, &mut pending, &mut self.record)?;
                     accepted.push((request.reply, stamp));
                 }
                 let mut meta = write.open_table(META).map_err(StorageError::engine)?;
@@ -110,7 +159,18 @@ impl Committer {
                 write.abort().map_err(StorageError::engine)?;
                 return Ok(());
             }
-            write.commit().map_err(StorageError::engine)
+            if !checkpoint && let Some(journal) = &mut self.journal {
+                // Durable from here: acknowledged once visible below.
+                journal.append(version, &self.record)?;
+            }
+            write.commit().map_err(StorageError::engine)?;
+            if checkpoint {
+                if let Some(journal) = &mut self.journal {
+                    journal.reset();
+                }
+                self.last_checkpoint = Instant::now();
+            }
+            Ok(())
         })();
         match result {
             Ok(()) if !accepted.is_empty() => {
@@ -148,22 +208,26 @@ fn apply(
     mutations: Vec<Mutation>,
     stamp: Versionstamp,
     written: &mut WriteSet,
+    record: &mut RecordBuilder,
 ) -> Result<(), StorageError> {
     let engine = StorageError::engine;
     for mutation in mutations {
         match mutation {
             Mutation::Set(key, value) => {
                 table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                record.push(wal::SET, &key, &value);
                 written.key(key);
             }
             Mutation::Clear(key) => {
                 table.remove(key.as_slice()).map_err(engine)?;
+                record.push(wal::CLEAR, &key, &[]);
                 written.key(key);
             }
             Mutation::ClearRange(begin, end) => {
                 if begin < end {
                     table.retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false).map_err(engine)?;
                 }
+                record.push(wal::CLEAR_RANGE, &begin, &end);
                 written.range(begin, end);
             }
             Mutation::Add(key, delta) => {
@@ -174,20 +238,57 @@ fn apply(
                     le[..n].copy_from_slice(&bytes[..n]);
                     i64::from_le_bytes(le)
                 });
-                table.insert(key.as_slice(), current.wrapping_add(delta).to_le_bytes().as_slice()).map_err(engine)?;
+                let value = current.wrapping_add(delta).to_le_bytes();
+                table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                record.push(wal::SET, &key, &value);
                 written.key(key);
             }
             Mutation::StampKey { key, offset, value } => {
                 let key = stamped(key, offset, stamp)?;
                 table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                record.push(wal::SET, &key, &value);
                 written.key(key);
             }
             Mutation::StampValue { key, value, offset } => {
                 let value = stamped(value, offset, stamp)?;
                 table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                record.push(wal::SET, &key, &value);
                 written.key(key);
             }
         }
     }
     Ok(())
+}
+
+/// Applies journal records found on open to the database, durably.
+pub fn replay(db: &redb::Database, records: Vec<(u64, Vec<wal::Op>)>) -> Result<Option<u64>, StorageError> {
+    let Some(last) = records.last().map(|r| r.0) else { return Ok(None) };
+    let engine = |e: redb::Error| StorageError::engine(e);
+    let mut write = db.begin_write().map_err(|e| engine(e.into()))?;
+    write.set_durability(Durability::Immediate).map_err(|e| engine(e.into()))?;
+    {
+        let mut table = write.open_table(DATA).map_err(|e| engine(e.into()))?;
+        for (_, ops) in records {
+            for op in ops {
+                match op {
+                    wal::Op::Set(key, value) => {
+                        table.insert(key.as_slice(), value.as_slice()).map_err(|e| engine(e.into()))?;
+                    }
+                    wal::Op::Clear(key) => {
+                        table.remove(key.as_slice()).map_err(|e| engine(e.into()))?;
+                    }
+                    wal::Op::ClearRange(begin, end) if begin < end => {
+                        table
+                            .retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false)
+                            .map_err(|e| engine(e.into()))?;
+                    }
+                    wal::Op::ClearRange(..) => {}
+                }
+            }
+        }
+        let mut meta = write.open_table(META).map_err(|e| engine(e.into()))?;
+        meta.insert(LAST_COMMIT, last).map_err(|e| engine(e.into()))?;
+    }
+    write.commit().map_err(|e| engine(e.into()))?;
+    Ok(Some(last))
 }

@@ -1,20 +1,19 @@
 //! The conflict history: which keys recent commits wrote, to check read ranges against.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
+use std::ops::Bound;
 
 /// Keys and ranges written by one commit.
 #[derive(Default)]
 pub struct WriteSet {
-    keys: Vec<Vec<u8>>,
+    keys: BTreeSet<Vec<u8>>,
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
-    sorted: bool,
 }
 
 impl WriteSet {
     /// Records a written key.
     pub fn key(&mut self, key: Vec<u8>) {
-        self.keys.push(key);
-        self.sorted = false;
+        self.keys.insert(key);
     }
 
     /// Records a cleared range.
@@ -27,19 +26,9 @@ impl WriteSet {
         self.keys.len() + self.ranges.len()
     }
 
-    fn seal(&mut self) {
-        if !self.sorted {
-            self.keys.sort_unstable();
-            self.keys.dedup();
-            self.sorted = true;
-        }
-    }
-
     /// Whether anything written lies in `[begin, end)`.
-    pub fn intersects(&mut self, begin: &[u8], end: &[u8]) -> bool {
-        self.seal();
-        let first = self.keys.partition_point(|k| k.as_slice() < begin);
-        self.keys.get(first).is_some_and(|k| k.as_slice() < end)
+    pub fn intersects(&self, begin: &[u8], end: &[u8]) -> bool {
+        (begin < end && self.keys.range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end))).next().is_some())
             || self.ranges.iter().any(|(b, e)| b.as_slice() < end && begin < e.as_slice())
     }
 }
@@ -85,14 +74,15 @@ impl History {
     /// Checks `reads` of a transaction whose snapshot holds every commit up to
     /// `read_version` against later commits and the writes already accepted into the
     /// commit being built (`pending`).
-    pub fn check(&mut self, read_version: u64, reads: &[(Vec<u8>, Vec<u8>)], pending: &mut WriteSet) -> Verdict {
+    pub fn check(&self, read_version: u64, reads: &[(Vec<u8>, Vec<u8>)], pending: &WriteSet) -> Verdict {
         if reads.is_empty() {
             return Verdict::Clear;
         }
         if read_version < self.floor {
             return Verdict::TooOld;
         }
-        let newer = self.commits.iter_mut().filter(|(v, _)| *v > read_version).map(|(_, w)| w);
+        let first_newer = self.commits.partition_point(|(v, _)| *v <= read_version);
+        let newer = self.commits.range(first_newer..).map(|(_, w)| w);
         for writes in newer.chain(std::iter::once(pending)) {
             if reads.iter().any(|(b, e)| writes.intersects(b, e)) {
                 return Verdict::Conflict;
@@ -118,13 +108,13 @@ mod tests {
         history.push(1, set(&[b"a1"]));
         history.push(2, set(&[b"b1"]));
         let reads = vec![(b"a".to_vec(), b"b".to_vec())];
-        assert_eq!(history.check(0, &reads, &mut WriteSet::default()), Verdict::Conflict);
-        assert_eq!(history.check(1, &reads, &mut WriteSet::default()), Verdict::Clear);
-        assert_eq!(history.check(1, &reads, &mut set(&[b"a9"])), Verdict::Conflict);
+        assert_eq!(history.check(0, &reads, &WriteSet::default()), Verdict::Conflict);
+        assert_eq!(history.check(1, &reads, &WriteSet::default()), Verdict::Clear);
+        assert_eq!(history.check(1, &reads, &set(&[b"a9"])), Verdict::Conflict);
         let mut ranged = WriteSet::default();
         ranged.range(b"a5".to_vec(), b"c".to_vec());
-        assert_eq!(history.check(2, &reads, &mut ranged), Verdict::Conflict);
-        assert_eq!(history.check(2, &[], &mut set(&[b"a"])), Verdict::Clear);
+        assert_eq!(history.check(2, &reads, &ranged), Verdict::Conflict);
+        assert_eq!(history.check(2, &[], &set(&[b"a"])), Verdict::Clear);
     }
 
     #[test]
@@ -134,7 +124,7 @@ mod tests {
         history.push(2, set(&[b"y"]));
         history.push(3, set(&[b"z"]));
         let reads = vec![(b"q".to_vec(), b"r".to_vec())];
-        assert_eq!(history.check(0, &reads, &mut WriteSet::default()), Verdict::TooOld);
-        assert_eq!(history.check(2, &reads, &mut WriteSet::default()), Verdict::Clear);
+        assert_eq!(history.check(0, &reads, &WriteSet::default()), Verdict::TooOld);
+        assert_eq!(history.check(2, &reads, &WriteSet::default()), Verdict::Clear);
     }
 }

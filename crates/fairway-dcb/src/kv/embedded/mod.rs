@@ -7,14 +7,17 @@
 //!   transaction committed since its snapshot (the [`conflicts`] history); any overlap is a
 //!   conflict and the body is run again. Unrelated transactions never conflict.
 //! - **Group commit.** A single committer thread takes every transaction waiting to commit,
-//!   checks and applies them in order inside one database write and makes it durable with
-//!   one fsync; only then is each caller acknowledged.
+//!   checks and applies them in order inside one database write, makes the group durable
+//!   with one journal append and one `fdatasync` ([`wal`]), then makes it visible; only then
+//!   is each caller acknowledged. The database itself is made durable every second (a
+//!   checkpoint), after which the journal starts over; a crash replays it on open.
 //! - **Versionstamps** are (commit number, order in the commit), assigned by the committer,
 //!   so they are gapless per commit, increase in commit order and become visible atomically.
 
 mod committer;
 mod conflicts;
 mod tx;
+mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +41,8 @@ pub(crate) const LAST_COMMIT: &str = "last_commit";
 
 /// Name of the database file inside the engine's directory.
 pub const DATABASE_FILE: &str = "fairway.redb";
+/// Name of the write-ahead journal inside the engine's directory.
+pub const JOURNAL_FILE: &str = "fairway.journal";
 
 /// Settings of the embedded engine.
 #[derive(Clone, Debug)]
@@ -109,7 +114,17 @@ impl EmbeddedEngine {
             .set_cache_size(options.cache_bytes)
             .create(dir.join(DATABASE_FILE))
             .map_err(|e| StorageError::Engine(format!("open {}: {e}", dir.display())))?;
-        let last_commit = read_last_commit(&db)?;
+        let mut last_commit = read_last_commit(&db)?;
+        let journal = if options.durable {
+            let (journal, records) = wal::Journal::open(&dir.join(JOURNAL_FILE), last_commit)?;
+            if let Some(replayed) = committer::replay(&db, records)? {
+                tracing::info!(from = last_commit, to = replayed, "replayed the journal");
+                last_commit = replayed;
+            }
+            Some(journal)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             db,
             committed: AtomicU64::new(last_commit),
@@ -119,7 +134,7 @@ impl EmbeddedEngine {
             stats: Stats::default(),
         });
         let (submit, requests) = mpsc::channel();
-        let committer = Committer::new(shared.clone(), requests, options.durable, options.max_group.clamp(1, 65_535));
+        let committer = Committer::new(shared.clone(), requests, journal, options.max_group.clamp(1, 65_535));
         let handle = std::thread::Builder::new()
             .name("fairway-committer".into())
             .spawn(move || committer.run())

@@ -1,0 +1,223 @@
+//! The DCB store benchmark on the embedded engine, durability on.
+//!
+//! `cargo xtask bench dcb` runs it in release and writes `target/bench/dcb.json`: a JSON array
+//! of `{"name", "value", "unit"}`. Options: `--out <file>`, `--events <n>` (events loaded for
+//! the read figures, default 1,000,000), `--seconds <s>` per append scenario (default 3).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use fairway_dcb::{
+    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Query, QueryItem, ReadOptions, Tag,
+};
+use futures::TryStreamExt;
+
+struct Figures(Vec<(String, f64, &'static str)>);
+
+impl Figures {
+    fn add(&mut self, name: &str, value: f64, unit: &'static str) {
+        eprintln!("{name:<32} {value:>14.2} {unit}");
+        self.0.push((name.to_owned(), value, unit));
+    }
+
+    fn json(&self) -> String {
+        let rows: Vec<String> = self
+            .0
+            .iter()
+            .map(|(n, v, u)| format!("  {{\"name\": \"{n}\", \"value\": {:.3}, \"unit\": \"{u}\"}}", v))
+            .collect();
+        format!("[\n{}\n]\n", rows.join(",\n"))
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Median cost of writing 4 KiB and `fdatasync`ing it, in milliseconds.
+fn fdatasync_ms(dir: &std::path::Path) -> f64 {
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).expect("probe file");
+    let block = vec![7u8; 4096];
+    let mut samples: Vec<f64> = (0..200)
+        .map(|_| {
+            file.write_all(&block).unwrap();
+            let start = Instant::now();
+            file.sync_data().unwrap();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    std::fs::remove_file(path).ok();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    format!(
+        "{{\"n\":{n},\"name\":\"student-{n}\",\"course\":\"course-{}\",\"note\":\"bench payload of about 100 bytes\"}}",
+        n % 1000
+    )
+    .into_bytes()
+}
+
+/// `clients` tasks, each appending one event per request under its own condition.
+async fn conditional(store: &DcbStore<EmbeddedEngine>, clients: usize, seconds: f64, figures: &mut Figures) {
+    let engine = store.engine().clone();
+    let (commits0, txs0) =
+        (engine.stats().commits.load(Ordering::Relaxed), engine.stats().transactions.load(Ordering::Relaxed));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let own = Tag::new("client", format!("c{clients}-{c}")).unwrap();
+                let query = Query::from(QueryItem::types(["Booked"]).with_tags([own.clone()]));
+                let mut after = None;
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let event =
+                        Event::new("Booked", payload(n)).with_tags([own.clone(), Tag::new("seat", n % 97).unwrap()]);
+                    let sent = Instant::now();
+                    let appended = store
+                        .append(vec![event], Some(AppendCondition::none_match_after(query.clone(), after)))
+                        .await
+                        .unwrap();
+                    latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                    after = Some(appended.last());
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    figures.add(&format!("append_conditional_c{clients}_eps"), latencies.len() as f64 / elapsed, "events/s");
+    let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    figures.add(&format!("append_conditional_c{clients}_p50_ms"), p(0.50), "ms");
+    figures.add(&format!("append_conditional_c{clients}_p99_ms"), p(0.99), "ms");
+    let commits = engine.stats().commits.load(Ordering::Relaxed) - commits0;
+    let txs = engine.stats().transactions.load(Ordering::Relaxed) - txs0;
+    figures.add(&format!("appends_per_fsync_c{clients}"), txs as f64 / commits.max(1) as f64, "appends/fsync");
+}
+
+/// `clients` tasks appending 100-event batches.
+async fn batches(store: &DcbStore<EmbeddedEngine>, clients: usize, seconds: f64, figures: &mut Figures, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut events = 0usize;
+                while Instant::now() < deadline {
+                    let batch = (0..100)
+                        .map(|i| {
+                            Event::new("Imported", payload(i))
+                                .with_tags([Tag::new("batch", c).unwrap(), Tag::new("item", events + i).unwrap()])
+                        })
+                        .collect();
+                    store.append(batch, None).await.unwrap();
+                    events += 100;
+                }
+                events
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    figures.add(name, total as f64 / start.elapsed().as_secs_f64(), "events/s");
+}
+
+/// Loads `count` events (tags: a tenant shared by 1/10 of them, an entity shared by 100).
+async fn load(store: &DcbStore<EmbeddedEngine>, count: usize) {
+    let start = Instant::now();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(2000) {
+        let batch = chunk
+            .iter()
+            .map(|&n| {
+                Event::new(["Registered", "Subscribed", "Paid"][n % 3], payload(n)).with_tags([
+                    Tag::new("tenant", n % 10).unwrap(),
+                    Tag::new("entity", n % (count / 100).max(1)).unwrap(),
+                ])
+            })
+            .collect();
+        store.append(batch, None).await.unwrap();
+    }
+    eprintln!("loaded {count} events in {:.1}s", start.elapsed().as_secs_f64());
+}
+
+async fn read_rate(store: &DcbStore<EmbeddedEngine>, query: Query) -> (usize, f64) {
+    let start = Instant::now();
+    let mut stream = store.read(query, ReadOptions::forwards());
+    let mut count = 0usize;
+    let mut bytes = 0usize;
+    while let Some(event) = stream.try_next().await.unwrap() {
+        count += 1;
+        bytes += event.event.payload.len();
+    }
+    assert!(bytes > 0);
+    (count, count as f64 / start.elapsed().as_secs_f64())
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let out = arg("--out").unwrap_or_else(|| "target/bench/dcb.json".into());
+    let events: usize = arg("--events").map_or(1_000_000, |v| v.parse().expect("--events <n>"));
+    let seconds: f64 = arg("--seconds").map_or(3.0, |v| v.parse().expect("--seconds <s>"));
+    let root = tempfile::Builder::new().prefix("fairway-bench").tempdir_in("target").expect("temp dir under target/");
+    let mut figures = Figures(Vec::new());
+    figures.add("fdatasync_4k_before_ms", fdatasync_ms(root.path()), "ms");
+
+    let append_dir = root.path().join("append");
+    let durable = std::env::var("BENCH_NONDURABLE").is_err();
+    let engine =
+        Arc::new(EmbeddedEngine::open(&append_dir, EmbeddedOptions { durable, ..EmbeddedOptions::default() }).unwrap());
+    let store = DcbStore::new(engine.clone(), "bench").unwrap();
+    for clients in [1, 4, 16, 64] {
+        conditional(&store, clients, seconds, &mut figures).await;
+    }
+    batches(&store, 1, seconds, &mut figures, "append_batch100_c1_eps").await;
+    batches(&store, 4, seconds, &mut figures, "append_batch100_eps").await;
+    engine.close();
+    drop(store);
+
+    let read_dir = root.path().join("read");
+    let engine = Arc::new(EmbeddedEngine::open(&read_dir, EmbeddedOptions::default()).unwrap());
+    let store = DcbStore::new(engine.clone(), "bench").unwrap();
+    load(&store, events).await;
+    let (count, rate) = read_rate(&store, Query::all()).await;
+    assert_eq!(count, events);
+    figures.add("read_all_eps", rate, "events/s");
+    let (count, rate) = read_rate(&store, Query::from(QueryItem::tags([Tag::new("tenant", 3).unwrap()]))).await;
+    assert_eq!(count, events / 10);
+    figures.add("read_tag_eps", rate, "events/s");
+    let (_, rate) =
+        read_rate(&store, Query::from(QueryItem::types(["Paid"]).with_tags([Tag::new("tenant", 3).unwrap()]))).await;
+    figures.add("read_type_tag_eps", rate, "events/s");
+    engine.close();
+    drop(store);
+    figures.add("store_bytes_per_event", dir_bytes(&read_dir) as f64 / events as f64, "bytes");
+    figures.add("fdatasync_4k_after_ms", fdatasync_ms(root.path()), "ms");
+
+    if let Some(parent) = std::path::Path::new(&out).parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&out, figures.json()).unwrap();
+    eprintln!("wrote {out}");
+}
