@@ -261,7 +261,7 @@ fn apply(
 }
 
 /// Applies journal records found on open to the database, durably.
-pub fn replay(db: &redb::Database, records: Vec<(u64, Vec<wal::Op>)>) -> Result<Option<u64>, StorageError> {
+pub fn replay(db: &redb::Database, records: Vec<wal::Replayed>) -> Result<Option<u64>, StorageError> {
     let Some(last) = records.last().map(|r| r.0) else { return Ok(None) };
     let engine = |e: redb::Error| StorageError::engine(e);
     let mut write = db.begin_write().map_err(|e| engine(e.into()))?;

@@ -34,6 +34,9 @@ pub enum Op {
     ClearRange(Vec<u8>, Vec<u8>),
 }
 
+/// A commit found in the journal: its number and its writes.
+pub type Replayed = (u64, Vec<Op>);
+
 /// Encodes the ops of one commit.
 #[derive(Default)]
 pub struct RecordBuilder {
@@ -77,7 +80,7 @@ fn io(context: &str) -> impl Fn(std::io::Error) -> StorageError + '_ {
 impl Journal {
     /// Opens (creating and preallocating if needed) the journal at `path` and returns it with
     /// the records that follow commit `last_durable` without a gap.
-    pub fn open(path: &Path, last_durable: u64) -> Result<(Self, Vec<(u64, Vec<Op>)>), StorageError> {
+    pub fn open(path: &Path, last_durable: u64) -> Result<(Self, Vec<Replayed>), StorageError> {
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io("open"))?;
         let mut bytes = Vec::new();
@@ -130,7 +133,7 @@ impl Journal {
 }
 
 /// The valid, gapless records after `last_durable`.
-fn parse(bytes: &[u8], last_durable: u64) -> Vec<(u64, Vec<Op>)> {
+fn parse(bytes: &[u8], last_durable: u64) -> Vec<Replayed> {
     let mut records = Vec::new();
     let mut at = 0usize;
     let mut expected = last_durable + 1;
