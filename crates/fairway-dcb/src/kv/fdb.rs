@@ -1,1 +1,220 @@
-//! FoundationDB engine (in progress).
+//! The FoundationDB engine (feature `fdb`, client API 7.3).
+//!
+//! A thin translation of the storage port onto the `foundationdb` crate: every piece of
+//! logic above it (DCB layout, planning, conditions, subscriptions) is shared with the
+//! embedded engine and tested there. What lives here:
+//! - the retry loop: a body runs in a fresh transaction; its commit or a retryable read
+//!   error goes through `on_error` (FoundationDB's own backoff), bounded by the engine's
+//!   [`RetryPolicy`] and a per-transaction timeout;
+//! - versionstamped keys/values with the API ≥ 520 format (4-byte little-endian offset
+//!   appended to the parameter) and `get_versionstamp` read after commit;
+//! - watches for [`KvEngine::watch_any`].
+//!
+//! Limits to keep in mind (enforced above this layer by the DCB limits): 10 MB per
+//! transaction, 100 kB per value, 5 s per transaction — long reads page across transactions.
+
+use std::sync::{Arc, Once};
+
+use foundationdb::options::{MutationType, StreamingMode, TransactionOption};
+use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
+use futures::FutureExt;
+
+use crate::error::StorageError;
+use crate::kv::{Committed, KeyValue, KvEngine, KvTransaction, RangeScan, RetryPolicy, TxError, Versionstamp, Watch};
+
+/// Milliseconds after which a single transaction attempt is cancelled.
+const TRANSACTION_TIMEOUT_MS: i32 = 5_000;
+
+fn storage(err: FdbError) -> StorageError {
+    StorageError::Fdb { code: err.code(), message: err.message().to_owned() }
+}
+
+static NETWORK: Once = Once::new();
+
+/// Starts the FoundationDB client network thread once per process. It runs until the
+/// process exits (the client library allows one network per process).
+fn boot_network() {
+    NETWORK.call_once(|| {
+        // SAFETY: called once per process (guarded by `Once`); the returned guard is leaked
+        // so the network is never stopped while transactions may still use it.
+        let network = unsafe { foundationdb::boot() };
+        std::mem::forget(network);
+    });
+}
+
+/// The FoundationDB engine.
+pub struct FdbEngine {
+    db: Database,
+    retry: RetryPolicy,
+}
+
+impl FdbEngine {
+    /// Connects to the cluster described by `cluster_file` (`None`: the default file).
+    pub fn open(cluster_file: Option<&str>, retry: RetryPolicy) -> Result<Self, StorageError> {
+        boot_network();
+        let db = Database::new(cluster_file).map_err(storage)?;
+        Ok(FdbEngine { db, retry })
+    }
+
+    /// Removes every key starting with `prefix` (e.g. a test namespace).
+    pub async fn clear_prefix(&self, prefix: &[u8]) -> Result<(), StorageError> {
+        let mut end = prefix.to_vec();
+        end.push(0xff);
+        self.transact(|tx| {
+            tx.clear_range(prefix, &end);
+            async { Ok::<_, StorageError>(()) }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn new_transaction(&self) -> Result<Transaction, StorageError> {
+        let trx = self.db.create_trx().map_err(storage)?;
+        trx.set_option(TransactionOption::Timeout(TRANSACTION_TIMEOUT_MS)).map_err(storage)?;
+        Ok(trx)
+    }
+}
+
+/// A FoundationDB transaction attempt.
+#[derive(Clone)]
+pub struct FdbTx {
+    trx: Arc<Transaction>,
+    stamped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn with_offset(mut bytes: Vec<u8>, offset: usize) -> Vec<u8> {
+    bytes.extend_from_slice(&(offset as u32).to_le_bytes());
+    bytes
+}
+
+impl KvTransaction for FdbTx {
+    async fn get(&self, key: &[u8], snapshot: bool) -> Result<Option<Vec<u8>>, StorageError> {
+        let value = self.trx.get(key, snapshot).await.map_err(storage)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    async fn get_range(&self, scan: &RangeScan) -> Result<Vec<KeyValue>, StorageError> {
+        let mut option = RangeOption {
+            begin: KeySelector::first_greater_or_equal(scan.begin.clone()),
+            end: KeySelector::first_greater_or_equal(scan.end.clone()),
+            limit: (scan.limit > 0).then_some(scan.limit),
+            reverse: scan.reverse,
+            mode: if scan.limit > 0 { StreamingMode::Exact } else { StreamingMode::WantAll },
+            ..RangeOption::default()
+        };
+        let mut out = Vec::new();
+        let mut iteration = 1;
+        loop {
+            let values = self.trx.get_range(&option, iteration, scan.snapshot).await.map_err(storage)?;
+            out.extend(values.iter().map(|kv| KeyValue { key: kv.key().to_vec(), value: kv.value().to_vec() }));
+            match option.next_range(&values) {
+                Some(next) => option = next,
+                None => return Ok(out),
+            }
+            iteration += 1;
+        }
+    }
+
+    fn set(&self, key: &[u8], value: &[u8]) {
+        self.trx.set(key, value);
+    }
+
+    fn clear(&self, key: &[u8]) {
+        self.trx.clear(key);
+    }
+
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        self.trx.clear_range(begin, end);
+    }
+
+    fn atomic_add(&self, key: &[u8], delta: i64) {
+        self.trx.atomic_op(key, &delta.to_le_bytes(), MutationType::Add);
+    }
+
+    fn set_versionstamped_key(&self, key: Vec<u8>, offset: usize, value: &[u8]) {
+        self.stamped.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.trx.atomic_op(&with_offset(key, offset), value, MutationType::SetVersionstampedKey);
+    }
+
+    fn set_versionstamped_value(&self, key: &[u8], value: Vec<u8>, offset: usize) {
+        self.stamped.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.trx.atomic_op(key, &with_offset(value, offset), MutationType::SetVersionstampedValue);
+    }
+}
+
+impl KvEngine for FdbEngine {
+    type Tx = FdbTx;
+
+    async fn transact<T, E, F, Fut>(&self, mut body: F) -> Result<Committed<T>, E>
+    where
+        T: Send,
+        E: TxError,
+        F: FnMut(Self::Tx) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<T, E>> + Send,
+    {
+        let mut trx = self.new_transaction()?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let tx = FdbTx { trx: Arc::new(trx), stamped: Default::default() };
+            let outcome = body(tx.clone()).await;
+            let stamped = tx.stamped.load(std::sync::atomic::Ordering::Relaxed);
+            let FdbTx { trx: shared, .. } = tx;
+            let owned = Arc::try_unwrap(shared)
+                .map_err(|_| E::from(StorageError::Engine("a transaction handle outlived its body".into())))?;
+            let failure = match outcome {
+                Ok(value) => {
+                    let stamp = stamped.then(|| owned.get_versionstamp());
+                    match owned.commit().await {
+                        Ok(_) => {
+                            let versionstamp = match stamp {
+                                Some(stamp) => {
+                                    let bytes = stamp.await.map_err(storage)?;
+                                    let array: [u8; 10] = bytes[..]
+                                        .try_into()
+                                        .map_err(|_| StorageError::Engine("versionstamp is not 10 bytes".into()))?;
+                                    Some(Versionstamp(array))
+                                }
+                                None => None,
+                            };
+                            return Ok(Committed { value, versionstamp });
+                        }
+                        Err(commit_error) => {
+                            let code = commit_error.code();
+                            if attempt >= self.retry.max_attempts {
+                                return Err(E::from(StorageError::RetriesExhausted {
+                                    attempts: attempt,
+                                    last: FdbError::from_code(code).to_string(),
+                                }));
+                            }
+                            trx = commit_error.on_error().await.map_err(storage)?;
+                            continue;
+                        }
+                    }
+                }
+                Err(err) => err,
+            };
+            let code = match failure.as_storage() {
+                Some(StorageError::Fdb { code, .. }) => *code,
+                _ => return Err(failure),
+            };
+            if attempt >= self.retry.max_attempts {
+                return Err(failure);
+            }
+            // `on_error` backs off and resets the transaction if the error is retryable, and
+            // fails with it otherwise.
+            trx = owned.on_error(FdbError::from_code(code)).await.map_err(storage)?;
+        }
+    }
+
+    async fn watch_any(&self, keys: Vec<Vec<u8>>) -> Result<Watch, StorageError> {
+        let trx = self.db.create_trx().map_err(storage)?;
+        let watches: Vec<_> = keys.iter().map(|key| trx.watch(key)).collect();
+        trx.commit().await.map_err(|e| storage(FdbError::from_code(e.code())))?;
+        Ok(async move {
+            let (result, _, _) = futures::future::select_all(watches).await;
+            result.map_err(storage)
+        }
+        .boxed())
+    }
+}

@@ -1,0 +1,55 @@
+//! The conformance suite on FoundationDB. Runs when the crate is built with the `fdb`
+//! feature and `FAIRWAY_FDB_CLUSTER_FILE` names a cluster file; otherwise each case prints
+//! why it did not run. Every case works in its own random namespace.
+//!
+//! `FAIRWAY_FDB_CLUSTER_FILE=/etc/foundationdb/fdb.cluster cargo test -p fairway-dcb --features fdb --test conformance_fdb`
+//! (or `cargo xtask fdb-test`).
+
+/// The variable naming the cluster file.
+pub const CLUSTER_FILE_VAR: &str = "FAIRWAY_FDB_CLUSTER_FILE";
+
+#[cfg(feature = "fdb")]
+mod on_foundationdb {
+    use std::sync::Arc;
+
+    use fairway_dcb::DcbStore;
+    use fairway_dcb::conformance::StoreFactory;
+    use fairway_dcb::kv::RetryPolicy;
+    use fairway_dcb::kv::fdb::FdbEngine;
+
+    use super::CLUSTER_FILE_VAR;
+
+    struct Fdb {
+        engine: Arc<FdbEngine>,
+    }
+
+    impl StoreFactory for Fdb {
+        type Store = DcbStore<FdbEngine>;
+
+        async fn open(&self, namespace: &str) -> DcbStore<FdbEngine> {
+            DcbStore::new(self.engine.clone(), namespace).expect("valid namespace")
+        }
+    }
+
+    async fn foundationdb() -> Option<Fdb> {
+        let Ok(cluster_file) = std::env::var(CLUSTER_FILE_VAR) else {
+            eprintln!("notice: FoundationDB conformance skipped: {CLUSTER_FILE_VAR} is not set");
+            return None;
+        };
+        let engine = FdbEngine::open(Some(&cluster_file), RetryPolicy::default()).expect("cluster reachable");
+        Some(Fdb { engine: Arc::new(engine) })
+    }
+
+    fairway_dcb::conformance_tests!(foundationdb);
+}
+
+#[cfg(not(feature = "fdb"))]
+#[test]
+fn foundationdb_conformance_needs_the_fdb_feature() {
+    let configured = std::env::var(CLUSTER_FILE_VAR).is_ok();
+    eprintln!(
+        "notice: FoundationDB conformance skipped: built without the `fdb` feature{}",
+        if configured { " although a cluster file is configured" } else { "" }
+    );
+    assert!(!cfg!(feature = "fdb"));
+}
