@@ -14,6 +14,9 @@ use fairway_dcb::{
 };
 use futures::TryStreamExt;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Figures(Vec<(String, f64, &'static str)>);
 
 impl Figures {
@@ -189,18 +192,36 @@ async fn main() {
     let engine =
         Arc::new(EmbeddedEngine::open(&append_dir, EmbeddedOptions { durable, ..EmbeddedOptions::default() }).unwrap());
     let store = DcbStore::new(engine.clone(), "bench").unwrap();
-    for clients in [1, 4, 16, 64] {
-        conditional(&store, clients, seconds, &mut figures).await;
+    let reads_only = std::env::args().any(|a| a == "--reads-only");
+    if !reads_only {
+        let batches_only = std::env::args().any(|a| a == "--batches-only");
+        for clients in [1, 4, 16, 64].into_iter().filter(|_| !batches_only) {
+            conditional(&store, clients, seconds, &mut figures).await;
+        }
+        batches(&store, 1, seconds, &mut figures, "append_batch100_c1_eps").await;
+        batches(&store, 4, seconds, &mut figures, "append_batch100_eps").await;
     }
-    batches(&store, 1, seconds, &mut figures, "append_batch100_c1_eps").await;
-    batches(&store, 4, seconds, &mut figures, "append_batch100_eps").await;
     engine.close();
     drop(store);
 
+    if std::env::args().any(|a| a == "--writes-only") {
+        return;
+    }
     let read_dir = root.path().join("read");
-    let engine = Arc::new(EmbeddedEngine::open(&read_dir, EmbeddedOptions::default()).unwrap());
+    let mut options = EmbeddedOptions::default();
+    if let Some(mb) = arg("--cache-mb") {
+        options.cache_bytes = mb.parse::<usize>().expect("--cache-mb <n>") << 20;
+    }
+    let engine = Arc::new(EmbeddedEngine::open(&read_dir, options).unwrap());
     let store = DcbStore::new(engine.clone(), "bench").unwrap();
     load(&store, events).await;
+    let (stored, metadata, fragmented) = engine.space().unwrap();
+    eprintln!("space: stored {stored} metadata {metadata} fragmented {fragmented} file {}", dir_bytes(&read_dir));
+    let repeat: usize = arg("--read-repeat").map_or(1, |v| v.parse().expect("--read-repeat <n>"));
+    for _ in 1..repeat {
+        read_rate(&store, Query::all()).await;
+        read_rate(&store, Query::from(QueryItem::tags([Tag::new("tenant", 3).unwrap()]))).await;
+    }
     let (count, rate) = read_rate(&store, Query::all()).await;
     assert_eq!(count, events);
     figures.add("read_all_eps", rate, "events/s");

@@ -20,7 +20,7 @@ use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
 use futures::FutureExt;
 
 use crate::error::StorageError;
-use crate::kv::{Committed, KeyValue, KvEngine, KvTransaction, RangeScan, RetryPolicy, TxError, Versionstamp, Watch};
+use crate::kv::{Committed, KvEngine, KvTransaction, RangeScan, RetryPolicy, TxError, Versionstamp, Watch};
 
 /// Milliseconds after which a single transaction attempt is cancelled.
 const TRANSACTION_TIMEOUT_MS: i32 = 5_000;
@@ -93,7 +93,10 @@ impl KvTransaction for FdbTx {
         Ok(value.map(|v| v.to_vec()))
     }
 
-    async fn get_range(&self, scan: &RangeScan) -> Result<Vec<KeyValue>, StorageError> {
+    async fn scan_range<V>(&self, scan: &RangeScan, mut visit: V) -> Result<usize, StorageError>
+    where
+        V: FnMut(&[u8], &[u8]) -> Result<(), StorageError> + Send,
+    {
         let mut option = RangeOption {
             begin: KeySelector::first_greater_or_equal(scan.begin.clone()),
             end: KeySelector::first_greater_or_equal(scan.end.clone()),
@@ -102,14 +105,17 @@ impl KvTransaction for FdbTx {
             mode: if scan.limit > 0 { StreamingMode::Exact } else { StreamingMode::WantAll },
             ..RangeOption::default()
         };
-        let mut out = Vec::new();
+        let mut count = 0;
         let mut iteration = 1;
         loop {
             let values = self.trx.get_range(&option, iteration, scan.snapshot).await.map_err(storage)?;
-            out.extend(values.iter().map(|kv| KeyValue { key: kv.key().to_vec(), value: kv.value().to_vec() }));
+            for pair in values.iter() {
+                visit(pair.key(), pair.value())?;
+                count += 1;
+            }
             match option.next_range(&values) {
                 Some(next) => option = next,
-                None => return Ok(out),
+                None => return Ok(count),
             }
             iteration += 1;
         }

@@ -104,8 +104,24 @@ pub trait KvTransaction: Clone + Send + Sync + 'static {
     /// Reads one key.
     fn get(&self, key: &[u8], snapshot: bool) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send;
 
-    /// Scans a key range.
-    fn get_range(&self, scan: &RangeScan) -> impl Future<Output = Result<Vec<KeyValue>, StorageError>> + Send;
+    /// Scans a key range, handing each pair to `visit` in scan order without copying it;
+    /// returns how many pairs were visited. An error from `visit` stops the scan.
+    fn scan_range<V>(&self, scan: &RangeScan, visit: V) -> impl Future<Output = Result<usize, StorageError>> + Send
+    where
+        V: FnMut(&[u8], &[u8]) -> Result<(), StorageError> + Send;
+
+    /// Scans a key range into owned pairs.
+    fn get_range(&self, scan: &RangeScan) -> impl Future<Output = Result<Vec<KeyValue>, StorageError>> + Send {
+        async move {
+            let mut pairs = Vec::new();
+            self.scan_range(scan, |key, value| {
+                pairs.push(KeyValue { key: key.to_vec(), value: value.to_vec() });
+                Ok(())
+            })
+            .await?;
+            Ok(pairs)
+        }
+    }
 
     /// Writes a key.
     fn set(&self, key: &[u8], value: &[u8]);

@@ -32,27 +32,47 @@ pub async fn read_page<T: KvTransaction>(
     snapshot: bool,
 ) -> Result<Page, StorageError> {
     let (begin, end) = scan.range.bounds(low, high);
-    let pairs = tx.get_range(&RangeScan { begin, end, limit, reverse, snapshot }).await?;
-    let exhausted = pairs.len() < limit;
-    let mut events = Vec::with_capacity(pairs.len());
+    let range = RangeScan { begin, end, limit, reverse, snapshot };
+    let mut events = Vec::new();
     let mut last_scanned = None;
-    for pair in pairs {
-        let position = scan
-            .range
-            .position_of(&pair.key)
-            .ok_or_else(|| StorageError::Corrupt("index key without a position".into()))?;
-        last_scanned = Some(position);
-        let record = match scan.source {
-            ScanSource::Log => pair.value,
-            ScanSource::Index => tx
-                .get(&log.key(position), true)
-                .await?
-                .ok_or_else(|| StorageError::Corrupt(format!("index points at missing event {position}")))?,
-        };
-        let (event, recorded_at) = codec::decode(&record)?;
-        if scan.filter.as_ref().is_none_or(|item| item.matches(&event)) {
-            events.push(SequencedEvent { position, recorded_at, event });
+    let visited = match scan.source {
+        ScanSource::Log => {
+            tx.scan_range(&range, |key, value| {
+                let position = position_in(&scan.range, key)?;
+                last_scanned = Some(position);
+                let (event, recorded_at) = codec::decode(value)?;
+                if scan.filter.as_ref().is_none_or(|item| item.matches(&event)) {
+                    events.push(SequencedEvent { position, recorded_at, event });
+                }
+                Ok(())
+            })
+            .await?
         }
-    }
-    Ok(Page { events, last_scanned, exhausted })
+        ScanSource::Index => {
+            let mut positions = Vec::new();
+            let visited = tx
+                .scan_range(&range, |key, _| {
+                    positions.push(position_in(&scan.range, key)?);
+                    Ok(())
+                })
+                .await?;
+            last_scanned = positions.last().copied();
+            for position in positions {
+                let record = tx
+                    .get(&log.key(position), true)
+                    .await?
+                    .ok_or_else(|| StorageError::Corrupt(format!("index points at missing event {position}")))?;
+                let (event, recorded_at) = codec::decode(&record)?;
+                if scan.filter.as_ref().is_none_or(|item| item.matches(&event)) {
+                    events.push(SequencedEvent { position, recorded_at, event });
+                }
+            }
+            visited
+        }
+    };
+    Ok(Page { events, last_scanned, exhausted: visited < limit })
+}
+
+fn position_in(range: &PositionedRange, key: &[u8]) -> Result<Position, StorageError> {
+    range.position_of(key).ok_or_else(|| StorageError::Corrupt("index key without a position".into()))
 }

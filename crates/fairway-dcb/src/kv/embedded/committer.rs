@@ -132,6 +132,7 @@ impl Committer {
         let checkpoint = self.checkpoint_due();
         self.record.clear();
         let result = (|| -> Result<(), StorageError> {
+            let mut writes = Vec::new();
             let mut write = self.shared.db.begin_write().map_err(StorageError::engine)?;
             let durability = if checkpoint { Durability::Immediate } else { Durability::None };
             write.set_durability(durability).map_err(StorageError::engine)?;
@@ -149,9 +150,10 @@ impl Committer {
                         continue;
                     }
                     let stamp = Versionstamp::new(version, accepted.len() as u16);
-                    apply(&mut table, request.mutations, stamp, &mut pending, &mut self.record)?;
+                    resolve(request.mutations, stamp, &mut pending, &mut writes)?;
                     accepted.push((request.reply, stamp));
                 }
+                apply(&mut table, std::mem::take(&mut writes), &mut self.record)?;
                 let mut meta = write.open_table(META).map_err(StorageError::engine)?;
                 meta.insert(LAST_COMMIT, version).map_err(StorageError::engine)?;
             }
@@ -203,34 +205,77 @@ fn stamped(mut bytes: Vec<u8>, offset: usize, stamp: Versionstamp) -> Result<Vec
     Ok(bytes)
 }
 
-fn apply(
-    table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+/// A mutation with its versionstamp filled in.
+enum Resolved {
+    Set(Vec<u8>, Vec<u8>),
+    Clear(Vec<u8>),
+    ClearRange(Vec<u8>, Vec<u8>),
+    Add(Vec<u8>, i64),
+}
+
+impl Resolved {
+    fn key(&self) -> &[u8] {
+        match self {
+            Resolved::Set(k, _) | Resolved::Clear(k) | Resolved::ClearRange(k, _) | Resolved::Add(k, _) => k,
+        }
+    }
+}
+
+/// Fills in `stamp` and records the written keys for conflict checks.
+fn resolve(
     mutations: Vec<Mutation>,
     stamp: Versionstamp,
     written: &mut WriteSet,
+    out: &mut Vec<Resolved>,
+) -> Result<(), StorageError> {
+    for mutation in mutations {
+        let resolved = match mutation {
+            Mutation::Set(key, value) => Resolved::Set(key, value),
+            Mutation::Clear(key) => Resolved::Clear(key),
+            Mutation::ClearRange(begin, end) => {
+                written.range(begin.clone(), end.clone());
+                out.push(Resolved::ClearRange(begin, end));
+                continue;
+            }
+            Mutation::Add(key, delta) => Resolved::Add(key, delta),
+            Mutation::StampKey { key, offset, value } => Resolved::Set(stamped(key, offset, stamp)?, value),
+            Mutation::StampValue { key, value, offset } => Resolved::Set(key, stamped(value, offset, stamp)?),
+        };
+        written.key(resolved.key().to_vec());
+        out.push(resolved);
+    }
+    Ok(())
+}
+
+/// Applies a group's writes in key order (in call order when ranges are cleared, since those
+/// do not commute with other writes) and records them in the journal record.
+fn apply(
+    table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    mut writes: Vec<Resolved>,
     record: &mut RecordBuilder,
 ) -> Result<(), StorageError> {
     let engine = StorageError::engine;
-    for mutation in mutations {
-        match mutation {
-            Mutation::Set(key, value) => {
+    if !writes.iter().any(|w| matches!(w, Resolved::ClearRange(..))) {
+        // Stable: writes to one key keep their order. Sorted inserts walk the tree once.
+        writes.sort_by(|a, b| a.key().cmp(b.key()));
+    }
+    for write in writes {
+        match write {
+            Resolved::Set(key, value) => {
                 table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
                 record.push(wal::SET, &key, &value);
-                written.key(key);
             }
-            Mutation::Clear(key) => {
+            Resolved::Clear(key) => {
                 table.remove(key.as_slice()).map_err(engine)?;
                 record.push(wal::CLEAR, &key, &[]);
-                written.key(key);
             }
-            Mutation::ClearRange(begin, end) => {
+            Resolved::ClearRange(begin, end) => {
                 if begin < end {
                     table.retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false).map_err(engine)?;
                 }
                 record.push(wal::CLEAR_RANGE, &begin, &end);
-                written.range(begin, end);
             }
-            Mutation::Add(key, delta) => {
+            Resolved::Add(key, delta) => {
                 let current = table.get(key.as_slice()).map_err(engine)?.map_or(0i64, |v| {
                     let bytes = v.value();
                     let mut le = [0u8; 8];
@@ -241,19 +286,6 @@ fn apply(
                 let value = current.wrapping_add(delta).to_le_bytes();
                 table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
                 record.push(wal::SET, &key, &value);
-                written.key(key);
-            }
-            Mutation::StampKey { key, offset, value } => {
-                let key = stamped(key, offset, stamp)?;
-                table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
-                record.push(wal::SET, &key, &value);
-                written.key(key);
-            }
-            Mutation::StampValue { key, value, offset } => {
-                let value = stamped(value, offset, stamp)?;
-                table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
-                record.push(wal::SET, &key, &value);
-                written.key(key);
             }
         }
     }

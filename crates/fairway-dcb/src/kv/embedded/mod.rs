@@ -64,7 +64,7 @@ pub struct EmbeddedOptions {
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: 1024 * 1024 * 1024,
             durable: true,
             retry: RetryPolicy::default(),
             spurious_conflict_rate: 0.0,
@@ -156,6 +156,15 @@ impl EmbeddedEngine {
     /// Committer counters.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// Space accounting of the database file: `(stored, metadata, fragmented)` bytes.
+    pub fn space(&self) -> Result<(u64, u64, u64), StorageError> {
+        let write = self.shared.db.begin_write().map_err(StorageError::engine)?;
+        let stats = write.stats().map_err(StorageError::engine)?;
+        let out = (stats.stored_bytes(), stats.metadata_bytes(), stats.fragmented_bytes());
+        write.abort().map_err(StorageError::engine)?;
+        Ok(out)
     }
 
     /// Changes the spurious conflict rate (test hook; see [`EmbeddedOptions`]).

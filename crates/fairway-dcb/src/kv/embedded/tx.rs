@@ -11,11 +11,12 @@ use tokio::sync::oneshot;
 use super::committer::{CommitReply, CommitRequest, Mutation};
 use super::{DATA, Shared};
 use crate::error::StorageError;
-use crate::kv::{KeyValue, KvTransaction, RangeScan};
+use crate::kv::{KvTransaction, RangeScan};
 
 type Table = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
-type RangeItem<'a> =
-    Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
+
+/// A callback receiving scanned pairs.
+type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StorageError> + 'a;
 
 /// A transaction of the embedded engine. Clones are handles to the same transaction.
 #[derive(Clone)]
@@ -89,23 +90,34 @@ impl EmbeddedTx {
         Ok(table.get(key).map_err(StorageError::engine)?.map(|v| v.value().to_vec()))
     }
 
-    fn snapshot_range(&self, scan: &RangeScan, limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        let Some(table) = &self.inner.table else { return Ok(Vec::new()) };
+    /// Visits the snapshot's pairs in `scan` (at most `limit`, 0: all); returns the count
+    /// and the last key visited.
+    fn snapshot_visit(
+        &self,
+        scan: &RangeScan,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(usize, Option<Vec<u8>>), StorageError> {
+        let Some(table) = &self.inner.table else { return Ok((0, None)) };
         if scan.begin >= scan.end {
-            return Ok(Vec::new());
+            return Ok((0, None));
         }
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&scan.begin), Bound::Excluded(&scan.end));
-        let range = table.range::<&[u8]>(bounds).map_err(StorageError::engine)?;
+        let mut range = table.range::<&[u8]>(bounds).map_err(StorageError::engine)?;
         let limit = if limit == 0 { usize::MAX } else { limit };
-        let to_pair = |item: RangeItem<'_>| {
-            item.map(|(k, v)| KeyValue { key: k.value().to_vec(), value: v.value().to_vec() })
-                .map_err(StorageError::engine)
-        };
-        if scan.reverse {
-            range.rev().take(limit).map(to_pair).collect()
-        } else {
-            range.take(limit).map(to_pair).collect()
+        let mut count = 0;
+        let mut last = None;
+        while count < limit {
+            let item = if scan.reverse { range.next_back() } else { range.next() };
+            let Some(item) = item else { break };
+            let (key, value) = item.map_err(StorageError::engine)?;
+            visit(key.value(), value.value())?;
+            count += 1;
+            if count == limit {
+                last = Some(key.value().to_vec());
+            }
         }
+        Ok((count, last))
     }
 }
 
@@ -137,37 +149,52 @@ impl KvTransaction for EmbeddedTx {
         self.snapshot_get(key)
     }
 
-    async fn get_range(&self, scan: &RangeScan) -> Result<Vec<KeyValue>, StorageError> {
+    async fn scan_range<V>(&self, scan: &RangeScan, mut visit: V) -> Result<usize, StorageError>
+    where
+        V: FnMut(&[u8], &[u8]) -> Result<(), StorageError> + Send,
+    {
         let own_writes = self.state().touches(&scan.begin, &scan.end);
-        let pairs = if own_writes {
+        let (count, last) = if own_writes {
             // Merge the snapshot with this transaction's own writes, then apply the limit.
-            let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-                self.snapshot_range(scan, 0)?.into_iter().map(|kv| (kv.key, kv.value)).collect();
-            let state = self.state();
-            merged.retain(|k, _| state.own_value(k).is_none());
-            for (k, v) in
-                state.overlay.range::<[u8], _>((Bound::Included(&scan.begin[..]), Bound::Excluded(&scan.end[..])))
-            {
-                if let Some(v) = v {
-                    merged.insert(k.clone(), v.clone());
+            let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            self.snapshot_visit(scan, 0, &mut |k, v| {
+                merged.insert(k.to_vec(), v.to_vec());
+                Ok(())
+            })?;
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = {
+                let state = self.state();
+                merged.retain(|k, _| state.own_value(k).is_none());
+                let inside = (Bound::Included(&scan.begin[..]), Bound::Excluded(&scan.end[..]));
+                for (k, v) in state.overlay.range::<[u8], _>(inside) {
+                    if let Some(v) = v {
+                        merged.insert(k.clone(), v.clone());
+                    }
                 }
+                let limit = if scan.limit == 0 { usize::MAX } else { scan.limit };
+                if scan.reverse {
+                    merged.into_iter().rev().take(limit).collect()
+                } else {
+                    merged.into_iter().take(limit).collect()
+                }
+            };
+            for (k, v) in &pairs {
+                visit(k, v)?;
             }
-            let limit = if scan.limit == 0 { usize::MAX } else { scan.limit };
-            let iter = merged.into_iter().map(|(key, value)| KeyValue { key, value });
-            if scan.reverse { iter.rev().take(limit).collect() } else { iter.take(limit).collect() }
+            let limited = scan.limit != 0 && pairs.len() >= scan.limit;
+            (pairs.len(), if limited { pairs.last().map(|(k, _)| k.clone()) } else { None })
         } else {
-            self.snapshot_range(scan, scan.limit)?
+            self.snapshot_visit(scan, scan.limit, &mut visit)?
         };
         if !scan.snapshot {
-            let limited = scan.limit != 0 && pairs.len() >= scan.limit;
-            let range = match (limited, scan.reverse, pairs.last()) {
-                (true, false, Some(last)) => (scan.begin.clone(), after(&last.key)),
-                (true, true, Some(last)) => (last.key.clone(), scan.end.clone()),
-                _ => (scan.begin.clone(), scan.end.clone()),
+            // A limited scan conflicts only on what it covered, as in FoundationDB.
+            let range = match (last, scan.reverse) {
+                (Some(last), false) => (scan.begin.clone(), after(&last)),
+                (Some(last), true) => (last, scan.end.clone()),
+                (None, _) => (scan.begin.clone(), scan.end.clone()),
             };
             self.state().reads.push(range);
         }
-        Ok(pairs)
+        Ok(count)
     }
 
     fn set(&self, key: &[u8], value: &[u8]) {
