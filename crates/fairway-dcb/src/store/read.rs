@@ -91,23 +91,30 @@ pub fn read_stream<E: KvEngine>(engine: Arc<E>, layout: &Layout, query: Query, o
         if state.failed || state.remaining == 0 {
             return None;
         }
-        match state.next().await {
-            Ok(Some(event)) => {
-                state.remaining -= 1;
-                Some((Ok(event), state))
+        match state.next_run().await {
+            Ok(run) if run.is_empty() => None,
+            Ok(mut run) => {
+                run.truncate(state.remaining);
+                state.remaining -= run.len();
+                Some((Ok(run), state))
             }
-            Ok(None) => None,
             Err(err) => {
                 state.failed = true;
                 Some((Err(err), state))
             }
         }
     })
+    .flat_map(|run| match run {
+        Ok(events) => futures::stream::iter(events.into_iter().map(Ok)).left_stream(),
+        Err(err) => futures::stream::once(async move { Err(err) }).right_stream(),
+    })
     .boxed()
 }
 
 impl<E: KvEngine> MergedRead<E> {
-    async fn next(&mut self) -> Result<Option<SequencedEvent>, Error> {
+    /// The next events in read order: a whole page when a single scan is left, otherwise
+    /// one merged event. Empty at the end.
+    async fn next_run(&mut self) -> Result<Vec<SequencedEvent>, Error> {
         if !self.started {
             self.started = true;
             self.resolve_last_only().await?;
@@ -117,20 +124,30 @@ impl<E: KvEngine> MergedRead<E> {
                 self.fill(index).await?;
             }
         }
+        // Every cursor now holds events or is exhausted.
+        let mut live = self.cursors.iter_mut().filter(|c| !c.buffer.is_empty());
+        if let (Some(only), None) = (live.next(), live.next()) {
+            return Ok(std::mem::take(&mut only.buffer).into());
+        }
+        Ok(self.next_merged().into_iter().collect())
+    }
+
+    /// Pops the first event in read order across cursors, dropping its duplicates.
+    fn next_merged(&mut self) -> Option<SequencedEvent> {
         let reverse = self.reverse;
         let best = self
             .cursors
             .iter()
             .filter_map(|c| c.buffer.front().map(|e| e.position))
             .reduce(|a, b| if (b < a) != reverse { b } else { a });
-        let Some(best) = best else { return Ok(None) };
+        let best = best?;
         let mut chosen = None;
         for cursor in &mut self.cursors {
             if cursor.buffer.front().is_some_and(|e| e.position == best) {
                 chosen = cursor.buffer.pop_front();
             }
         }
-        Ok(chosen)
+        chosen
     }
 
     /// Fetches the next page of cursor `index` until it has events or is exhausted.
