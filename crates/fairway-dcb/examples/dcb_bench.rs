@@ -200,6 +200,7 @@ async fn main() {
         }
         batches(&store, 1, seconds, &mut figures, "append_batch100_c1_eps").await;
         batches(&store, 4, seconds, &mut figures, "append_batch100_eps").await;
+        batches(&store, 16, seconds, &mut figures, "append_batch100_c16_eps").await;
     }
     engine.close();
     drop(store);

@@ -1,6 +1,7 @@
 //! Kills a process appending to the embedded store with SIGKILL at random moments, then
 //! checks that every acknowledged append survived, no batch is half visible, appends go
-//! on, and a subscription resumes from a stored position without gaps.
+//! on, and a subscription resumes from a stored position without gaps. Kill times span
+//! several journal checkpoints (one per second), so replay after a reset is exercised too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -101,7 +102,7 @@ async fn crash_recovery_keeps_every_acknowledged_append() {
     let mut checkpoint: Option<Position> = None;
     let mut total_acked = 0;
     for round in 0..ROUNDS {
-        let kill_after = Duration::from_millis(rand::rng().random_range(150..600));
+        let kill_after = Duration::from_millis(rand::rng().random_range(150..2500));
         let acked = run_child_until_killed(dir.path(), round, kill_after);
         total_acked += acked.len();
 

@@ -6,14 +6,16 @@
 //!   its writes. At commit its read ranges are checked against the keys written by every
 //!   transaction committed since its snapshot (the [`conflicts`] history); any overlap is a
 //!   conflict and the body is run again. Unrelated transactions never conflict.
-//! - **Group commit.** A single committer thread takes every transaction waiting to commit,
-//!   checks and applies them in order inside one database write, makes the group durable
-//!   with one journal append and one `fdatasync` ([`wal`]), then makes it visible; only then
-//!   is each caller acknowledged. The database itself is made durable every second (a
+//! - **Group commit.** A sequencer thread takes every transaction waiting to commit, checks
+//!   and stamps them in order, and makes the group durable with one journal append and one
+//!   `fdatasync` ([`wal`]); an applier thread then writes the group into the database
+//!   without a sync and makes it visible; only then is each caller acknowledged. The two
+//!   stages overlap (group *k* is applied while *k + 1* is sequenced). The database itself is made durable every second (a
 //!   checkpoint), after which the journal starts over; a crash replays it on open.
 //! - **Versionstamps** are (commit number, order in the commit), assigned by the committer,
 //!   so they are gapless per commit, increase in commit order and become visible atomically.
 
+mod applier;
 mod committer;
 mod conflicts;
 mod tx;
@@ -79,9 +81,21 @@ pub(crate) struct Shared {
     /// The last commit number made visible.
     pub(crate) committed: AtomicU64,
     pub(crate) closed: AtomicBool,
+    /// Set when a commit failed after being journaled: its outcome is unknown until the
+    /// journal is replayed, so the engine refuses further transactions.
+    pub(crate) poisoned: AtomicBool,
     pub(crate) changes: watch::Sender<u64>,
     pub(crate) spurious_conflict_ppm: AtomicU64,
     pub(crate) stats: Stats,
+}
+
+impl Shared {
+    /// Stops accepting transactions after a failure that left a commit's outcome unknown.
+    pub(crate) fn poison(&self) {
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.closed.store(true, Ordering::SeqCst);
+        self.changes.send_modify(|_| {});
+    }
 }
 
 /// Counters of the committer, for benchmarks and tests.
@@ -117,7 +131,7 @@ impl EmbeddedEngine {
         let mut last_commit = read_last_commit(&db)?;
         let journal = if options.durable {
             let (journal, records) = wal::Journal::open(&dir.join(JOURNAL_FILE), last_commit)?;
-            if let Some(replayed) = committer::replay(&db, records)? {
+            if let Some(replayed) = applier::replay(&db, records)? {
                 tracing::info!(from = last_commit, to = replayed, "replayed the journal");
                 last_commit = replayed;
             }
@@ -129,12 +143,13 @@ impl EmbeddedEngine {
             db,
             committed: AtomicU64::new(last_commit),
             closed: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
             changes: watch::channel(last_commit).0,
             spurious_conflict_ppm: AtomicU64::new((options.spurious_conflict_rate.clamp(0.0, 1.0) * 1e6) as u64),
             stats: Stats::default(),
         });
         let (submit, requests) = mpsc::channel();
-        let committer = Committer::new(shared.clone(), requests, journal, options.max_group.clamp(1, 65_535));
+        let committer = Committer::new(shared.clone(), requests, journal, options.max_group.clamp(1, 65_535))?;
         let handle = std::thread::Builder::new()
             .name("fairway-committer".into())
             .spawn(move || committer.run())

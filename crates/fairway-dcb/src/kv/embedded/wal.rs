@@ -8,7 +8,8 @@
 //! database's last durable commit are replayed.
 //!
 //! Record: `magic u32 | commit u64 | length u32 | crc32 u32 | ops`, little-endian; ops are
-//! `kind u8 | key | value` with `u32` length prefixes. Replay accepts only records with a
+//! `kind u8 | key | value` with `u32` length prefixes (an atomic add is journaled as its
+//! delta: replay starts from the checkpointed state and applies records in order). Replay accepts only records with a
 //! valid checksum whose commit numbers follow the database's without a gap, so a torn tail
 //! or stale records from an earlier cycle are never applied.
 
@@ -32,6 +33,8 @@ pub enum Op {
     Clear(Vec<u8>),
     /// Remove `[begin, end)`.
     ClearRange(Vec<u8>, Vec<u8>),
+    /// Add to the little-endian `i64` at a key.
+    Add(Vec<u8>, i64),
 }
 
 /// A commit found in the journal: its number and its writes.
@@ -65,6 +68,8 @@ pub const SET: u8 = 1;
 pub const CLEAR: u8 = 2;
 /// See [`SET`].
 pub const CLEAR_RANGE: u8 = 3;
+/// See [`SET`].
+pub const ADD: u8 = 4;
 
 /// The journal file.
 pub struct Journal {
@@ -183,6 +188,7 @@ fn decode_ops(mut bytes: &[u8]) -> Option<Vec<Op>> {
             SET => Op::Set(key, value),
             CLEAR => Op::Clear(key),
             CLEAR_RANGE => Op::ClearRange(key, value),
+            ADD => Op::Add(key, i64::from_le_bytes(value.try_into().ok()?)),
             _ => return None,
         });
     }

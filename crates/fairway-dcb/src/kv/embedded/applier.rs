@@ -1,0 +1,160 @@
+//! The applier thread: writes sequenced groups into the database, makes them visible and
+//! acknowledges them; also replays the journal on open.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+
+use redb::{Durability, ReadableTable};
+use tokio::sync::oneshot;
+use tracing::{trace, warn};
+
+use super::committer::CommitReply;
+use super::wal::{self, RecordBuilder};
+use super::{DATA, LAST_COMMIT, META, Shared};
+use crate::error::StorageError;
+use crate::kv::Versionstamp;
+
+/// A write with its versionstamp filled in.
+pub enum Resolved {
+    /// Set a key.
+    Set(Vec<u8>, Vec<u8>),
+    /// Remove a key.
+    Clear(Vec<u8>),
+    /// Remove `[begin, end)`.
+    ClearRange(Vec<u8>, Vec<u8>),
+    /// Add to the little-endian `i64` at a key.
+    Add(Vec<u8>, i64),
+}
+
+impl Resolved {
+    /// The key written (the start of a cleared range).
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Resolved::Set(k, _) | Resolved::Clear(k) | Resolved::ClearRange(k, _) | Resolved::Add(k, _) => k,
+        }
+    }
+
+    /// Adds this write to a journal record.
+    pub fn record(&self, record: &mut RecordBuilder) {
+        match self {
+            Resolved::Set(k, v) => record.push(wal::SET, k, v),
+            Resolved::Clear(k) => record.push(wal::CLEAR, k, &[]),
+            Resolved::ClearRange(b, e) => record.push(wal::CLEAR_RANGE, b, e),
+            Resolved::Add(k, delta) => record.push(wal::ADD, k, &delta.to_le_bytes()),
+        }
+    }
+}
+
+/// A sequenced group: its writes in order and the callers to answer.
+pub struct Group {
+    pub version: u64,
+    pub writes: Vec<Resolved>,
+    pub replies: Vec<(oneshot::Sender<CommitReply>, Versionstamp)>,
+    /// `Some`: commit durably (a checkpoint) and report on this channel.
+    pub durable: Option<mpsc::Sender<Result<(), StorageError>>>,
+}
+
+/// Owns the write side of the database.
+pub struct Applier {
+    shared: Arc<Shared>,
+    groups: mpsc::Receiver<Group>,
+}
+
+impl Applier {
+    pub fn new(shared: Arc<Shared>, groups: mpsc::Receiver<Group>) -> Self {
+        Applier { shared, groups }
+    }
+
+    pub fn run(self) {
+        while let Ok(group) = self.groups.recv() {
+            let Group { version, writes, replies, durable } = group;
+            let result = commit(&self.shared.db, version, writes, durable.is_some());
+            match &result {
+                Ok(()) => {
+                    if !replies.is_empty() {
+                        self.shared.committed.store(version, Ordering::SeqCst);
+                        self.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+                        self.shared.stats.transactions.fetch_add(replies.len() as u64, Ordering::Relaxed);
+                        trace!(version, transactions = replies.len(), "group visible");
+                        self.shared.changes.send_replace(version);
+                    }
+                    for (reply, stamp) in replies {
+                        let _ = reply.send(Ok(stamp));
+                    }
+                }
+                Err(err) => {
+                    warn!(%err, version, "applying a group failed; the engine stops accepting writes");
+                    self.shared.poison();
+                    for (reply, _) in replies {
+                        let _ = reply.send(Err(StorageError::Engine(format!("commit outcome unknown: {err}"))));
+                    }
+                }
+            }
+            if let Some(done) = durable {
+                let _ = done.send(result);
+            }
+        }
+    }
+}
+
+fn engine(err: impl Into<redb::Error>) -> StorageError {
+    StorageError::engine(err.into())
+}
+
+/// Applies `writes` in order and records `version` as the last commit, in one database
+/// transaction (durable when `durable`).
+fn commit(db: &redb::Database, version: u64, writes: Vec<Resolved>, durable: bool) -> Result<(), StorageError> {
+    let mut write = db.begin_write().map_err(engine)?;
+    write.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(engine)?;
+    {
+        let mut table = write.open_table(DATA).map_err(engine)?;
+        for op in writes {
+            match op {
+                Resolved::Set(key, value) => {
+                    table.insert(key.as_slice(), value.as_slice()).map_err(engine)?;
+                }
+                Resolved::Clear(key) => {
+                    table.remove(key.as_slice()).map_err(engine)?;
+                }
+                Resolved::ClearRange(begin, end) => {
+                    if begin < end {
+                        table.retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false).map_err(engine)?;
+                    }
+                }
+                Resolved::Add(key, delta) => {
+                    let current = table.get(key.as_slice()).map_err(engine)?.map_or(0i64, |v| {
+                        let bytes = v.value();
+                        let mut le = [0u8; 8];
+                        let n = bytes.len().min(8);
+                        le[..n].copy_from_slice(&bytes[..n]);
+                        i64::from_le_bytes(le)
+                    });
+                    table
+                        .insert(key.as_slice(), current.wrapping_add(delta).to_le_bytes().as_slice())
+                        .map_err(engine)?;
+                }
+            }
+        }
+        let mut meta = write.open_table(META).map_err(engine)?;
+        meta.insert(LAST_COMMIT, version).map_err(engine)?;
+    }
+    write.commit().map_err(engine)
+}
+
+/// Applies journal records found on open to the database, durably; returns the last
+/// commit replayed.
+pub fn replay(db: &redb::Database, records: Vec<wal::Replayed>) -> Result<Option<u64>, StorageError> {
+    let Some(last) = records.last().map(|r| r.0) else { return Ok(None) };
+    let writes = records
+        .into_iter()
+        .flat_map(|(_, ops)| ops)
+        .map(|op| match op {
+            wal::Op::Set(k, v) => Resolved::Set(k, v),
+            wal::Op::Clear(k) => Resolved::Clear(k),
+            wal::Op::ClearRange(b, e) => Resolved::ClearRange(b, e),
+            wal::Op::Add(k, delta) => Resolved::Add(k, delta),
+        })
+        .collect();
+    commit(db, last, writes, true)?;
+    Ok(Some(last))
+}
