@@ -150,3 +150,12 @@ async fn a_closed_store_refuses_work_and_a_reopened_one_goes_on() {
     let next = store.append(vec![event("E", &[])], None).await.unwrap();
     assert!(next.last() > first, "positions keep growing across restarts");
 }
+
+#[tokio::test]
+async fn stores_can_be_used_behind_a_trait_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(DcbStore::new(engine(dir.path(), EmbeddedOptions::default()), "dyn").unwrap());
+    let appended = store.append(vec![event("E", &["k:1"])], None).await.unwrap();
+    assert_eq!(store.head().await.unwrap(), Some(appended.last()));
+}
