@@ -1,0 +1,172 @@
+//! Commands: a decision model over exactly the events a command reads, decided and
+//! appended under a DCB condition limited to what was read.
+
+use fairway_dcb::kv::RetryPolicy;
+use fairway_dcb::{AppendCondition, Error as StoreError, EventStore, Position, Query, ReadOptions};
+use futures::TryStreamExt;
+use tracing::{Instrument, debug, info_span};
+
+use crate::event::{Event, EventError, Recorded};
+
+/// A command: its input (the implementing type) plus its own minimal decision model.
+///
+/// The runtime reads every event matching [`Command::query`], folds them with
+/// [`Command::evolve`] into [`Command::State`], asks [`Command::decide`], and appends the
+/// decided events on condition that no event matching the query was appended after the
+/// last one read. If that condition fails, the whole cycle runs again (bounded). Two
+/// commands therefore conflict only when one appends an event the other's query matches.
+pub trait Command: Send + Sync + 'static {
+    /// Stable name, used in logs, routes and test snapshots.
+    const NAME: &'static str;
+    /// The decision model.
+    type State: Default + Send;
+    /// The domain error `decide` may refuse with.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The events the decision depends on (its consistency boundary), built from the input.
+    /// Use several items to read several boundaries; the condition covers all of them.
+    fn query(&self) -> Query;
+
+    /// Folds one read event into the state.
+    fn evolve(&self, state: &mut Self::State, event: &Recorded) -> Result<(), EventError>;
+
+    /// Decides which events to append, or refuses.
+    fn decide(&self, state: &Self::State) -> Result<Decision, Self::Error>;
+}
+
+/// The events a command decided to append.
+#[derive(Default, Debug)]
+pub struct Decision {
+    events: Vec<Result<fairway_dcb::Event, EventError>>,
+}
+
+impl Decision {
+    /// Decides nothing (the command is already satisfied).
+    pub fn none() -> Self {
+        Decision::default()
+    }
+
+    /// Decides one event.
+    pub fn event(event: impl Event) -> Self {
+        Decision::none().and(event)
+    }
+
+    /// Adds an event.
+    pub fn and(mut self, event: impl Event) -> Self {
+        self.events.push(event.to_raw());
+        self
+    }
+
+    fn into_events(self) -> Result<Vec<fairway_dcb::Event>, EventError> {
+        self.events.into_iter().collect()
+    }
+}
+
+/// What an executed command did.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    /// Positions of the appended events (empty when nothing was decided).
+    pub positions: Vec<Position>,
+    /// The appended events.
+    pub events: Vec<fairway_dcb::Event>,
+    /// Read-decide-append cycles run (1 without conflicts).
+    pub attempts: u32,
+}
+
+impl Executed {
+    /// The position of the last appended event, if any: pass it to read-your-writes reads.
+    pub fn last_position(&self) -> Option<Position> {
+        self.positions.last().copied()
+    }
+}
+
+/// Why a command did not append.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// `decide` refused.
+    #[error("rejected: {0}")]
+    Rejected(#[source] E),
+    /// The boundary kept changing under the command; gave up after `attempts` cycles.
+    #[error("conflict: the events read kept changing; gave up after {attempts} attempts")]
+    Conflict {
+        /// Cycles run.
+        attempts: u32,
+    },
+    /// An event could not be encoded or decoded.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The store failed or refused the input.
+    #[error("store: {0}")]
+    Store(#[source] StoreError),
+}
+
+/// Runs commands against a store.
+#[derive(Clone)]
+pub struct CommandRunner<S> {
+    store: S,
+    retry: RetryPolicy,
+}
+
+impl<S: EventStore + Clone> CommandRunner<S> {
+    /// A runner over `store` retrying conflicts with the default policy.
+    pub fn new(store: S) -> Self {
+        CommandRunner { store, retry: RetryPolicy { max_attempts: 20, ..RetryPolicy::default() } }
+    }
+
+    /// Sets the retry policy for failed conditions.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Executes `command`: read, fold, decide, append under condition; again on conflict.
+    pub async fn execute<C: Command>(&self, command: &C) -> Result<Executed, CommandError<C::Error>> {
+        let span = info_span!("command", name = C::NAME);
+        async {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let (state, last_read) = self.fold(command).await?;
+                let events = command.decide(&state).map_err(CommandError::Rejected)?.into_events()?;
+                if events.is_empty() {
+                    return Ok(Executed { positions: Vec::new(), events, attempts });
+                }
+                let condition = AppendCondition::none_match_after(command.query(), last_read);
+                match self.store.append(events.clone(), Some(condition)).await {
+                    Ok(appended) => {
+                        debug!(attempts, last = %appended.last(), "command appended");
+                        return Ok(Executed { positions: appended.positions, events, attempts });
+                    }
+                    Err(StoreError::ConditionFailed { position, .. }) => {
+                        debug!(attempts, %position, "boundary changed; deciding again");
+                        if attempts >= self.retry.max_attempts {
+                            return Err(CommandError::Conflict { attempts });
+                        }
+                        tokio::time::sleep(self.retry.backoff(attempts)).await;
+                    }
+                    Err(other) => return Err(CommandError::Store(other)),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Folds every event of the command's query; returns the state and the last position read.
+    async fn fold<C: Command>(&self, command: &C) -> Result<(C::State, Option<Position>), CommandError<C::Error>> {
+        let mut state = C::State::default();
+        let mut last = None;
+        let mut events = self.store.read(command.query(), ReadOptions::forwards());
+        while let Some(event) = events.try_next().await.map_err(CommandError::Store)? {
+            last = Some(event.position);
+            command.evolve(&mut state, &Recorded::new(event))?;
+        }
+        Ok((state, last))
+    }
+}

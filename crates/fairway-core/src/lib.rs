@@ -1,0 +1,14 @@
+//! # fairway-core
+//!
+//! Micromodules on the DCB event store: typed [`Event`]s, [`Command`]s deciding over the
+//! minimal decision model they read, and a Given/When/Then [`testkit`].
+//!
+//! Users depend on the `fairway` façade crate, which re-exports this crate and the macros.
+#![deny(missing_docs)]
+
+pub mod command;
+pub mod event;
+pub mod testkit;
+
+pub use command::{Command, CommandError, CommandRunner, Decision, Executed};
+pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, registered_event_types};

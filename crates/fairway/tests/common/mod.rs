@@ -1,0 +1,113 @@
+//! A small course-subscription domain used by the tests: events and two commands.
+#![allow(dead_code)]
+
+use fairway::dcb::{Query, QueryItem, Tag};
+use fairway::{Command, Decision, Event, EventError, Recorded};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+pub struct CourseDefined {
+    #[tag("course")]
+    pub course_id: String,
+    pub capacity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "StudentSubscribedToCourse")]
+pub struct StudentSubscribed {
+    #[tag("course")]
+    pub course_id: String,
+    #[tag("student")]
+    pub student_id: String,
+}
+
+fn course(id: &str) -> Tag {
+    Tag::new("course", id).expect("course ids are valid tag values")
+}
+
+/// Defines a course once.
+pub struct DefineCourse {
+    pub course_id: String,
+    pub capacity: u32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CourseError {
+    #[error("course {0} already exists")]
+    AlreadyExists(String),
+    #[error("course {0} does not exist")]
+    NotFound(String),
+    #[error("course {0} is full")]
+    Full(String),
+    #[error("student {0} is already subscribed")]
+    AlreadySubscribed(String),
+}
+
+impl Command for DefineCourse {
+    const NAME: &'static str = "DefineCourse";
+    type State = bool;
+    type Error = CourseError;
+
+    fn query(&self) -> Query {
+        QueryItem::types([CourseDefined::NAME]).with_tags([course(&self.course_id)]).into()
+    }
+
+    fn evolve(&self, exists: &mut bool, _event: &Recorded) -> Result<(), EventError> {
+        *exists = true;
+        Ok(())
+    }
+
+    fn decide(&self, exists: &bool) -> Result<Decision, CourseError> {
+        if *exists {
+            return Err(CourseError::AlreadyExists(self.course_id.clone()));
+        }
+        Ok(Decision::event(CourseDefined { course_id: self.course_id.clone(), capacity: self.capacity }))
+    }
+}
+
+/// Subscribes a student to a course that exists and is not full.
+pub struct SubscribeStudent {
+    pub course_id: String,
+    pub student_id: String,
+}
+
+#[derive(Default)]
+pub struct Seats {
+    capacity: Option<u32>,
+    taken: u32,
+    already: bool,
+}
+
+impl Command for SubscribeStudent {
+    const NAME: &'static str = "SubscribeStudent";
+    type State = Seats;
+    type Error = CourseError;
+
+    fn query(&self) -> Query {
+        QueryItem::types([CourseDefined::NAME, StudentSubscribed::NAME]).with_tags([course(&self.course_id)]).into()
+    }
+
+    fn evolve(&self, seats: &mut Seats, event: &Recorded) -> Result<(), EventError> {
+        if let Some(defined) = event.as_event::<CourseDefined>() {
+            seats.capacity = Some(defined?.capacity);
+        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
+            seats.taken += 1;
+            seats.already |= subscribed?.student_id == self.student_id;
+        }
+        Ok(())
+    }
+
+    fn decide(&self, seats: &Seats) -> Result<Decision, CourseError> {
+        let capacity = seats.capacity.ok_or_else(|| CourseError::NotFound(self.course_id.clone()))?;
+        if seats.already {
+            return Err(CourseError::AlreadySubscribed(self.student_id.clone()));
+        }
+        if seats.taken >= capacity {
+            return Err(CourseError::Full(self.course_id.clone()));
+        }
+        Ok(Decision::event(StudentSubscribed {
+            course_id: self.course_id.clone(),
+            student_id: self.student_id.clone(),
+        }))
+    }
+}
