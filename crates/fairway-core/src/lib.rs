@@ -6,9 +6,12 @@
 //! Users depend on the `fairway` façade crate, which re-exports this crate and the macros.
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod command;
 pub mod event;
 pub mod testkit;
+pub mod view;
 
 pub use command::{Command, CommandError, CommandRunner, Decision, Executed};
 pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, registered_event_types};
+pub use view::{Progress, View, ViewError, ViewRuntime, ViewTx};

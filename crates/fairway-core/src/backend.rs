@@ -1,0 +1,115 @@
+//! The store as the runtime uses it, behind trait objects: events, plus transactions on the
+//! same engine for read models and queues. Implemented for every `DcbStore<E>`.
+
+use std::sync::Arc;
+
+use fairway_dcb::kv::{KeyValue, KvEngine, KvTransaction, RangeScan};
+use fairway_dcb::{DcbStore, EventStore, StorageError};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+/// A transaction usable through a trait object.
+pub trait DynTx: Send + Sync {
+    /// Reads a key (adds a read conflict).
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>>;
+    /// Reads up to `limit` pairs (0: all) in `[begin, end)` (adds a read conflict).
+    fn scan<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<KeyValue>, StorageError>>;
+    /// Writes a key.
+    fn set(&self, key: &[u8], value: &[u8]);
+    /// Removes a key.
+    fn clear(&self, key: &[u8]);
+    /// Removes `[begin, end)`.
+    fn clear_range(&self, begin: &[u8], end: &[u8]);
+}
+
+impl<T: KvTransaction> DynTx for T {
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>> {
+        KvTransaction::get(self, key, false).boxed()
+    }
+
+    fn scan<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<KeyValue>, StorageError>> {
+        async move {
+            let scan = RangeScan { begin: begin.to_vec(), end: end.to_vec(), limit, reverse: false, snapshot: false };
+            self.get_range(&scan).await
+        }
+        .boxed()
+    }
+
+    fn set(&self, key: &[u8], value: &[u8]) {
+        KvTransaction::set(self, key, value)
+    }
+
+    fn clear(&self, key: &[u8]) {
+        KvTransaction::clear(self, key)
+    }
+
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        KvTransaction::clear_range(self, begin, end)
+    }
+}
+
+/// An error inside a runtime transaction: storage, or the body's own (boxed) failure.
+#[derive(Debug, thiserror::Error)]
+pub enum TxFailure {
+    /// The storage engine failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The body failed.
+    #[error("{0}")]
+    Body(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl fairway_dcb::kv::TxError for TxFailure {
+    fn as_storage(&self) -> Option<&StorageError> {
+        match self {
+            TxFailure::Storage(err) => Some(err),
+            TxFailure::Body(_) => None,
+        }
+    }
+}
+
+/// A transaction body: run again from the start on a retryable conflict.
+pub type TxBody<'a> = dyn Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<(), TxFailure>> + Send + Sync + 'a;
+
+/// Events and transactions of one store.
+pub trait Backend: Send + Sync + 'static {
+    /// The event store.
+    fn events(&self) -> Arc<dyn EventStore>;
+    /// The key prefix reserved for the runtime part `name` (a view, a queue, ...).
+    fn keyspace(&self, name: &str) -> Vec<u8>;
+    /// Runs `body` in a serializable transaction with the engine's retry loop.
+    fn transact<'a>(&'a self, body: &'a TxBody<'a>) -> BoxFuture<'a, Result<(), TxFailure>>;
+}
+
+impl<E: KvEngine> Backend for DcbStore<E> {
+    fn events(&self) -> Arc<dyn EventStore> {
+        Arc::new(self.clone())
+    }
+
+    fn keyspace(&self, name: &str) -> Vec<u8> {
+        self.layout().user_prefix(name)
+    }
+
+    fn transact<'a>(&'a self, body: &'a TxBody<'a>) -> BoxFuture<'a, Result<(), TxFailure>> {
+        async move {
+            self.engine()
+                .transact(|tx| {
+                    let tx: Arc<dyn DynTx> = Arc::new(tx);
+                    body(tx)
+                })
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,178 @@
+//! Views: projection from the log, read-your-writes, exactly-once with several
+//! projectors, and rebuilds into a fresh keyspace on a version bump.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{CourseDefined, DefineCourse, StudentSubscribed, SubscribeStudent};
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore, Query, QueryItem};
+use fairway::{CommandRunner, Event, Recorded, View, ViewError, ViewRuntime, ViewTx};
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CourseRow {
+    capacity: u32,
+    taken: u32,
+}
+
+/// Courses with their seats.
+struct CourseList;
+
+impl View for CourseList {
+    const NAME: &'static str = "course-list";
+    const VERSION: u32 = 1;
+
+    fn query(&self) -> Query {
+        QueryItem::types([CourseDefined::NAME, StudentSubscribed::NAME]).into()
+    }
+
+    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
+        if let Some(defined) = event.as_event::<CourseDefined>() {
+            let defined = defined?;
+            tx.put(&defined.course_id, &CourseRow { capacity: defined.capacity, taken: 0 })?;
+        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
+            let subscribed = subscribed?;
+            let mut row: CourseRow = tx.get(&subscribed.course_id).await?.expect("course defined first");
+            row.taken += 1;
+            tx.put(&subscribed.course_id, &row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Version 2 of the same view: only the seats left.
+struct CourseListV2;
+
+impl View for CourseListV2 {
+    const NAME: &'static str = "course-list";
+    const VERSION: u32 = 2;
+
+    fn query(&self) -> Query {
+        CourseList.query()
+    }
+
+    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
+        if let Some(defined) = event.as_event::<CourseDefined>() {
+            let defined = defined?;
+            tx.put(&defined.course_id, &defined.capacity)?;
+        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
+            let subscribed = subscribed?;
+            let left: u32 = tx.get(&subscribed.course_id).await?.unwrap_or(0);
+            tx.put(&subscribed.course_id, &left.saturating_sub(1))?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts every event it sees (detects double application).
+struct Counter;
+
+impl View for Counter {
+    const NAME: &'static str = "counter";
+    const VERSION: u32 = 1;
+
+    fn query(&self) -> Query {
+        Query::all()
+    }
+
+    async fn apply(&self, _event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
+        let n: u64 = tx.get("n").await?.unwrap_or(0);
+        tx.put("n", &(n + 1))
+    }
+}
+
+fn store(dir: &std::path::Path) -> EmbeddedStore {
+    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
+    DcbStore::new(engine, "views").unwrap()
+}
+
+async fn rows(view: &ViewRuntime<CourseList>) -> Vec<(String, CourseRow)> {
+    view.read(|tx| async move { tx.range::<CourseRow>("").await }.boxed()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_follows_the_log_and_serves_read_your_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let runner = CommandRunner::new(store.clone());
+    runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 3 }).await.unwrap();
+    let view = ViewRuntime::new(CourseList, Arc::new(store.clone()));
+    let projector = tokio::spawn(view.clone().run());
+    for student in ["s1", "s2"] {
+        let executed =
+            runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: student.into() }).await.unwrap();
+        view.wait_for(executed.last_position().unwrap(), Duration::from_secs(10)).await.unwrap();
+        let taken = rows(&view).await[0].1.taken;
+        assert_eq!(taken, if student == "s1" { 1 } else { 2 }, "read-your-writes after {student}");
+    }
+    runner.execute(&DefineCourse { course_id: "c2".into(), capacity: 9 }).await.unwrap();
+    let last = runner.execute(&DefineCourse { course_id: "c3".into(), capacity: 1 }).await.unwrap();
+    view.wait_for(last.last_position().unwrap(), Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        rows(&view).await,
+        vec![
+            ("c1".into(), CourseRow { capacity: 3, taken: 2 }),
+            ("c2".into(), CourseRow { capacity: 9, taken: 0 }),
+            ("c3".into(), CourseRow { capacity: 1, taken: 0 }),
+        ]
+    );
+    let progress = view.progress().await.unwrap();
+    assert!(progress.active && progress.checkpoint == last.last_position());
+    projector.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_projectors_of_one_view_apply_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let runner = CommandRunner::new(store.clone());
+    let backend: Arc<dyn fairway::backend::Backend> = Arc::new(store.clone());
+    let projectors: Vec<_> = (0..3).map(|_| tokio::spawn(ViewRuntime::new(Counter, backend.clone()).run())).collect();
+    let mut last = None;
+    for i in 0..120 {
+        let executed = runner.execute(&DefineCourse { course_id: format!("c{i}"), capacity: 1 }).await.unwrap();
+        last = executed.last_position();
+    }
+    let view = ViewRuntime::new(Counter, backend.clone());
+    view.wait_for(last.unwrap(), Duration::from_secs(20)).await.unwrap();
+    let n: u64 = view.read(|tx| async move { Ok(tx.get::<u64>("n").await?.unwrap_or(0)) }.boxed()).await.unwrap();
+    assert_eq!(n, 120, "three projectors applied every event exactly once");
+    projectors.into_iter().for_each(|p| p.abort());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let runner = CommandRunner::new(store.clone());
+    runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
+    let last = runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: "s1".into() }).await.unwrap();
+    let backend: Arc<dyn fairway::backend::Backend> = Arc::new(store.clone());
+
+    let v1 = ViewRuntime::new(CourseList, backend.clone());
+    let p1 = tokio::spawn(v1.clone().run());
+    v1.wait_for(last.last_position().unwrap(), Duration::from_secs(10)).await.unwrap();
+    assert!(v1.progress().await.unwrap().active);
+
+    let v2 = ViewRuntime::new(CourseListV2, backend.clone());
+    // Before v2 has caught up, its readers are served the active (v1) data.
+    let before = v2.read(|tx| async move { tx.range::<CourseRow>("").await }.boxed()).await.unwrap();
+    assert_eq!(before, vec![("c1".into(), CourseRow { capacity: 5, taken: 1 })]);
+    p1.abort();
+    let p2 = tokio::spawn(v2.clone().run());
+    v2.wait_for(last.last_position().unwrap(), Duration::from_secs(10)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !v2.progress().await.unwrap().active {
+        assert!(tokio::time::Instant::now() < deadline, "v2 becomes active after catching up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left: Vec<(String, u32)> = v2.read(|tx| async move { tx.range::<u32>("").await }.boxed()).await.unwrap();
+    assert_eq!(left, vec![("c1".into(), 4)], "rebuilt from the log in the new shape");
+    let old = v1.progress().await.unwrap();
+    assert_eq!(old.checkpoint, None, "the old version's data and checkpoint were dropped");
+    assert!(!old.active);
+    p2.abort();
+}
