@@ -6,12 +6,15 @@
 //! Users depend on the `fairway` façade crate, which re-exports this crate and the macros.
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod backend;
 pub mod command;
 pub mod event;
+pub mod registry;
 pub mod testkit;
 pub mod view;
 
+pub use app::{App, AppConfig};
 pub use command::{Command, CommandError, CommandRunner, Decision, Executed};
 pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, registered_event_types};
 pub use view::{Progress, View, ViewError, ViewRuntime, ViewTx};

@@ -51,3 +51,22 @@ pub trait EventStore: Send + Sync + 'static {
     /// only with an error (e.g. the store closed) or when dropped.
     fn subscribe(&self, query: Query, after: Option<Position>) -> EventStream;
 }
+
+#[async_trait]
+impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
+    fn read(&self, query: Query, options: ReadOptions) -> EventStream {
+        (**self).read(query, options)
+    }
+
+    async fn append_checked(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended> {
+        (**self).append_checked(events, conditions).await
+    }
+
+    async fn head(&self) -> Result<Option<Position>> {
+        (**self).head().await
+    }
+
+    fn subscribe(&self, query: Query, after: Option<Position>) -> EventStream {
+        (**self).subscribe(query, after)
+    }
+}

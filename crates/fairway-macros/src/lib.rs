@@ -77,3 +77,47 @@ fn expand_event(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         }
     })
 }
+
+/// Registers a command slice: put it on `impl fairway::Command for MyCommand`. The command
+/// type must implement `serde::Deserialize` (it is the HTTP body of `POST /commands/<NAME>`).
+#[proc_macro_attribute]
+pub fn command(_args: TokenStream, item: TokenStream) -> TokenStream {
+    register(item, |ty| {
+        quote! {
+            ::fairway::inventory::submit! {
+                ::fairway::registry::CommandSlice {
+                    name: <#ty as ::fairway::Command>::NAME,
+                    handler: ::fairway::registry::command_handler::<#ty>,
+                }
+            }
+        }
+    })
+}
+
+/// Registers a view slice: put it on `impl fairway::View for MyView`. The view type must
+/// implement `Default` (the runtime builds it) .
+#[proc_macro_attribute]
+pub fn view(_args: TokenStream, item: TokenStream) -> TokenStream {
+    register(item, |ty| {
+        quote! {
+            ::fairway::inventory::submit! {
+                ::fairway::registry::ViewSlice {
+                    name: <#ty as ::fairway::View>::NAME,
+                    version: <#ty as ::fairway::View>::VERSION,
+                    start: ::fairway::registry::view_starter::<#ty>,
+                }
+            }
+        }
+    })
+}
+
+fn register(item: TokenStream, submit: impl Fn(&syn::Type) -> proc_macro2::TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::ItemImpl);
+    if input.trait_.is_none() {
+        return syn::Error::new_spanned(&input.self_ty, "put this attribute on the trait impl of the slice")
+            .to_compile_error()
+            .into();
+    }
+    let registration = submit(&input.self_ty);
+    quote! { #input #registration }.into()
+}
