@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod automation;
 pub mod backend;
 pub mod command;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod testkit;
 pub mod view;
 
 pub use app::{App, AppConfig};
+pub use automation::{Automation, AutomationContext, AutomationError, AutomationRuntime, DeadLetter, QueueSettings};
 pub use command::{Command, CommandError, CommandRunner, Decision, Executed};
 pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, registered_event_types};
 pub use view::{Progress, View, ViewError, ViewRuntime, ViewTx};

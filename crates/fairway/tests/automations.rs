@@ -1,0 +1,153 @@
+//! Automations: every triggering event handled, failures retried then dead-lettered,
+//! replay, purge, and a worker that dies mid-job.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::{CourseDefined, DefineCourse, StudentSubscribed, SubscribeStudent};
+use fairway::backend::Backend;
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, ReadOptions};
+use fairway::{
+    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandError, CommandRunner, Event,
+    QueueSettings, Recorded,
+};
+use futures::TryStreamExt;
+
+/// Subscribes a tutor to every new course.
+#[derive(Default)]
+struct SeatTutor {
+    fail: Arc<AtomicBool>,
+    hang_first: Arc<AtomicBool>,
+    calls: Arc<AtomicU32>,
+}
+
+impl Automation for SeatTutor {
+    const NAME: &'static str = "seat-tutor";
+
+    fn query(&self) -> Query {
+        QueryItem::types([CourseDefined::NAME]).into()
+    }
+
+    async fn handle(&self, event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if call == 0 && self.hang_first.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await; // The worker dies here.
+        }
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(AutomationError("tutor service unavailable".into()));
+        }
+        let course = event
+            .as_event::<CourseDefined>()
+            .expect("triggered by CourseDefined")
+            .map_err(AutomationError::from_error)?;
+        let subscribe = SubscribeStudent { course_id: course.course_id, student_id: "tutor".into() };
+        match ctx.execute(&subscribe).await {
+            // At least once: a repeated job finds the tutor already there.
+            Ok(_) | Err(CommandError::Rejected(common::CourseError::AlreadySubscribed(_))) => Ok(()),
+            Err(other) => Err(AutomationError::from_error(other)),
+        }
+    }
+}
+
+fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
+    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
+    Arc::new(DcbStore::new(engine, "automations").unwrap())
+}
+
+fn fast() -> QueueSettings {
+    QueueSettings {
+        lease: Duration::from_millis(300),
+        max_attempts: 3,
+        retry_backoff: Duration::from_millis(5),
+        poll: Duration::from_millis(5),
+    }
+}
+
+async fn tutor_seats(backend: &Arc<dyn Backend>) -> usize {
+    let query = Query::from(QueryItem::types([StudentSubscribed::NAME]));
+    let events: Vec<_> = backend.events().read(query, ReadOptions::forwards()).try_collect().await.unwrap();
+    events.len()
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_triggering_event_takes_effect_with_two_enqueuers_and_two_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend(dir.path());
+    let runtime = AutomationRuntime::new(SeatTutor::default(), backend.clone(), fast());
+    let tasks = [
+        tokio::spawn(runtime.clone().run_enqueuer()),
+        tokio::spawn(runtime.clone().run_enqueuer()),
+        tokio::spawn(runtime.clone().run_worker("w1".into())),
+        tokio::spawn(runtime.clone().run_worker("w2".into())),
+    ];
+    let runner = CommandRunner::new(backend.events());
+    for i in 0..20 {
+        runner.execute(&DefineCourse { course_id: format!("c{i}"), capacity: 5 }).await.unwrap();
+    }
+    eventually("20 tutor seats", async || tutor_seats(&backend).await == 20).await;
+    eventually("an empty queue", async || runtime.pending().await.unwrap() == 0).await;
+    assert!(runtime.dead_letters().await.unwrap().is_empty());
+    tasks.iter().for_each(|t| t.abort());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_jobs_are_retried_then_dead_lettered_and_can_be_replayed_or_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend(dir.path());
+    let automation = SeatTutor::default();
+    let (fail, calls) = (automation.fail.clone(), automation.calls.clone());
+    fail.store(true, Ordering::SeqCst);
+    let runtime = AutomationRuntime::new(automation, backend.clone(), fast());
+    let tasks = [tokio::spawn(runtime.clone().run_enqueuer()), tokio::spawn(runtime.clone().run_worker("w".into()))];
+    let runner = CommandRunner::new(backend.events());
+    let defined = runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
+    runner.execute(&DefineCourse { course_id: "c2".into(), capacity: 5 }).await.unwrap();
+
+    eventually("two dead letters", async || runtime.dead_letters().await.unwrap().len() == 2).await;
+    let dead = runtime.dead_letters().await.unwrap();
+    assert_eq!(dead[0].position, defined.last_position().unwrap().to_string());
+    assert_eq!((dead[0].attempts, dead[0].error.as_str()), (3, "tutor service unavailable"));
+    assert_eq!(calls.load(Ordering::SeqCst), 6, "3 attempts per job");
+    assert_eq!(tutor_seats(&backend).await, 0);
+
+    fail.store(false, Ordering::SeqCst);
+    assert!(runtime.replay(defined.last_position().unwrap()).await.unwrap());
+    eventually("the replayed job to run", async || tutor_seats(&backend).await == 1).await;
+    assert_eq!(runtime.dead_letters().await.unwrap().len(), 1, "the other one stays dead");
+    assert_eq!(runtime.purge().await.unwrap(), 1);
+    assert!(runtime.dead_letters().await.unwrap().is_empty());
+    tasks.iter().for_each(|t| t.abort());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_dead_worker_runs_again_after_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend(dir.path());
+    let automation = SeatTutor::default();
+    let (hang, calls) = (automation.hang_first.clone(), automation.calls.clone());
+    hang.store(true, Ordering::SeqCst);
+    let runtime = AutomationRuntime::new(automation, backend.clone(), fast());
+    let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
+    let doomed = tokio::spawn(runtime.clone().run_worker("doomed".into()));
+    CommandRunner::new(backend.events()).execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
+    eventually("the doomed worker to start the job", async || calls.load(Ordering::SeqCst) == 1).await;
+    doomed.abort(); // Dies mid-job, holding the lease.
+    let _ = doomed.await;
+    let survivor = tokio::spawn(runtime.clone().run_worker("survivor".into()));
+    eventually("the job to run again", async || tutor_seats(&backend).await == 1).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "run again exactly once after the lease expired");
+    eventually("an empty queue", async || runtime.pending().await.unwrap() == 0).await;
+    enqueuer.abort();
+    survivor.abort();
+}
