@@ -24,9 +24,11 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::backend::{Backend, DynTx, TxFailure};
+use crate::backend::{Backend, DynTx, TxFailure, transact_value};
 use crate::command::{Command, CommandError, CommandRunner, Executed};
+use crate::dependencies::Dependencies;
 use crate::event::Recorded;
+use crate::testkit::Outcome;
 
 /// A reaction to events.
 pub trait Automation: Send + Sync + 'static {
@@ -43,18 +45,60 @@ pub trait Automation: Send + Sync + 'static {
         event: &Recorded,
         ctx: &AutomationContext,
     ) -> impl Future<Output = Result<(), AutomationError>> + Send;
+
+    /// Queue tuning: leases, attempts, backoff, workers.
+    fn settings(&self) -> QueueSettings {
+        QueueSettings::default()
+    }
 }
 
-/// What handlers may use.
+/// What handlers may use: commands, reads of the log, and the app's dependencies.
 #[derive(Clone)]
 pub struct AutomationContext {
     runner: CommandRunner<Arc<dyn EventStore>>,
+    dependencies: Dependencies,
+    recorder: Option<Arc<std::sync::Mutex<Vec<Outcome>>>>,
 }
 
 impl AutomationContext {
+    /// A context running commands on `events` with `dependencies`.
+    pub fn new(events: Arc<dyn EventStore>, dependencies: Dependencies) -> Self {
+        AutomationContext { runner: CommandRunner::new(events), dependencies, recorder: None }
+    }
+
+    /// Records the outcome of every command run through this context (for tests).
+    pub(crate) fn recording(mut self, recorder: Arc<std::sync::Mutex<Vec<Outcome>>>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
     /// Runs a command.
     pub async fn execute<C: Command>(&self, command: &C) -> Result<Executed, CommandError<C::Error>> {
-        self.runner.execute(command).await
+        let result = self.runner.execute(command).await;
+        if let Some(recorder) = &self.recorder {
+            recorder.lock().expect("recorder").push(Outcome::of::<C>(&result));
+        }
+        result
+    }
+
+    /// The event store, to read what a decision needs beyond the triggering event.
+    pub fn events(&self) -> &Arc<dyn EventStore> {
+        self.runner.store()
+    }
+
+    /// Every event matching `query`, oldest first.
+    pub async fn read(&self, query: Query) -> Result<Vec<Recorded>, AutomationError> {
+        self.events()
+            .read(query, ReadOptions::forwards())
+            .map_ok(Recorded::new)
+            .try_collect()
+            .await
+            .map_err(AutomationError::from_error)
+    }
+
+    /// The dependency of type `T` the app provided (see [`crate::App::provide`]).
+    pub fn dependency<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, AutomationError> {
+        self.dependencies.get::<T>().map_err(AutomationError::from_error)
     }
 }
 
@@ -81,6 +125,8 @@ pub struct QueueSettings {
     pub retry_backoff: Duration,
     /// Idle wait between polls for due jobs.
     pub poll: Duration,
+    /// Workers the app runs for this automation (per instance).
+    pub workers: usize,
 }
 
 impl Default for QueueSettings {
@@ -90,6 +136,7 @@ impl Default for QueueSettings {
             max_attempts: 5,
             retry_backoff: Duration::from_secs(1),
             poll: Duration::from_millis(100),
+            workers: 2,
         }
     }
 }
@@ -165,25 +212,12 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, TxFailure> {
         .map_err(|e| TxFailure::Body(Box::new(AutomationError(format!("corrupt queue record: {e}")))))
 }
 
-/// Runs `body` and returns what it stored in the slot.
+/// Runs `body` in a transaction and returns its value.
 async fn transact<R: Send + 'static>(
     backend: &dyn Backend,
     body: impl Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
 ) -> Result<R, AutomationError> {
-    let slot = Arc::new(std::sync::Mutex::new(None));
-    let out = slot.clone();
-    let wrapped = move |tx: Arc<dyn DynTx>| -> BoxFuture<'static, Result<(), TxFailure>> {
-        let (fut, out) = (body(tx), out.clone());
-        async move {
-            let value = fut.await?;
-            *out.lock().expect("slot") = Some(value);
-            Ok(())
-        }
-        .boxed()
-    };
-    backend.transact(&wrapped).await.map_err(AutomationError::from_error)?;
-    let value = slot.lock().expect("slot").take().expect("body ran");
-    Ok(value)
+    transact_value(backend, body).await.map_err(AutomationError::from_error)
 }
 
 /// An automation bound to a store: its enqueuer, its workers and its dead-letter queue.
@@ -192,6 +226,7 @@ pub struct AutomationRuntime<A: Automation> {
     backend: Arc<dyn Backend>,
     keys: QueueKeys,
     settings: QueueSettings,
+    dependencies: Dependencies,
 }
 
 impl<A: Automation> Clone for AutomationRuntime<A> {
@@ -201,6 +236,7 @@ impl<A: Automation> Clone for AutomationRuntime<A> {
             backend: self.backend.clone(),
             keys: self.keys.clone(),
             settings: self.settings,
+            dependencies: self.dependencies.clone(),
         }
     }
 }
@@ -209,7 +245,24 @@ impl<A: Automation> AutomationRuntime<A> {
     /// Binds `automation` to `backend`.
     pub fn new(automation: A, backend: Arc<dyn Backend>, settings: QueueSettings) -> Self {
         let keys = QueueKeys::new(backend.as_ref(), A::NAME);
-        AutomationRuntime { automation: Arc::new(automation), backend, keys, settings }
+        AutomationRuntime {
+            automation: Arc::new(automation),
+            backend,
+            keys,
+            settings,
+            dependencies: Dependencies::new(),
+        }
+    }
+
+    /// Gives handlers access to `dependencies`.
+    pub fn with_dependencies(mut self, dependencies: Dependencies) -> Self {
+        self.dependencies = dependencies;
+        self
+    }
+
+    /// The queue settings.
+    pub fn settings(&self) -> QueueSettings {
+        self.settings
     }
 
     /// Follows the triggering events forever, enqueuing a job per event.
@@ -353,7 +406,7 @@ impl<A: Automation> AutomationRuntime<A> {
                 .map_err(AutomationError::from_error)?
                 .filter(|e| e.position == position)
                 .ok_or_else(|| AutomationError(format!("triggering event {position} not found")))?;
-            let ctx = AutomationContext { runner: CommandRunner::new(self.backend.events()) };
+            let ctx = AutomationContext::new(self.backend.events(), self.dependencies.clone());
             // Renew the lease while the handler runs, in the same task: if the worker dies,
             // renewals stop with it and the lease expires.
             let renewals = async {
@@ -383,11 +436,26 @@ impl<A: Automation> AutomationRuntime<A> {
 
     /// Works forever as `worker`, polling for due jobs.
     pub async fn run_worker(self, worker: String) -> Result<(), AutomationError> {
-        loop {
+        let (_keep, stop) = tokio::sync::watch::channel(false);
+        self.run_worker_until(worker, stop).await
+    }
+
+    /// Works as `worker` until `stop` turns true; a job in progress is finished first.
+    pub async fn run_worker_until(
+        self,
+        worker: String,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), AutomationError> {
+        while !*stop.borrow() {
             if !self.work_once(&worker).await? {
-                tokio::time::sleep(self.settings.poll).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(self.settings.poll) => {}
+                    _ = stop.changed() => {}
+                }
             }
         }
+        debug!(automation = A::NAME, worker, "worker stopped");
+        Ok(())
     }
 
     /// Jobs waiting or in progress.

@@ -113,3 +113,25 @@ impl<E: KvEngine> Backend for DcbStore<E> {
         .boxed()
     }
 }
+
+/// Runs `body` in a transaction of `backend` (retried on conflicts) and returns the value
+/// of its successful run.
+pub async fn transact_value<R: Send + 'static>(
+    backend: &dyn Backend,
+    body: impl Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
+) -> Result<R, TxFailure> {
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let out = slot.clone();
+    let wrapped = move |tx: Arc<dyn DynTx>| -> BoxFuture<'static, Result<(), TxFailure>> {
+        let (fut, out) = (body(tx), out.clone());
+        async move {
+            let value = fut.await?;
+            *out.lock().expect("slot") = Some(value);
+            Ok(())
+        }
+        .boxed()
+    };
+    backend.transact(&wrapped).await?;
+    let value = slot.lock().expect("slot").take().expect("a committed body stored its value");
+    Ok(value)
+}

@@ -10,6 +10,7 @@ pub mod app;
 pub mod automation;
 pub mod backend;
 pub mod command;
+pub mod dependencies;
 pub mod event;
 pub mod registry;
 pub mod testkit;

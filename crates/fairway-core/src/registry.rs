@@ -1,4 +1,4 @@
-//! Slice registration: `#[command]` and `#[view]` submit descriptors here, and the app
+//! Slice registration: `#[command]`, `#[view]` and `#[automation]` submit descriptors here, and the app
 //! discovers them all at start. Adding a slice never edits a shared file.
 //!
 //! Rust links a dependency crate only if the binary refers to it: slices living in another
@@ -13,8 +13,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
+use tokio::sync::watch;
+
+use crate::automation::{Automation, AutomationError, AutomationRuntime, DeadLetter};
 use crate::backend::Backend;
 use crate::command::{Command, CommandError, CommandRunner};
+use crate::dependencies::Dependencies;
 use crate::event::{DuplicateEventName, registered_event_types};
 use crate::view::{Progress, View, ViewError, ViewRuntime};
 
@@ -54,6 +58,8 @@ pub type CommandHandler = fn(
 
 /// A registered command.
 pub struct CommandSlice {
+    /// The Rust type implementing the command.
+    pub rust_type: &'static str,
     /// The command's name (its route is `POST /commands/<name>`).
     pub name: &'static str,
     /// Decodes the body and runs the command.
@@ -103,6 +109,8 @@ pub trait DynView: Send + Sync {
     fn list(&self) -> BoxFuture<'_, Result<Vec<(String, serde_json::Value)>, ViewError>>;
     /// Projector progress.
     fn progress(&self) -> BoxFuture<'_, Result<Progress, ViewError>>;
+    /// Events still to apply, counted up to `cap`.
+    fn remaining(&self, cap: usize) -> BoxFuture<'_, Result<usize, ViewError>>;
 }
 
 impl<V: View> DynView for ViewRuntime<V> {
@@ -137,6 +145,10 @@ impl<V: View> DynView for ViewRuntime<V> {
     fn progress(&self) -> BoxFuture<'_, Result<Progress, ViewError>> {
         ViewRuntime::progress(self).boxed()
     }
+
+    fn remaining(&self, cap: usize) -> BoxFuture<'_, Result<usize, ViewError>> {
+        ViewRuntime::remaining(self, cap).boxed()
+    }
 }
 
 /// Binds a view type to a store.
@@ -144,6 +156,8 @@ pub type ViewStarter = fn(Arc<dyn Backend>) -> Arc<dyn DynView>;
 
 /// A registered view.
 pub struct ViewSlice {
+    /// The Rust type implementing the view.
+    pub rust_type: &'static str,
     /// The view's name (its routes are `GET /views/<name>[/<key>]`).
     pub name: &'static str,
     /// Its version.
@@ -159,12 +173,101 @@ pub fn view_starter<V: View + Default>(backend: Arc<dyn Backend>) -> Arc<dyn Dyn
     Arc::new(ViewRuntime::new(V::default(), backend))
 }
 
+/// An automation bound to a store, type-erased for the app.
+pub trait DynAutomation: Send + Sync {
+    /// Its name.
+    fn name(&self) -> &'static str;
+    /// Workers to run per app instance.
+    fn workers(&self) -> usize;
+    /// The enqueuer, to spawn.
+    fn run_enqueuer(&self) -> BoxFuture<'static, Result<(), AutomationError>>;
+    /// A worker named `worker` that stops (after its current job) when `stop` turns true.
+    fn run_worker(
+        &self,
+        worker: String,
+        stop: watch::Receiver<bool>,
+    ) -> BoxFuture<'static, Result<(), AutomationError>>;
+    /// Jobs waiting or in progress.
+    fn pending(&self) -> BoxFuture<'_, Result<usize, AutomationError>>;
+    /// The dead-letter queue, oldest first.
+    fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>, AutomationError>>;
+    /// Re-queues one dead letter; `false` if there is none at `position`.
+    fn replay(&self, position: Position) -> BoxFuture<'_, Result<bool, AutomationError>>;
+    /// Deletes every dead letter; returns how many.
+    fn purge(&self) -> BoxFuture<'_, Result<usize, AutomationError>>;
+}
+
+impl<A: Automation> DynAutomation for AutomationRuntime<A> {
+    fn name(&self) -> &'static str {
+        A::NAME
+    }
+
+    fn workers(&self) -> usize {
+        self.settings().workers
+    }
+
+    fn run_enqueuer(&self) -> BoxFuture<'static, Result<(), AutomationError>> {
+        self.clone().run_enqueuer().boxed()
+    }
+
+    fn run_worker(
+        &self,
+        worker: String,
+        stop: watch::Receiver<bool>,
+    ) -> BoxFuture<'static, Result<(), AutomationError>> {
+        self.clone().run_worker_until(worker, stop).boxed()
+    }
+
+    fn pending(&self) -> BoxFuture<'_, Result<usize, AutomationError>> {
+        AutomationRuntime::pending(self).boxed()
+    }
+
+    fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>, AutomationError>> {
+        AutomationRuntime::dead_letters(self).boxed()
+    }
+
+    fn replay(&self, position: Position) -> BoxFuture<'_, Result<bool, AutomationError>> {
+        AutomationRuntime::replay(self, position).boxed()
+    }
+
+    fn purge(&self) -> BoxFuture<'_, Result<usize, AutomationError>> {
+        AutomationRuntime::purge(self).boxed()
+    }
+}
+
+/// Binds an automation type to a store and the app's dependencies.
+pub type AutomationStarter = fn(Arc<dyn Backend>, Dependencies) -> Arc<dyn DynAutomation>;
+
+/// A registered automation.
+pub struct AutomationSlice {
+    /// The Rust type implementing the automation.
+    pub rust_type: &'static str,
+    /// The automation's name (its routes are under `/automations/<name>`).
+    pub name: &'static str,
+    /// Binds it to a store.
+    pub start: AutomationStarter,
+}
+
+inventory::collect!(AutomationSlice);
+
+/// The starter of automation `A` (used by `#[automation]`).
+pub fn automation_starter<A: Automation + Default>(
+    backend: Arc<dyn Backend>,
+    dependencies: Dependencies,
+) -> Arc<dyn DynAutomation> {
+    let automation = A::default();
+    let settings = automation.settings();
+    Arc::new(AutomationRuntime::new(automation, backend, settings).with_dependencies(dependencies))
+}
+
 /// Every slice of the binary.
 pub struct Slices {
     /// Commands by name.
-    pub commands: BTreeMap<&'static str, CommandHandler>,
+    pub commands: BTreeMap<&'static str, &'static CommandSlice>,
     /// Views by name.
     pub views: BTreeMap<&'static str, &'static ViewSlice>,
+    /// Automations by name.
+    pub automations: BTreeMap<&'static str, &'static AutomationSlice>,
     /// Event types by name (to their Rust types).
     pub events: BTreeMap<&'static str, &'static str>,
 }
@@ -173,12 +276,18 @@ pub struct Slices {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
-    /// Two commands share a name.
-    #[error("two commands are named {0:?}")]
-    DuplicateCommand(&'static str),
-    /// Two views share a name.
-    #[error("two views are named {0:?} (versions {1} and {2})")]
-    DuplicateView(&'static str, u32, u32),
+    /// Two slices of one kind share a name.
+    #[error("two {kind}s are named {name:?}: {first} and {second}")]
+    DuplicateSlice {
+        /// `command`, `view` or `automation`.
+        kind: &'static str,
+        /// The shared name.
+        name: &'static str,
+        /// One Rust type.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
     /// Two event types share a name.
     #[error(transparent)]
     DuplicateEvent(#[from] DuplicateEventName),
@@ -196,21 +305,45 @@ fn check_route_name(name: &'static str) -> Result<(), RegistryError> {
     fairway_dcb::layout::Layout::new(name).map(|_| ()).map_err(|reason| RegistryError::BadName { name, reason })
 }
 
+/// Indexes `slices` by name, refusing route-unsafe and duplicate names.
+fn index<T>(
+    kind: &'static str,
+    slices: impl Iterator<Item = &'static T>,
+    name: fn(&T) -> &'static str,
+    rust_type: fn(&T) -> &'static str,
+) -> Result<BTreeMap<&'static str, &'static T>, RegistryError> {
+    let mut by_name: BTreeMap<&'static str, &'static T> = BTreeMap::new();
+    for slice in slices {
+        check_route_name(name(slice))?;
+        if let Some(other) = by_name.insert(name(slice), slice) {
+            let (mut first, mut second) = (rust_type(other), rust_type(slice));
+            if first > second {
+                std::mem::swap(&mut first, &mut second);
+            }
+            return Err(RegistryError::DuplicateSlice { kind, name: name(slice), first, second });
+        }
+    }
+    Ok(by_name)
+}
+
 /// Lists every registered slice, refusing duplicate names.
 pub fn discover() -> Result<Slices, RegistryError> {
-    let mut commands = BTreeMap::new();
-    for slice in inventory::iter::<CommandSlice> {
-        check_route_name(slice.name)?;
-        if commands.insert(slice.name, slice.handler).is_some() {
-            return Err(RegistryError::DuplicateCommand(slice.name));
-        }
+    Ok(Slices {
+        commands: index("command", inventory::iter::<CommandSlice>.into_iter(), |s| s.name, |s| s.rust_type)?,
+        views: index("view", inventory::iter::<ViewSlice>.into_iter(), |s| s.name, |s| s.rust_type)?,
+        automations: index("automation", inventory::iter::<AutomationSlice>.into_iter(), |s| s.name, |s| s.rust_type)?,
+        events: registered_event_types()?,
+    })
+}
+
+impl Slices {
+    /// Every slice and event type as data (for `GET /slices` and `--list-slices`).
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "commands": self.commands.values().map(|s| serde_json::json!({ "name": s.name, "type": s.rust_type })).collect::<Vec<_>>(),
+            "views": self.views.values().map(|s| serde_json::json!({ "name": s.name, "version": s.version, "type": s.rust_type })).collect::<Vec<_>>(),
+            "automations": self.automations.values().map(|s| serde_json::json!({ "name": s.name, "type": s.rust_type })).collect::<Vec<_>>(),
+            "events": self.events.iter().map(|(name, rust_type)| serde_json::json!({ "name": name, "type": rust_type })).collect::<Vec<_>>(),
+        })
     }
-    let mut views: BTreeMap<&'static str, &'static ViewSlice> = BTreeMap::new();
-    for slice in inventory::iter::<ViewSlice> {
-        check_route_name(slice.name)?;
-        if let Some(other) = views.insert(slice.name, slice) {
-            return Err(RegistryError::DuplicateView(slice.name, other.version, slice.version));
-        }
-    }
-    Ok(Slices { commands, views, events: registered_event_types()? })
 }

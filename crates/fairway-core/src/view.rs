@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fairway_dcb::{Position, Query, ReadOptions};
+use fairway_dcb::{POSITION_LEN, Position, Query, ReadOptions};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -23,6 +23,9 @@ use crate::event::{EventError, Recorded};
 
 /// Events applied per transaction, at most.
 const BATCH: usize = 256;
+
+/// Pages between two progress lines in the log while rebuilding.
+const PROGRESS_LOG_PAGES: usize = 40;
 
 /// A read model.
 pub trait View: Send + Sync + 'static {
@@ -182,6 +185,8 @@ impl<V: View> Clone for ViewRuntime<V> {
 pub struct Progress {
     /// The last position applied (or skipped as not matching), if any.
     pub checkpoint: Option<Position>,
+    /// Events this version applied so far (those its query matched).
+    pub processed: u64,
     /// Whether this version is the one readers use.
     pub active: bool,
 }
@@ -205,9 +210,10 @@ impl<V: View> ViewRuntime<V> {
         let body = move |tx: Arc<dyn DynTx>| -> BoxFuture<'static, Result<(), TxFailure>> {
             let (keys, slot) = (keys.clone(), slot.clone());
             async move {
-                let checkpoint = tx.get(&keys.checkpoint).await?.and_then(|b| Position::from_bytes(&b));
+                let (checkpoint, processed) = read_checkpoint(tx.as_ref(), &keys).await?;
                 let active = tx.get(&keys.active).await?.and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
-                *slot.lock().expect("slot") = Some(Progress { checkpoint, active: active == Some(V::VERSION) });
+                *slot.lock().expect("slot") =
+                    Some(Progress { checkpoint, processed, active: active == Some(V::VERSION) });
                 Ok(())
             }
             .boxed()
@@ -228,7 +234,7 @@ impl<V: View> ViewRuntime<V> {
             let (view, keys, events, counter) = (view.clone(), keys.clone(), events.clone(), counter.clone());
             let backend = backend.clone();
             async move {
-                let stored = tx.get(&keys.checkpoint).await?.and_then(|b| Position::from_bytes(&b));
+                let (stored, processed) = read_checkpoint(tx.as_ref(), &keys).await?;
                 let view_tx = ViewTx { tx: tx.clone(), data: keys.data.clone() };
                 let mut count = 0;
                 for event in events.iter().filter(|e| stored.is_none_or(|s| e.position() > s)) {
@@ -238,7 +244,8 @@ impl<V: View> ViewRuntime<V> {
                 if let Some(last) = events.last().map(Recorded::position)
                     && stored.is_none_or(|s| last > s)
                 {
-                    tx.set(&keys.checkpoint, &last.to_bytes());
+                    let checkpoint = [last.to_bytes().as_slice(), &(processed + count as u64).to_be_bytes()].concat();
+                    tx.set(&keys.checkpoint, &checkpoint);
                 }
                 if caught_up {
                     activate(tx.as_ref(), backend.as_ref(), &keys, V::NAME, V::VERSION).await?;
@@ -252,35 +259,46 @@ impl<V: View> ViewRuntime<V> {
         Ok(applied.load(std::sync::atomic::Ordering::SeqCst))
     }
 
-    /// Follows the log forever, applying batches; returns only on error. Run it as a task.
+    /// Applies every event of the log not yet applied, page by page, and activates this
+    /// version when the log is exhausted. Returns the events applied and the checkpoint.
+    pub async fn catch_up(&self) -> Result<(usize, Option<Position>), ViewError> {
+        let start = self.progress().await?;
+        info!(view = V::NAME, version = V::VERSION, checkpoint = ?start.checkpoint, active = start.active, "catching up");
+        let mut checkpoint = start.checkpoint;
+        let mut processed = 0usize;
+        let mut pages = 0usize;
+        loop {
+            let from = checkpoint.map_or(Position::ZERO, Position::next);
+            let page: Vec<Recorded> = self
+                .backend
+                .events()
+                .read(self.view.query(), ReadOptions::forwards().from(from).limit(BATCH))
+                .map_ok(Recorded::new)
+                .try_collect()
+                .await
+                .map_err(|e| ViewError::Store(e.to_string()))?;
+            let caught_up = page.len() < BATCH;
+            let last = page.last().map(Recorded::position);
+            processed += self.apply_batch(page, caught_up).await?;
+            checkpoint = last.or(checkpoint);
+            if caught_up {
+                break;
+            }
+            pages += 1;
+            if pages.is_multiple_of(PROGRESS_LOG_PAGES) {
+                info!(view = V::NAME, version = V::VERSION, processed, checkpoint = ?checkpoint, "rebuilding");
+            }
+        }
+        info!(view = V::NAME, version = V::VERSION, processed, "caught up");
+        Ok((processed, checkpoint))
+    }
+
+    /// Catches up, then follows the log forever, applying batches; returns only on error.
+    /// Run it as a task.
     pub async fn run(self) -> Result<(), ViewError> {
         let span = info_span!("projector", view = V::NAME, version = V::VERSION);
         async move {
-            let start = self.progress().await?;
-            info!(checkpoint = ?start.checkpoint, active = start.active, "projector starts");
-            // Catch up page by page, activating this version when the log is exhausted.
-            let mut checkpoint = start.checkpoint;
-            let mut processed = 0usize;
-            loop {
-                let from = checkpoint.map_or(Position::ZERO, Position::next);
-                let page: Vec<Recorded> = self
-                    .backend
-                    .events()
-                    .read(self.view.query(), ReadOptions::forwards().from(from).limit(BATCH))
-                    .map_ok(Recorded::new)
-                    .try_collect()
-                    .await
-                    .map_err(|e| ViewError::Store(e.to_string()))?;
-                let caught_up = page.len() < BATCH;
-                let last = page.last().map(Recorded::position);
-                processed += self.apply_batch(page, caught_up).await?;
-                checkpoint = last.or(checkpoint);
-                if caught_up {
-                    break;
-                }
-                debug!(processed, "rebuilding");
-            }
-            info!(processed, "projector caught up");
+            let (mut processed, checkpoint) = self.catch_up().await?;
             let mut live = self
                 .backend
                 .events()
@@ -290,13 +308,27 @@ impl<V: View> ViewRuntime<V> {
             while let Some(chunk) = live.next().await {
                 let events: Vec<Recorded> =
                     chunk.into_iter().collect::<Result<_, _>>().map_err(|e| ViewError::Store(e.to_string()))?;
+                let (first, last) = (events.first().map(Recorded::position), events.last().map(Recorded::position));
                 processed += self.apply_batch(events, false).await?;
-                debug!(processed, "applied live events");
+                debug!(processed, ?first, ?last, "applied live events");
             }
             Ok(())
         }
         .instrument(span)
         .await
+    }
+
+    /// Events the view's query matches after its checkpoint, counted up to `cap`.
+    pub async fn remaining(&self, cap: usize) -> Result<usize, ViewError> {
+        let from = self.progress().await?.checkpoint.map_or(Position::ZERO, Position::next);
+        let count = self
+            .backend
+            .events()
+            .read(self.view.query(), ReadOptions::forwards().from(from).limit(cap))
+            .try_fold(0usize, |n, _| async move { Ok(n + 1) })
+            .await
+            .map_err(|e| ViewError::Store(e.to_string()))?;
+        Ok(count)
     }
 
     /// Waits until the view reflects every event up to `position` (read-your-writes).
@@ -354,6 +386,14 @@ impl<V: View> ViewRuntime<V> {
         let value = out.lock().expect("slot").take().expect("body ran");
         Ok(value)
     }
+}
+
+/// The stored checkpoint: the last position seen and how many events were applied.
+async fn read_checkpoint(tx: &dyn DynTx, keys: &Keys) -> Result<(Option<Position>, u64), TxFailure> {
+    let Some(bytes) = tx.get(&keys.checkpoint).await? else { return Ok((None, 0)) };
+    let position = bytes.get(..POSITION_LEN).and_then(Position::from_bytes);
+    let processed = bytes.get(POSITION_LEN..).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+    Ok((position, processed))
 }
 
 /// Makes this version the active one and drops the data of the previous active version.

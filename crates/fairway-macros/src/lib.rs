@@ -86,6 +86,7 @@ pub fn command(_args: TokenStream, item: TokenStream) -> TokenStream {
         quote! {
             ::fairway::inventory::submit! {
                 ::fairway::registry::CommandSlice {
+                    rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
                     name: <#ty as ::fairway::Command>::NAME,
                     handler: ::fairway::registry::command_handler::<#ty>,
                 }
@@ -95,16 +96,35 @@ pub fn command(_args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Registers a view slice: put it on `impl fairway::View for MyView`. The view type must
-/// implement `Default` (the runtime builds it) .
+/// implement `Default` (the runtime builds it).
 #[proc_macro_attribute]
 pub fn view(_args: TokenStream, item: TokenStream) -> TokenStream {
     register(item, |ty| {
         quote! {
             ::fairway::inventory::submit! {
                 ::fairway::registry::ViewSlice {
+                    rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
                     name: <#ty as ::fairway::View>::NAME,
                     version: <#ty as ::fairway::View>::VERSION,
                     start: ::fairway::registry::view_starter::<#ty>,
+                }
+            }
+        }
+    })
+}
+
+/// Registers an automation slice: put it on `impl fairway::Automation for MyAutomation`. The
+/// automation type must implement `Default` (the runtime builds it); outside services come
+/// from `AutomationContext::dependency`.
+#[proc_macro_attribute]
+pub fn automation(_args: TokenStream, item: TokenStream) -> TokenStream {
+    register(item, |ty| {
+        quote! {
+            ::fairway::inventory::submit! {
+                ::fairway::registry::AutomationSlice {
+                    rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
+                    name: <#ty as ::fairway::Automation>::NAME,
+                    start: ::fairway::registry::automation_starter::<#ty>,
                 }
             }
         }

@@ -63,6 +63,7 @@ fn fast() -> QueueSettings {
         max_attempts: 3,
         retry_backoff: Duration::from_millis(5),
         poll: Duration::from_millis(5),
+        workers: 1,
     }
 }
 

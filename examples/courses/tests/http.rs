@@ -2,53 +2,34 @@
 //! reqwest. Commands, views with read-your-writes, uniqueness under concurrent requests,
 //! and a restart that keeps everything.
 
-use std::net::SocketAddr;
-
-use fairway::{App, AppConfig};
+use fairway::testkit::TestApp;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 use courses as _;
 
 struct Running {
-    base: String,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    app: TestApp,
 }
 
 async fn start(dir: &std::path::Path) -> Running {
-    let config =
-        AppConfig { data_dir: dir.to_path_buf(), namespace: "courses".into(), listen: "127.0.0.1:0".parse().unwrap() };
-    let app = App::open(&config).expect("app opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.serve(listener, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("serves");
-    });
-    Running { base: format!("http://{address}"), stop, task }
+    Running { app: TestApp::start_in(dir).await }
 }
 
 impl Running {
     async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap();
+        self.app.stop().await;
     }
 
     async fn command(&self, name: &str, body: Value) -> (u16, Value) {
         let response =
-            reqwest::Client::new().post(format!("{}/commands/{name}", self.base)).json(&body).send().await.unwrap();
+            reqwest::Client::new().post(self.app.url(&format!("/commands/{name}"))).json(&body).send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
     }
 
     /// Sends every body to command `name` at once; returns the statuses.
     async fn race(&self, name: &str, bodies: impl Iterator<Item = Value>) -> Vec<u16> {
-        let url = format!("{}/commands/{name}", self.base);
+        let url = self.app.url(&format!("/commands/{name}"));
         let requests: Vec<_> = bodies
             .map(|body| {
                 let url = url.clone();
@@ -65,7 +46,7 @@ impl Running {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let response = reqwest::get(self.app.url(path)).await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
     }
@@ -92,12 +73,8 @@ async fn the_course_app_over_http() {
     assert_eq!(app.get(&format!("/views/schedules/ada?after={after}")).await.1, json!({ "courses": ["rust"] }));
 
     // Bad input is refused with a clear status and loses nothing.
-    let response = reqwest::Client::new()
-        .post(format!("{}/commands/subscribe-student", app.base))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        reqwest::Client::new().post(app.app.url("/commands/subscribe-student")).body("{not json").send().await.unwrap();
     assert_eq!(response.status().as_u16(), 400);
     assert_eq!(app.command("subscribe-student", json!({ "course_id": "rust" })).await.0, 400, "missing field");
     assert_eq!(app.command("no-such-command", json!({})).await.0, 404);

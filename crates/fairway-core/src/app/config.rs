@@ -1,0 +1,49 @@
+//! App configuration from command-line flags and environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Configuration, from flags or environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(about = "A Fairway app: commands, views and automations over one event store")]
+pub struct AppConfig {
+    /// Directory of the embedded store.
+    #[arg(long, env = "FAIRWAY_DATA_DIR", default_value = "fairway-data")]
+    pub data_dir: PathBuf,
+    /// FoundationDB cluster file: when set, the app uses FoundationDB instead of the
+    /// embedded store.
+    #[cfg(feature = "fdb")]
+    #[arg(long, env = "FAIRWAY_FDB_CLUSTER_FILE")]
+    pub fdb_cluster_file: Option<PathBuf>,
+    /// Namespace of the app's events inside the store.
+    #[arg(long, env = "FAIRWAY_NAMESPACE", default_value = "app")]
+    pub namespace: String,
+    /// Address to serve HTTP on.
+    #[arg(long, env = "FAIRWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// How long a response stored under an `Idempotency-Key` is replayed, in seconds.
+    #[arg(long, env = "FAIRWAY_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 60 * 60)]
+    pub idempotency_ttl_secs: u64,
+    /// How long shutdown waits for jobs in progress, in seconds.
+    #[arg(long, env = "FAIRWAY_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// Print every discovered slice as JSON and exit, without opening the store.
+    #[arg(long)]
+    pub list_slices: bool,
+}
+
+impl AppConfig {
+    /// The configuration with every default, storing in `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        use clap::Parser;
+        let mut config = AppConfig::parse_from(["fairway-app"]);
+        config.data_dir = data_dir.into();
+        config
+    }
+
+    /// The idempotency TTL.
+    pub fn idempotency_ttl(&self) -> Duration {
+        Duration::from_secs(self.idempotency_ttl_secs)
+    }
+}

@@ -1,0 +1,272 @@
+//! The app runtime: discovers every slice, opens the store, runs view projectors and
+//! automation queues, and serves commands, views and automations over HTTP.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /commands/<name>` | runs a command (JSON body): 200, 400 bad body, 404 unknown, 409 conflict, 422 rejected; optional `Idempotency-Key` header |
+//! | `GET /views/<name>[?after=<position>]` | every document of a view |
+//! | `GET /views/<name>/<key>[?after=<position>]` | one document (404 if absent) |
+//! | `GET /progress` | every projector: checkpoint, events applied and still to apply |
+//! | `GET /automations` | every automation: jobs pending, dead letters |
+//! | `GET /automations/<name>/dead-letters` | its dead-letter queue |
+//! | `POST /automations/<name>/dead-letters/<position>/replay` | re-queues one dead letter |
+//! | `DELETE /automations/<name>/dead-letters` | purges its dead-letter queue |
+//! | `GET /slices` | every slice and event type |
+//! | `GET /health` | liveness |
+//!
+//! `after` asks for read-your-writes: the read waits (up to 5 s, then 504) until the view
+//! reflects that position, e.g. the `last_position` a command returned.
+//!
+//! Slices are found through `inventory`: a slice in another crate is linked only if the
+//! binary refers to that crate, e.g. `use my_slices as _;`.
+
+mod config;
+pub mod idempotency;
+mod routes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+pub use config::AppConfig;
+pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+
+use crate::backend::Backend;
+use crate::dependencies::Dependencies;
+use crate::registry::{DynAutomation, DynView, RegistryError, Slices, discover};
+use idempotency::Idempotency;
+
+/// How long a read with `?after=` waits for the view.
+const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often expired idempotency records are deleted.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Failures starting the app.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The slices are inconsistent.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] fairway_dcb::Error),
+    /// Serving failed.
+    #[error("http: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running app's shared state.
+struct Shared {
+    events: Arc<dyn EventStore>,
+    slices: Slices,
+    views: BTreeMap<&'static str, Arc<dyn DynView>>,
+    automations: BTreeMap<&'static str, Arc<dyn DynAutomation>>,
+    idempotency: Idempotency,
+}
+
+/// The app: slices bound to a store.
+pub struct App {
+    shared: Arc<Shared>,
+    dependencies: Dependencies,
+    shutdown_grace: Duration,
+    close: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl App {
+    /// Opens the store of `config` (embedded by default; FoundationDB when a cluster file
+    /// is configured with the `fdb` feature) and binds every registered slice to it.
+    pub fn open(config: &AppConfig) -> Result<Self, AppError> {
+        #[cfg(feature = "fdb")]
+        if let Some(cluster_file) = &config.fdb_cluster_file {
+            let retry = fairway_dcb::kv::RetryPolicy::default();
+            let engine = Arc::new(
+                fairway_dcb::kv::fdb::FdbEngine::open(Some(&cluster_file.to_string_lossy()), retry)
+                    .map_err(fairway_dcb::Error::from)?,
+            );
+            info!(cluster_file = %cluster_file.display(), namespace = config.namespace, "FoundationDB store");
+            return App::with_backend(Arc::new(DcbStore::new(engine, &config.namespace)?), config);
+        }
+        let engine = Arc::new(
+            EmbeddedEngine::open(&config.data_dir, EmbeddedOptions::default()).map_err(fairway_dcb::Error::from)?,
+        );
+        info!(data_dir = %config.data_dir.display(), namespace = config.namespace, "embedded store");
+        let store = DcbStore::new(engine.clone(), &config.namespace)?;
+        let mut app = App::with_backend(Arc::new(store), config)?;
+        app.close = Some(Box::new(move || engine.close()));
+        Ok(app)
+    }
+
+    /// Binds every registered slice to `backend`.
+    pub fn with_backend(backend: Arc<dyn Backend>, config: &AppConfig) -> Result<Self, AppError> {
+        let slices = discover()?;
+        let dependencies = Dependencies::new();
+        let views = slices.views.iter().map(|(name, slice)| (*name, (slice.start)(backend.clone()))).collect();
+        let automations = slices
+            .automations
+            .iter()
+            .map(|(name, slice)| (*name, (slice.start)(backend.clone(), dependencies.clone())))
+            .collect();
+        info!(
+            commands = ?slices.commands.keys().collect::<Vec<_>>(),
+            views = ?slices.views.keys().collect::<Vec<_>>(),
+            automations = ?slices.automations.keys().collect::<Vec<_>>(),
+            events = slices.events.len(),
+            "slices discovered"
+        );
+        let idempotency = Idempotency::new(backend.clone(), config.idempotency_ttl());
+        let shared = Shared { events: backend.events(), slices, views, automations, idempotency };
+        Ok(App {
+            shared: Arc::new(shared),
+            dependencies,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            close: None,
+        })
+    }
+
+    /// Provides a dependency to automation handlers (see
+    /// [`AutomationContext::dependency`](crate::AutomationContext::dependency)).
+    pub fn provide<T: Send + Sync + 'static>(self, value: T) -> Self {
+        self.dependencies.provide(value);
+        self
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        routes::router(self.shared.clone())
+    }
+
+    /// Starts projectors, enqueuers, workers and the idempotency sweeper, serves on
+    /// `listener` until `shutdown` completes, then finishes in-flight requests and jobs
+    /// (waiting up to the configured grace) and closes the store.
+    pub async fn serve(
+        mut self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let (stop, stopping) = watch::channel(false);
+        let mut background: Vec<JoinHandle<()>> = Vec::new();
+        for view in self.shared.views.values() {
+            background.push(spawn_logged("projector", view.name(), view.run()));
+        }
+        let instance = instance_id();
+        let mut workers = Vec::new();
+        for automation in self.shared.automations.values() {
+            background.push(spawn_logged("enqueuer", automation.name(), automation.run_enqueuer()));
+            for n in 0..automation.workers() {
+                let worker = format!("{instance}-{n}");
+                workers.push(spawn_logged(
+                    "worker",
+                    automation.name(),
+                    automation.run_worker(worker, stopping.clone()),
+                ));
+            }
+        }
+        background.push(tokio::spawn(sweep_idempotency(self.shared.idempotency.clone())));
+        info!(address = %listener.local_addr()?, instance, "serving");
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await?;
+        let _ = stop.send(true);
+        let finishing = futures::future::join_all(workers);
+        if tokio::time::timeout(self.shutdown_grace, finishing).await.is_err() {
+            warn!(grace = ?self.shutdown_grace, "jobs still running at the end of the grace period; their leases will expire");
+        }
+        for task in background {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(close) = self.close.take() {
+            close();
+        }
+        info!("stopped");
+        Ok(())
+    }
+
+    /// The whole program: parse configuration, log to stderr, open, serve until SIGINT or
+    /// SIGTERM.
+    pub async fn main() -> std::process::ExitCode {
+        App::main_with(|app| app).await
+    }
+
+    /// [`App::main`], letting `configure` provide dependencies to the app before it starts.
+    pub async fn main_with(configure: impl FnOnce(App) -> App) -> std::process::ExitCode {
+        use clap::Parser;
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+        let config = AppConfig::parse();
+        let result = async {
+            if config.list_slices {
+                let described = serde_json::to_string_pretty(&discover()?.describe()).expect("JSON encodes");
+                println!("{described}");
+                return Ok(());
+            }
+            let app = configure(App::open(&config)?);
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            app.serve(listener, shutdown_signal()).await
+        }
+        .await;
+        match result {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                error!(%err, "the app failed");
+                eprintln!("error: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Names this process among the app's instances (worker leases carry it).
+fn instance_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos:08x}", std::process::id())
+}
+
+fn spawn_logged<E: std::fmt::Display + Send + 'static>(
+    role: &'static str,
+    name: &'static str,
+    task: futures::future::BoxFuture<'static, Result<(), E>>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(err) = task.await {
+            error!(role, slice = name, %err, "background task stopped");
+        }
+    })
+}
+
+async fn sweep_idempotency(idempotency: Idempotency) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        match idempotency.sweep().await {
+            Ok(0) => {}
+            Ok(deleted) => info!(deleted, "expired idempotency records deleted"),
+            Err(err) => warn!(%err, "idempotency sweep failed"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    info!("shutdown requested");
+}

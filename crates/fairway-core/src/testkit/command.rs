@@ -1,0 +1,59 @@
+//! Given/When/Then for commands.
+
+use serde::Serialize;
+
+use super::{EventView, Given, TestStore};
+use crate::command::{Command, CommandError, CommandRunner, Executed};
+use crate::event::Event;
+
+/// A command test: a fresh store holding the given events.
+#[derive(Default)]
+pub struct CommandTest {
+    given: Given,
+}
+
+/// What a command did, for snapshots and assertions.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Outcome {
+    /// The command's name.
+    pub command: &'static str,
+    /// `accepted`, `rejected`, `conflict` or `failed`.
+    pub result: &'static str,
+    /// Events appended.
+    pub events: Vec<EventView>,
+    /// The error's message when not accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// The outcome of running command `C`.
+    pub fn of<C: Command>(result: &Result<Executed, CommandError<C::Error>>) -> Self {
+        let (result, events, error) = match result {
+            Ok(executed) => ("accepted", executed.events.iter().map(EventView::of).collect(), None),
+            Err(CommandError::Rejected(e)) => ("rejected", Vec::new(), Some(e.to_string())),
+            Err(e @ CommandError::Conflict { .. }) => ("conflict", Vec::new(), Some(e.to_string())),
+            Err(e) => ("failed", Vec::new(), Some(e.to_string())),
+        };
+        Outcome { command: C::NAME, result, events, error }
+    }
+}
+
+impl CommandTest {
+    /// A test with no events yet.
+    pub fn new() -> Self {
+        CommandTest::default()
+    }
+
+    /// Adds a past event.
+    pub fn given(mut self, event: impl Event) -> Self {
+        self.given.push(event);
+        self
+    }
+
+    /// Runs `command` against a fresh store holding the given events.
+    pub async fn when<C: Command>(self, command: &C) -> Outcome {
+        let test = TestStore::with(self.given).await;
+        Outcome::of::<C>(&CommandRunner::new(test.store.clone()).execute(command).await)
+    }
+}

@@ -1,0 +1,253 @@
+//! The app runtime over real HTTP: registered automations run with injected dependencies,
+//! their dead letters are listed, replayed and purged through the API; `Idempotency-Key`
+//! replays responses; projector progress is served.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use fairway::dcb::{Query, QueryItem};
+use fairway::testkit::TestApp;
+use fairway::{
+    App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventError,
+    QueueSettings, Recorded, View, ViewError, ViewTx, automation, command, view,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+struct TicketOpened {
+    #[tag("ticket")]
+    ticket: String,
+    title: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct OpenTicket {
+    ticket: String,
+    title: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ticket {0} is already open")]
+struct AlreadyOpen(String);
+
+#[command]
+impl Command for OpenTicket {
+    const NAME: &'static str = "open-ticket";
+    type State = bool;
+    type Error = AlreadyOpen;
+
+    fn query(&self) -> Query {
+        QueryItem::types([TicketOpened::NAME])
+            .with_tags([fairway::dcb::Tag::new("ticket", &self.ticket).unwrap()])
+            .into()
+    }
+
+    fn evolve(&self, open: &mut bool, _: &Recorded) -> Result<(), EventError> {
+        *open = true;
+        Ok(())
+    }
+
+    fn decide(&self, open: &bool) -> Result<Decision, AlreadyOpen> {
+        if *open {
+            return Err(AlreadyOpen(self.ticket.clone()));
+        }
+        Ok(Decision::event(TicketOpened { ticket: self.ticket.clone(), title: self.title.clone() }))
+    }
+}
+
+#[derive(Default)]
+struct Tickets;
+
+#[view]
+impl View for Tickets {
+    const NAME: &'static str = "tickets";
+    const VERSION: u32 = 1;
+
+    fn query(&self) -> Query {
+        QueryItem::types([TicketOpened::NAME]).into()
+    }
+
+    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
+        let opened = event.as_event::<TicketOpened>().expect("queried")?;
+        tx.put(&opened.ticket, &opened.title)
+    }
+}
+
+/// An outside service: a pager that may be down.
+#[derive(Default)]
+struct Pager {
+    down: AtomicBool,
+    sent: Mutex<Vec<String>>,
+}
+
+#[derive(Default)]
+struct PageOnNewTicket;
+
+#[automation]
+impl Automation for PageOnNewTicket {
+    const NAME: &'static str = "page-on-new-ticket";
+
+    fn query(&self) -> Query {
+        QueryItem::types([TicketOpened::NAME]).into()
+    }
+
+    async fn handle(&self, event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
+        let pager = ctx.dependency::<std::sync::Arc<Pager>>()?;
+        if pager.down.load(Ordering::SeqCst) {
+            return Err(AutomationError("pager is down".into()));
+        }
+        let opened = event.as_event::<TicketOpened>().expect("queried").map_err(AutomationError::from_error)?;
+        pager.sent.lock().unwrap().push(opened.ticket);
+        Ok(())
+    }
+
+    fn settings(&self) -> QueueSettings {
+        QueueSettings {
+            lease: Duration::from_secs(2),
+            max_attempts: 2,
+            retry_backoff: Duration::from_millis(10),
+            poll: Duration::from_millis(10),
+            workers: 2,
+        }
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value, bool) {
+    let response = request.send().await.unwrap();
+    let replayed = response.headers().get(fairway::app::IDEMPOTENT_REPLAYED).is_some();
+    (response.status().as_u16(), response.json().await.unwrap(), replayed)
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn start(pager: std::sync::Arc<Pager>) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(AppConfig::with_data_dir(dir.path()), move |app: App| app.provide(pager)).await;
+    (app, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automations_use_dependencies_and_dead_letters_are_served_replayed_and_purged() {
+    let pager = std::sync::Arc::new(Pager::default());
+    let (app, _dir) = start(pager.clone()).await;
+    let http = reqwest::Client::new();
+    let open =
+        |ticket: &str| http.post(app.url("/commands/open-ticket")).json(&json!({ "ticket": ticket, "title": "t" }));
+
+    let (status, _, _) = send(open("t1")).await;
+    assert_eq!(status, 200);
+    eventually("t1 paged", async || pager.sent.lock().unwrap().as_slice() == ["t1"]).await;
+
+    pager.down.store(true, Ordering::SeqCst);
+    let (_, opened, _) = send(open("t2")).await;
+    let position = opened["last_position"].as_str().unwrap().to_owned();
+    let dead_url = app.url("/automations/page-on-new-ticket/dead-letters");
+    eventually("t2 dead-lettered", async || send(http.get(&dead_url)).await.1.as_array().unwrap().len() == 1).await;
+    let (_, dead, _) = send(http.get(&dead_url)).await;
+    assert_eq!(dead[0]["position"], position.as_str());
+    assert_eq!((dead[0]["attempts"].as_u64(), dead[0]["error"].as_str()), (Some(2), Some("pager is down")));
+    let (_, listed, _) = send(http.get(app.url("/automations"))).await;
+    assert_eq!(listed["automations"][0]["dead_letters"], 1, "{listed}");
+
+    pager.down.store(false, Ordering::SeqCst);
+    let replay = |p: &str| http.post(app.url(&format!("/automations/page-on-new-ticket/dead-letters/{p}/replay")));
+    assert_eq!(send(replay(&position)).await.0, 200);
+    eventually("t2 paged after replay", async || pager.sent.lock().unwrap().len() == 2).await;
+    assert_eq!(send(replay(&position)).await.0, 404, "nothing left to replay");
+    assert_eq!(send(replay("not-a-position")).await.0, 400);
+
+    pager.down.store(true, Ordering::SeqCst);
+    send(open("t3")).await;
+    eventually("t3 dead-lettered", async || send(http.get(&dead_url)).await.1.as_array().unwrap().len() == 1).await;
+    let (status, purged, _) = send(http.delete(&dead_url)).await;
+    assert_eq!((status, purged), (200, json!({ "purged": 1 })));
+    assert_eq!(send(http.get(&dead_url)).await.1, json!([]));
+    assert_eq!(send(http.get(app.url("/automations/nope/dead-letters"))).await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body() {
+    let (app, _dir) = start(std::sync::Arc::new(Pager::default())).await;
+    let http = reqwest::Client::new();
+    let open = |key: &str, title: &str| {
+        http.post(app.url("/commands/open-ticket"))
+            .header("Idempotency-Key", key)
+            .json(&json!({ "ticket": "t1", "title": title }))
+    };
+    let (status, first, replayed) = send(open("k1", "printer")).await;
+    assert_eq!((status, replayed), (200, false));
+    let (status, again, replayed) = send(open("k1", "printer")).await;
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(again, first, "the stored response, not a second run (which would be a 422)");
+    let (status, _, _) = send(open("k1", "scanner")).await;
+    assert_eq!(status, 422, "same key, another body");
+    let (status, rejected, replayed) = send(open("k2", "printer")).await;
+    assert_eq!((status, replayed), (422, false), "{rejected}");
+    let (status, _, replayed) = send(open("k2", "printer")).await;
+    assert_eq!((status, replayed), (422, true), "domain refusals are stored too");
+    let (status, bad, _) = send(open(&"k".repeat(300), "printer")).await;
+    assert_eq!(status, 400);
+    assert!(bad["error"].as_str().unwrap().contains("255"), "{bad}");
+
+    // Concurrent retries of one key: exactly one runs.
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let request = http
+                .post(app.url("/commands/open-ticket"))
+                .header("Idempotency-Key", "k3")
+                .json(&json!({ "ticket": "t3", "title": "x" }));
+            tokio::spawn(async move { send(request).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        let (status, _, replayed) = request.await.unwrap();
+        statuses.push((status, replayed));
+    }
+    let ran = statuses.iter().filter(|(s, replayed)| *s == 200 && !replayed).count();
+    assert_eq!(ran, 1, "{statuses:?}");
+    assert!(statuses.iter().all(|(s, _)| *s == 200 || *s == 409), "replays or in-progress: {statuses:?}");
+
+    // The records survive a restart.
+    let app = app.restart().await;
+    let http = reqwest::Client::new();
+    let request = http
+        .post(app.url("/commands/open-ticket"))
+        .header("Idempotency-Key", "k1")
+        .json(&json!({ "ticket": "t1", "title": "printer" }));
+    assert_eq!(send(request).await, (200, first, true));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_and_slices_are_served() {
+    let (app, _dir) = start(std::sync::Arc::new(Pager::default())).await;
+    let http = reqwest::Client::new();
+    let mut last = String::new();
+    for i in 0..5 {
+        let request =
+            http.post(app.url("/commands/open-ticket")).json(&json!({ "ticket": format!("t{i}"), "title": "t" }));
+        last = send(request).await.1["last_position"].as_str().unwrap().to_owned();
+    }
+    let (status, _, _) = send(http.get(app.url(&format!("/views/tickets?after={last}")))).await;
+    assert_eq!(status, 200);
+    let (_, progress, _) = send(http.get(app.url("/progress"))).await;
+    let tickets = &progress["views"][0];
+    assert_eq!((tickets["name"].as_str(), tickets["processed"].as_u64()), (Some("tickets"), Some(5)), "{progress}");
+    assert_eq!((tickets["remaining"].as_u64(), tickets["total"].as_u64()), (Some(0), Some(5)));
+    assert_eq!(tickets["checkpoint"].as_str(), Some(last.as_str()));
+    let (_, slices, _) = send(http.get(app.url("/slices"))).await;
+    assert_eq!(slices["automations"][0]["name"], "page-on-new-ticket", "{slices}");
+    assert!(slices["automations"][0]["type"].as_str().unwrap().ends_with("PageOnNewTicket"));
+    assert_eq!(slices["commands"][0]["name"], "open-ticket");
+    app.stop().await;
+}
