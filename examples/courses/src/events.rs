@@ -57,9 +57,74 @@ pub struct StudentUnsubscribed {
     pub student_id: String,
 }
 
-/// `key:value` for ids taken from requests (malformed ids surface as 400s).
-pub fn tag(key: &str, value: &str) -> Tag {
-    Tag::new(key, value).unwrap_or_else(|_| Tag::parse("invalid:id").expect("static tag"))
+/// A student asked for a seat in a full course; promoted in order when seats free up.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+pub struct StudentJoinedWaitingList {
+    /// The course.
+    #[tag("course")]
+    pub course_id: String,
+    /// The student.
+    #[tag("student")]
+    pub student_id: String,
+}
+
+/// A course's waiting list and the events that change who is on it or in the course.
+pub fn waiting_list(course_id: &str) -> QueryItem {
+    QueryItem::types([StudentJoinedWaitingList::NAME, StudentSubscribed::NAME]).with_tags([tag("course", course_id)])
+}
+
+/// An identifier or email taken from a request, checked when the request is decoded: it
+/// must be a valid tag value (non-empty, at most the tag length limit, no control
+/// characters), so a malformed one is a 400 naming the rule, never a domain refusal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Id(String);
+
+impl TryFrom<String> for Id {
+    type Error = fairway::dcb::InvalidInput;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Tag::new("id", &value)?;
+        Ok(Id(value))
+    }
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> String {
+        id.0
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<Id> for String {
+    fn eq(&self, id: &Id) -> bool {
+        *self == id.0
+    }
+}
+
+impl From<&str> for Id {
+    /// For tests and literals; panics on an invalid id.
+    fn from(value: &str) -> Self {
+        Id::try_from(value.to_owned()).expect("a valid id")
+    }
+}
+
+/// `key:value` for a checked id.
+pub fn tag(key: &str, id: &str) -> Tag {
+    Tag::new(key, id).expect("ids are checked when requests are decoded")
 }
 
 /// Every event of a course's life (definition, capacity, subscriptions).

@@ -59,7 +59,20 @@ async fn the_course_app_over_http() {
 
     assert_eq!(app.get("/health").await, (200, json!({ "status": "ok" })));
     let (_, slices) = app.get("/slices").await;
-    assert_eq!(slices["commands"].as_array().unwrap().len(), 5, "{slices}");
+    let names = |kind: &str| -> Vec<String> {
+        slices[kind].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let commands = [
+        "change-capacity",
+        "define-course",
+        "join-waiting-list",
+        "register-student",
+        "subscribe-student",
+        "unsubscribe-student",
+    ];
+    assert_eq!(names("commands"), commands, "{slices}");
+    assert_eq!(names("views"), ["courses", "schedules"]);
+    assert_eq!(names("automations"), ["promote-waiting-students"]);
 
     assert_eq!(app.command("define-course", json!({ "course_id": "rust", "capacity": 2 })).await.0, 200);
     let (status, body) = app.command("define-course", json!({ "course_id": "rust", "capacity": 2 })).await;
@@ -69,7 +82,11 @@ async fn the_course_app_over_http() {
     assert_eq!(status, 200, "{body}");
     let after = body["last_position"].as_str().unwrap().to_owned();
     let (status, course) = app.get(&format!("/views/courses/rust?after={after}")).await;
-    assert_eq!((status, course), (200, json!({ "capacity": 2, "subscribed": 1, "seats_left": 1 })), "read-your-writes");
+    assert_eq!(
+        (status, course),
+        (200, json!({ "capacity": 2, "subscribed": 1, "seats_left": 1, "waiting": [] })),
+        "read-your-writes"
+    );
     assert_eq!(app.get(&format!("/views/schedules/ada?after={after}")).await.1, json!({ "courses": ["rust"] }));
 
     // Bad input is refused with a clear status and loses nothing.
@@ -78,6 +95,15 @@ async fn the_course_app_over_http() {
     assert_eq!(response.status().as_u16(), 400);
     assert_eq!(app.command("subscribe-student", json!({ "course_id": "rust" })).await.0, 400, "missing field");
     assert_eq!(app.command("no-such-command", json!({})).await.0, 404);
+    let (status, body) = app.command("subscribe-student", json!({ "course_id": "", "student_id": "ada" })).await;
+    assert_eq!(status, 400, "an empty id is malformed input, not a refusal: {body}");
+    let long = "x".repeat(1000);
+    let (status, body) = app.command("define-course", json!({ "course_id": long, "capacity": 1 })).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("256") || body["error"].as_str().unwrap().contains("long"),
+        "the limit is named: {body}"
+    );
     assert_eq!(app.get("/views/courses/nope").await.0, 404);
     assert_eq!(app.get("/views/courses/rust?after=xyz").await.0, 400);
 
@@ -94,7 +120,10 @@ async fn the_course_app_over_http() {
     let (_, body) = app.command("change-capacity", json!({ "course_id": "rust", "capacity": 5 })).await;
     let after = body["last_position"].as_str().unwrap().to_owned();
     let before_restart = app.get(&format!("/views/courses?after={after}")).await.1;
-    assert_eq!(before_restart, json!([{ "key": "rust", "doc": { "capacity": 5, "subscribed": 2, "seats_left": 3 } }]));
+    assert_eq!(
+        before_restart,
+        json!([{ "key": "rust", "doc": { "capacity": 5, "subscribed": 2, "seats_left": 3, "waiting": [] } }])
+    );
     app.stop().await;
 
     // A restart keeps everything.
@@ -104,5 +133,47 @@ async fn the_course_app_over_http() {
         app.command("register-student", json!({ "student_id": "late", "email": "same@example.org" })).await;
     assert_eq!(status, 422, "the email is still taken after a restart");
     assert_eq!(app.command("unsubscribe-student", json!({ "course_id": "rust", "student_id": "ada" })).await.0, 200);
+    app.stop().await;
+}
+
+/// Polls `path` until `check` holds (automations run in the background).
+async fn eventually(app: &Running, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, body) = app.get(path).await;
+        if check(&body) {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting on {path}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_students_are_promoted_in_order_when_seats_free_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path()).await;
+    assert_eq!(app.command("define-course", json!({ "course_id": "go", "capacity": 1 })).await.0, 200);
+    assert_eq!(app.command("subscribe-student", json!({ "course_id": "go", "student_id": "ada" })).await.0, 200);
+    let join = |student: &str| json!({ "course_id": "go", "student_id": student });
+    let (status, body) = app.command("join-waiting-list", join("bob")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.command("join-waiting-list", join("cyd")).await.0, 200);
+    assert_eq!(app.command("join-waiting-list", join("dan")).await.0, 200);
+    assert_eq!(app.command("join-waiting-list", join("bob")).await.0, 422, "already waiting");
+    assert_eq!(app.command("join-waiting-list", join("ada")).await.0, 422, "already in");
+
+    // Two more seats: the first two in the queue are promoted, the third keeps waiting.
+    assert_eq!(app.command("change-capacity", json!({ "course_id": "go", "capacity": 3 })).await.0, 200);
+    let course = eventually(&app, "/views/courses/go", |c| c["subscribed"] == 3).await;
+    assert_eq!(course["waiting"], json!(["dan"]));
+    assert_eq!(app.get("/views/schedules/cyd").await.1, json!({ "courses": ["go"] }));
+
+    // A student leaving frees a seat for the next one.
+    assert_eq!(app.command("unsubscribe-student", json!({ "course_id": "go", "student_id": "ada" })).await.0, 200);
+    let course = eventually(&app, "/views/courses/go", |c| c["waiting"] == json!([])).await;
+    assert_eq!((course["subscribed"].as_u64(), course["seats_left"].as_u64()), (Some(3), Some(0)));
+    let (_, automations) = app.get("/automations").await;
+    assert_eq!(automations["automations"][0]["dead_letters"], 0, "{automations}");
     app.stop().await;
 }

@@ -4,13 +4,13 @@ use fairway::dcb::Query;
 use fairway::{Command, Decision, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{CourseCapacityChanged, CourseDefined, StudentSubscribed, StudentUnsubscribed, course_query};
+use crate::events::{Id, CourseCapacityChanged, CourseDefined, StudentSubscribed, StudentUnsubscribed, course_query};
 
 /// `POST /commands/change-capacity {"course_id": "c1", "capacity": 40}`
 #[derive(Debug, Deserialize)]
 pub struct ChangeCapacity {
     /// The course.
-    pub course_id: String,
+    pub course_id: Id,
     /// The new number of seats.
     pub capacity: u32,
 }
@@ -63,15 +63,15 @@ impl Command for ChangeCapacity {
 
     fn decide(&self, course: &Course) -> Result<Decision, ChangeCapacityError> {
         if !course.exists {
-            return Err(ChangeCapacityError::NotFound(self.course_id.clone()));
+            return Err(ChangeCapacityError::NotFound(self.course_id.to_string()));
         }
         if self.capacity < course.subscribed {
             return Err(ChangeCapacityError::TooSmall {
-                course: self.course_id.clone(),
+                course: self.course_id.to_string(),
                 subscribed: course.subscribed,
                 capacity: self.capacity,
             });
         }
-        Ok(Decision::event(CourseCapacityChanged { course_id: self.course_id.clone(), capacity: self.capacity }))
+        Ok(Decision::event(CourseCapacityChanged { course_id: self.course_id.to_string(), capacity: self.capacity }))
     }
 }

@@ -4,13 +4,13 @@ use fairway::dcb::Query;
 use fairway::{Command, Decision, Event, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{CourseDefined, course_query};
+use crate::events::{Id, CourseDefined, course_query};
 
 /// `POST /commands/define-course {"course_id": "c1", "capacity": 30}`
 #[derive(Debug, Deserialize)]
 pub struct DefineCourse {
     /// The course.
-    pub course_id: String,
+    pub course_id: Id,
     /// Seats.
     pub capacity: u32,
 }
@@ -40,8 +40,8 @@ impl Command for DefineCourse {
 
     fn decide(&self, exists: &bool) -> Result<Decision, DefineCourseError> {
         if *exists {
-            return Err(DefineCourseError::AlreadyExists(self.course_id.clone()));
+            return Err(DefineCourseError::AlreadyExists(self.course_id.to_string()));
         }
-        Ok(Decision::event(CourseDefined { course_id: self.course_id.clone(), capacity: self.capacity }))
+        Ok(Decision::event(CourseDefined { course_id: self.course_id.to_string(), capacity: self.capacity }))
     }
 }

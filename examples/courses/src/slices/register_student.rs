@@ -4,15 +4,15 @@ use fairway::dcb::{Query, QueryItem};
 use fairway::{Command, Decision, Event, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{StudentRegistered, tag};
+use crate::events::{Id, StudentRegistered, tag};
 
 /// `POST /commands/register-student {"student_id": "s1", "email": "ada@example.org"}`
 #[derive(Debug, Deserialize)]
 pub struct RegisterStudent {
     /// The student.
-    pub student_id: String,
+    pub student_id: Id,
     /// Must be unused.
-    pub email: String,
+    pub email: Id,
 }
 
 /// Why the student cannot register.
@@ -56,11 +56,11 @@ impl Command for RegisterStudent {
 
     fn decide(&self, taken: &Taken) -> Result<Decision, RegisterStudentError> {
         if taken.id {
-            return Err(RegisterStudentError::IdTaken(self.student_id.clone()));
+            return Err(RegisterStudentError::IdTaken(self.student_id.to_string()));
         }
         if taken.email {
-            return Err(RegisterStudentError::EmailTaken(self.email.clone()));
+            return Err(RegisterStudentError::EmailTaken(self.email.to_string()));
         }
-        Ok(Decision::event(StudentRegistered { student_id: self.student_id.clone(), email: self.email.clone() }))
+        Ok(Decision::event(StudentRegistered { student_id: self.student_id.to_string(), email: self.email.to_string() }))
     }
 }

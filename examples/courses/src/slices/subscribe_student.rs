@@ -8,7 +8,7 @@ use fairway::dcb::Query;
 use fairway::{Command, Decision, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{
+use crate::events::{Id, 
     CourseCapacityChanged, CourseDefined, StudentSubscribed, StudentUnsubscribed, course_boundary,
     student_subscriptions,
 };
@@ -20,9 +20,9 @@ pub const MAX_COURSES_PER_STUDENT: usize = 5;
 #[derive(Debug, Deserialize)]
 pub struct SubscribeStudent {
     /// The course.
-    pub course_id: String,
+    pub course_id: Id,
     /// The student.
-    pub student_id: String,
+    pub student_id: Id,
 }
 
 /// The decision model.
@@ -91,19 +91,19 @@ impl Command for SubscribeStudent {
     }
 
     fn decide(&self, seats: &Seats) -> Result<Decision, SubscribeError> {
-        let capacity = seats.capacity.ok_or_else(|| SubscribeError::NoCourse(self.course_id.clone()))?;
-        if seats.in_course.contains(&self.student_id) {
+        let capacity = seats.capacity.ok_or_else(|| SubscribeError::NoCourse(self.course_id.to_string()))?;
+        if seats.in_course.contains(&*self.student_id) {
             return Err(SubscribeError::AlreadySubscribed {
-                student: self.student_id.clone(),
-                course: self.course_id.clone(),
+                student: self.student_id.to_string(),
+                course: self.course_id.to_string(),
             });
         }
         if seats.in_course.len() >= capacity as usize {
-            return Err(SubscribeError::Full(self.course_id.clone()));
+            return Err(SubscribeError::Full(self.course_id.to_string()));
         }
         if seats.student_courses.len() >= MAX_COURSES_PER_STUDENT {
-            return Err(SubscribeError::TooManyCourses(self.student_id.clone()));
+            return Err(SubscribeError::TooManyCourses(self.student_id.to_string()));
         }
-        Ok(Decision::event(StudentSubscribed { course_id: self.course_id.clone(), student_id: self.student_id.clone() }))
+        Ok(Decision::event(StudentSubscribed { course_id: self.course_id.to_string(), student_id: self.student_id.to_string() }))
     }
 }

@@ -4,15 +4,15 @@ use fairway::dcb::Query;
 use fairway::{Command, Decision, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{StudentSubscribed, StudentUnsubscribed, student_subscriptions};
+use crate::events::{Id, StudentSubscribed, StudentUnsubscribed, student_subscriptions};
 
 /// `POST /commands/unsubscribe-student {"course_id": "c1", "student_id": "s1"}`
 #[derive(Debug, Deserialize)]
 pub struct UnsubscribeStudent {
     /// The course.
-    pub course_id: String,
+    pub course_id: Id,
     /// The student.
-    pub student_id: String,
+    pub student_id: Id,
 }
 
 /// Why the student cannot leave.
@@ -52,10 +52,10 @@ impl Command for UnsubscribeStudent {
     fn decide(&self, subscribed: &bool) -> Result<Decision, UnsubscribeError> {
         if !subscribed {
             return Err(UnsubscribeError::NotSubscribed {
-                student: self.student_id.clone(),
-                course: self.course_id.clone(),
+                student: self.student_id.to_string(),
+                course: self.course_id.to_string(),
             });
         }
-        Ok(Decision::event(StudentUnsubscribed { course_id: self.course_id.clone(), student_id: self.student_id.clone() }))
+        Ok(Decision::event(StudentUnsubscribed { course_id: self.course_id.to_string(), student_id: self.student_id.to_string() }))
     }
 }
