@@ -1,10 +1,15 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
 //! - `bench dcb [args]` — builds the DCB benchmark in release and writes `target/bench/dcb.json`
+//! - `new <command|view|automation> <name> [--app <path>]` — writes a new slice (and its
+//!   test) into an app's `src/slices/` (default app: `examples/courses`)
 //! - `ci` — runs `.ci/run`
 //! - `fdb-check` — checks that the FoundationDB engine compiles (needs libclang)
 //! - `fdb-test` — runs the conformance suite against `FAIRWAY_FDB_CLUSTER_FILE`
 
+mod scaffold;
+
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 fn cargo(args: &[&str]) -> Command {
@@ -28,8 +33,35 @@ fn run(mut command: Command) -> ExitCode {
     }
 }
 
-const USAGE: &str =
-    "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] | ci | fdb-check | fdb-test>";
+const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] \
+| new <command|view|automation> <name> [--app <path>] | ci | fdb-check | fdb-test>";
+
+/// The workspace root (where `cargo xtask` runs from).
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn new_slice(kind: &str, name: &str, options: &[&str]) -> ExitCode {
+    let app = match options {
+        [] => workspace_root().join("examples/courses"),
+        ["--app", path] => PathBuf::from(path),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match scaffold::new_slice(kind, name, &app) {
+        Ok(file) => {
+            println!("created {}", file.display());
+            println!("the app discovers it at start; run its test with `cargo test` in the app");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,6 +72,7 @@ fn main() -> ExitCode {
             command.args(&rest);
             run(command)
         }
+        ["new", kind, name, options @ ..] => new_slice(kind, name, options),
         ["ci"] => {
             let mut command = Command::new("bash");
             command.arg(".ci/run");

@@ -1,0 +1,121 @@
+//! `cargo xtask new` on a copy of the workspace: the only change is one new file per slice,
+//! the app discovers the new slices at start, and their generated tests pass.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a workspace copy needs to build.
+const COPIED: [&str; 8] =
+    ["Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "rustfmt.toml", ".cargo", "crates", "examples", "xtask"];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        if from.file_name().is_some_and(|n| n == "target" || n == "fairway-data") {
+            return;
+        }
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else if from.exists() {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// Every file under `root` with its content.
+fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Cargo in the copy, building into the workspace's target directory so the registry
+/// dependencies already built for the tests are reused (only the copied crates compile).
+fn cargo(copy: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    command.current_dir(copy);
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        command.env("CARGO_TARGET_DIR", workspace().join("target"));
+    }
+    command
+}
+
+#[test]
+fn scaffolding_only_adds_files_and_the_app_discovers_the_new_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy_root = dir.path().join("workspace");
+    std::fs::create_dir_all(&copy_root).unwrap();
+    for item in COPIED {
+        copy(&workspace().join(item), &copy_root.join(item));
+    }
+    let app = copy_root.join("examples/courses");
+    let before = tree(&copy_root);
+
+    for (kind, name) in [("command", "notify-teacher"), ("view", "event-counts"), ("automation", "welcome-student")] {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_xtask")).args(["new", kind, name, "--app"]).arg(&app));
+        assert!(out.contains("created"), "{out}");
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["new", "view", "event-counts", "--app"])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "an existing slice is never overwritten");
+
+    let after = tree(&copy_root);
+    let added: Vec<&PathBuf> = after.keys().filter(|path| !before.contains_key(*path)).collect();
+    let expected: Vec<PathBuf> = ["event_counts.rs", "notify_teacher.rs", "welcome_student.rs"]
+        .iter()
+        .map(|file| Path::new("examples/courses/src/slices").join(file))
+        .collect();
+    assert_eq!(added, expected.iter().collect::<Vec<_>>(), "one new file per slice");
+    for (path, content) in &before {
+        assert_eq!(after.get(path), Some(content), "{} changed", path.display());
+    }
+
+    let listed = run(cargo(&copy_root).args(["run", "--offline", "--quiet", "-p", "courses", "--", "--list-slices"]));
+    let slices: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let names = |kind: &str| -> Vec<String> {
+        slices[kind].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(names("commands").contains(&"notify-teacher".to_owned()), "{slices}");
+    assert!(names("commands").contains(&"subscribe-student".to_owned()), "the app's own slices are still there");
+    assert!(names("views").contains(&"event-counts".to_owned()), "{slices}");
+    assert!(names("automations").contains(&"welcome-student".to_owned()), "{slices}");
+
+    let tests = run(cargo(&copy_root).args(["test", "--offline", "-p", "courses", "--lib"]));
+    for test in [
+        "notify_teacher::tests::records_once",
+        "event_counts::tests::counts_events_by_type",
+        "welcome_student::tests::handles_a_request",
+    ] {
+        assert!(tests.contains(&format!("{test} ... ok")), "{test} did not pass:\n{tests}");
+    }
+}
