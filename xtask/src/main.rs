@@ -1,6 +1,8 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
 //! - `bench dcb [args]` — builds the DCB benchmark in release and writes `target/bench/dcb.json`
+//! - `bench app [args]` — command latency through HTTP and projector catch-up, in release;
+//!   writes `target/bench/app.json`
 //! - `new <command|view|automation> <name> [--app <path>]` — writes a new slice (and its
 //!   test) into an app's `src/slices/` (default app: `examples/courses`)
 //! - `ci` — runs `.ci/run`
@@ -34,7 +36,7 @@ fn run(mut command: Command) -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] \
-| new <command|view|automation> <name> [--app <path>] | ci | fdb-check | fdb-test>";
+| bench app [--requests N] [--events N] | new <command|view|automation> <name> [--app <path>] | ci | fdb-check | fdb-test>";
 
 /// The workspace root (where `cargo xtask` runs from).
 fn workspace_root() -> PathBuf {
@@ -73,6 +75,11 @@ fn main() -> ExitCode {
             run(command)
         }
         ["new", kind, name, options @ ..] => new_slice(kind, name, options),
+        ["bench", "app", ..] => {
+            let mut command = cargo(&["run", "--release", "-p", "courses", "--example", "app_bench", "--"]);
+            command.args(&rest);
+            run(command)
+        }
         ["ci"] => {
             let mut command = Command::new("bash");
             command.arg(".ci/run");
