@@ -7,6 +7,7 @@ use futures::TryStreamExt;
 use tracing::{Instrument, debug, info_span};
 
 use crate::event::{Event, EventError, Recorded};
+use crate::snapshot::{SnapshotModel, Snapshots};
 
 /// A command: its input (the implementing type) plus its own minimal decision model.
 ///
@@ -127,12 +128,37 @@ impl<S: EventStore + Clone> CommandRunner<S> {
 
     /// Executes `command`: read, fold, decide, append under condition; again on conflict.
     pub async fn execute<C: Command>(&self, command: &C) -> Result<Executed, CommandError<C::Error>> {
+        self.cycles(command, &FromScratch).await
+    }
+
+    /// Executes `command` folding from its latest decision-model snapshot in `snapshots`,
+    /// and saves a new snapshot when the fold read [`SnapshotModel::SNAPSHOT_EVERY`] events
+    /// or more past it.
+    pub async fn execute_with_snapshots<C: SnapshotModel>(
+        &self,
+        command: &C,
+        snapshots: &Snapshots,
+    ) -> Result<Executed, CommandError<C::Error>> {
+        self.cycles(command, snapshots).await
+    }
+
+    /// Runs read-fold (from `start`), decide, conditional append; again on conflict.
+    async fn cycles<C: Command>(
+        &self,
+        command: &C,
+        start: &impl FoldStart<C>,
+    ) -> Result<Executed, CommandError<C::Error>> {
         let span = info_span!("command", name = C::NAME);
         async {
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let (state, last_read) = self.fold(command).await?;
+                let query = command.query();
+                let (state, from) = start.load(&query).await;
+                let (state, last_read, folded) = self.fold(command, state, from).await?;
+                if let Some(last) = last_read {
+                    start.folded(&query, &state, last, folded).await;
+                }
                 let events = command.decide(&state).map_err(CommandError::Rejected)?.into_events()?;
                 if events.is_empty() {
                     return Ok(Executed { positions: Vec::new(), events, attempts });
@@ -158,15 +184,70 @@ impl<S: EventStore + Clone> CommandRunner<S> {
         .await
     }
 
-    /// Folds every event of the command's query; returns the state and the last position read.
-    async fn fold<C: Command>(&self, command: &C) -> Result<(C::State, Option<Position>), CommandError<C::Error>> {
-        let mut state = C::State::default();
-        let mut last = None;
-        let mut events = self.store.read(command.query(), ReadOptions::forwards());
+    /// Folds the events of the command's query after `from` into `state`; returns the
+    /// state, the last position known, and how many events were folded.
+    async fn fold<C: Command>(
+        &self,
+        command: &C,
+        mut state: C::State,
+        from: Option<Position>,
+    ) -> Result<(C::State, Option<Position>, usize), CommandError<C::Error>> {
+        let mut last = from;
+        let mut folded = 0;
+        let options = ReadOptions::forwards().from(from.map_or(Position::ZERO, Position::next));
+        let mut events = self.store.read(command.query(), options);
         while let Some(event) = events.try_next().await.map_err(CommandError::Store)? {
             last = Some(event.position);
+            folded += 1;
             command.evolve(&mut state, &Recorded::new(event))?;
         }
-        Ok((state, last))
+        Ok((state, last, folded))
+    }
+}
+
+/// Where a fold starts, and what happens after it.
+trait FoldStart<C: Command>: Sync {
+    /// The state to fold from and the position it reflects.
+    fn load(&self, query: &Query) -> impl Future<Output = (C::State, Option<Position>)> + Send;
+    /// Called after a fold that read `folded` events, the last at `last`.
+    fn folded(&self, query: &Query, state: &C::State, last: Position, folded: usize)
+    -> impl Future<Output = ()> + Send;
+}
+
+/// Every fold starts from the first event.
+struct FromScratch;
+
+impl<C: Command> FoldStart<C> for FromScratch {
+    async fn load(&self, _: &Query) -> (C::State, Option<Position>) {
+        (C::State::default(), None)
+    }
+
+    fn folded(&self, _: &Query, _: &C::State, _: Position, _: usize) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
+impl<C: SnapshotModel> FoldStart<C> for Snapshots {
+    async fn load(&self, query: &Query) -> (C::State, Option<Position>) {
+        match Snapshots::load::<C>(self, query).await {
+            Some(loaded) => (loaded.state, Some(loaded.position)),
+            None => (C::State::default(), None),
+        }
+    }
+
+    fn folded(
+        &self,
+        query: &Query,
+        state: &C::State,
+        last: Position,
+        folded: usize,
+    ) -> impl Future<Output = ()> + Send {
+        // Encode now, so the returned future holds bytes, not the state.
+        let encoded = (folded >= C::SNAPSHOT_EVERY).then(|| self.encode::<C>(query, state, last)).flatten();
+        async move {
+            if let Some((key, value)) = encoded {
+                self.save::<C>(key, value, last).await;
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod command;
 pub mod dependencies;
 pub mod event;
 pub mod registry;
+pub mod snapshot;
 pub mod testkit;
 pub mod view;
 
@@ -20,4 +21,5 @@ pub use app::{App, AppConfig};
 pub use automation::{Automation, AutomationContext, AutomationError, AutomationRuntime, DeadLetter, QueueSettings};
 pub use command::{Command, CommandError, CommandRunner, Decision, Executed};
 pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, registered_event_types};
+pub use snapshot::{SnapshotModel, Snapshots};
 pub use view::{Progress, View, ViewError, ViewRuntime, ViewTx};

@@ -17,9 +17,10 @@ use tokio::sync::watch;
 
 use crate::automation::{Automation, AutomationError, AutomationRuntime, DeadLetter};
 use crate::backend::Backend;
-use crate::command::{Command, CommandError, CommandRunner};
+use crate::command::{Command, CommandError, CommandRunner, Executed};
 use crate::dependencies::Dependencies;
 use crate::event::{DuplicateEventName, registered_event_types};
+use crate::snapshot::{SnapshotModel, Snapshots};
 use crate::view::{Progress, View, ViewError, ViewRuntime};
 
 /// What a command handler answers.
@@ -50,11 +51,17 @@ pub enum CommandFailure {
     Internal(String),
 }
 
+/// What a command handler runs with.
+#[derive(Clone)]
+pub struct CommandEnv {
+    /// Runs commands on the app's store.
+    pub runner: CommandRunner<Arc<dyn EventStore>>,
+    /// Decision-model snapshots in the same store.
+    pub snapshots: Snapshots,
+}
+
 /// A type-erased command entry point.
-pub type CommandHandler = fn(
-    CommandRunner<Arc<dyn EventStore>>,
-    serde_json::Value,
-) -> BoxFuture<'static, Result<CommandReply, CommandFailure>>;
+pub type CommandHandler = fn(CommandEnv, serde_json::Value) -> BoxFuture<'static, Result<CommandReply, CommandFailure>>;
 
 /// A registered command.
 pub struct CommandSlice {
@@ -68,27 +75,46 @@ pub struct CommandSlice {
 
 inventory::collect!(CommandSlice);
 
+fn decode_command<C: DeserializeOwned>(body: serde_json::Value) -> Result<C, CommandFailure> {
+    serde_json::from_value(body).map_err(|e| CommandFailure::BadRequest(e.to_string()))
+}
+
+fn reply<E: std::error::Error>(result: Result<Executed, CommandError<E>>) -> Result<CommandReply, CommandFailure> {
+    match result {
+        Ok(executed) => Ok(CommandReply {
+            positions: executed.positions.iter().map(Position::to_string).collect(),
+            last_position: executed.last_position().map(|p| p.to_string()),
+            attempts: executed.attempts,
+        }),
+        Err(CommandError::Rejected(e)) => Err(CommandFailure::Rejected(e.to_string())),
+        Err(e @ CommandError::Conflict { .. }) => Err(CommandFailure::Conflict(e.to_string())),
+        Err(CommandError::Event(e)) => Err(CommandFailure::BadRequest(e.to_string())),
+        Err(CommandError::Store(fairway_dcb::Error::InvalidInput(e))) => Err(CommandFailure::BadRequest(e.to_string())),
+        Err(e) => Err(CommandFailure::Internal(e.to_string())),
+    }
+}
+
 /// The handler of command `C` (used by `#[command]`).
 pub fn command_handler<C: Command + DeserializeOwned>(
-    runner: CommandRunner<Arc<dyn EventStore>>,
+    env: CommandEnv,
     body: serde_json::Value,
 ) -> BoxFuture<'static, Result<CommandReply, CommandFailure>> {
     async move {
-        let command: C = serde_json::from_value(body).map_err(|e| CommandFailure::BadRequest(e.to_string()))?;
-        match runner.execute(&command).await {
-            Ok(executed) => Ok(CommandReply {
-                positions: executed.positions.iter().map(Position::to_string).collect(),
-                last_position: executed.last_position().map(|p| p.to_string()),
-                attempts: executed.attempts,
-            }),
-            Err(CommandError::Rejected(e)) => Err(CommandFailure::Rejected(e.to_string())),
-            Err(e @ CommandError::Conflict { .. }) => Err(CommandFailure::Conflict(e.to_string())),
-            Err(CommandError::Event(e)) => Err(CommandFailure::BadRequest(e.to_string())),
-            Err(CommandError::Store(fairway_dcb::Error::InvalidInput(e))) => {
-                Err(CommandFailure::BadRequest(e.to_string()))
-            }
-            Err(e) => Err(CommandFailure::Internal(e.to_string())),
-        }
+        let command: C = decode_command(body)?;
+        reply(env.runner.execute(&command).await)
+    }
+    .boxed()
+}
+
+/// The handler of command `C` folding from decision-model snapshots (used by
+/// `#[command(snapshots)]`).
+pub fn command_handler_with_snapshots<C: SnapshotModel + DeserializeOwned>(
+    env: CommandEnv,
+    body: serde_json::Value,
+) -> BoxFuture<'static, Result<CommandReply, CommandFailure>> {
+    async move {
+        let command: C = decode_command(body)?;
+        reply(env.runner.execute_with_snapshots(&command, &env.snapshots).await)
     }
     .boxed()
 }

@@ -80,15 +80,31 @@ fn expand_event(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
 
 /// Registers a command slice: put it on `impl fairway::Command for MyCommand`. The command
 /// type must implement `serde::Deserialize` (it is the HTTP body of `POST /commands/<NAME>`).
+///
+/// `#[command(snapshots)]` folds from decision-model snapshots; the command must then also
+/// implement `fairway::SnapshotModel`.
 #[proc_macro_attribute]
-pub fn command(_args: TokenStream, item: TokenStream) -> TokenStream {
+pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
+    let snapshots = match args.to_string().as_str() {
+        "" => false,
+        "snapshots" => true,
+        other => {
+            let message = format!("unknown option `{other}`: expected `#[command]` or `#[command(snapshots)]`");
+            return syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error().into();
+        }
+    };
     register(item, |ty| {
+        let handler = if snapshots {
+            quote! { ::fairway::registry::command_handler_with_snapshots::<#ty> }
+        } else {
+            quote! { ::fairway::registry::command_handler::<#ty> }
+        };
         quote! {
             ::fairway::inventory::submit! {
                 ::fairway::registry::CommandSlice {
                     rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
                     name: <#ty as ::fairway::Command>::NAME,
-                    handler: ::fairway::registry::command_handler::<#ty>,
+                    handler: #handler,
                 }
             }
         }

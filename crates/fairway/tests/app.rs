@@ -32,7 +32,12 @@ struct OpenTicket {
 #[error("ticket {0} is already open")]
 struct AlreadyOpen(String);
 
-#[command]
+/// Folds from decision-model snapshots (exercises `#[command(snapshots)]` through HTTP).
+impl fairway::SnapshotModel for OpenTicket {
+    const MODEL_VERSION: u32 = 1;
+}
+
+#[command(snapshots)]
 impl Command for OpenTicket {
     const NAME: &'static str = "open-ticket";
     type State = bool;

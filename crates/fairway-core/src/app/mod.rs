@@ -40,6 +40,7 @@ pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use crate::backend::Backend;
 use crate::dependencies::Dependencies;
 use crate::registry::{DynAutomation, DynView, RegistryError, Slices, discover};
+use crate::snapshot::Snapshots;
 use idempotency::Idempotency;
 
 /// How long a read with `?after=` waits for the view.
@@ -70,6 +71,7 @@ struct Shared {
     views: BTreeMap<&'static str, Arc<dyn DynView>>,
     automations: BTreeMap<&'static str, Arc<dyn DynAutomation>>,
     idempotency: Idempotency,
+    snapshots: Snapshots,
 }
 
 /// The app: slices bound to a store.
@@ -122,7 +124,8 @@ impl App {
             "slices discovered"
         );
         let idempotency = Idempotency::new(backend.clone(), config.idempotency_ttl());
-        let shared = Shared { events: backend.events(), slices, views, automations, idempotency };
+        let snapshots = Snapshots::new(backend.clone());
+        let shared = Shared { events: backend.events(), slices, views, automations, idempotency, snapshots };
         Ok(App {
             shared: Arc::new(shared),
             dependencies,

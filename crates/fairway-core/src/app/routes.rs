@@ -15,7 +15,7 @@ use tracing::warn;
 use super::Shared;
 use super::idempotency::{Claim, ClaimError, StoredResponse};
 use crate::command::CommandRunner;
-use crate::registry::{CommandFailure, DynView};
+use crate::registry::{CommandEnv, CommandFailure, DynView};
 
 /// Header naming a request's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -97,8 +97,8 @@ async fn execute(shared: &Shared, name: &str, body: &[u8]) -> StoredResponse {
         Ok(body) => body,
         Err(err) => return respond(StatusCode::BAD_REQUEST, json!({ "error": format!("body is not JSON: {err}") })),
     };
-    let runner = CommandRunner::new(shared.events.clone());
-    match (slice.handler)(runner, body).await {
+    let env = CommandEnv { runner: CommandRunner::new(shared.events.clone()), snapshots: shared.snapshots.clone() };
+    match (slice.handler)(env, body).await {
         Ok(reply) => respond(StatusCode::OK, serde_json::to_value(reply).expect("replies encode")),
         Err(err) => {
             let status = match err {

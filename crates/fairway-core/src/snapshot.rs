@@ -1,0 +1,132 @@
+//! Decision-model snapshots: a command with a long history (an account's thousands of
+//! movements) folds from its latest snapshot instead of the first event.
+//!
+//! A snapshot is keyed by (command name, model version, query) and holds the folded state
+//! and the position of the last event folded into it. Positions become visible in order,
+//! so every event the query matches at or before that position is in the state; the
+//! command folds only later events and its append condition still starts after the last
+//! event it knows. Bumping [`SnapshotModel::MODEL_VERSION`] ignores older snapshots (a
+//! changed `State` or `evolve` never reads a stale one). Snapshots are a cache: a missing,
+//! undecodable or failed snapshot only costs a full fold.
+
+use std::sync::Arc;
+
+use fairway_dcb::{POSITION_LEN, Position, Query};
+use futures::FutureExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use crate::backend::{Backend, transact_value};
+use crate::command::Command;
+
+/// Longest snapshot key; queries beyond it are not snapshotted.
+const MAX_KEY_LEN: usize = 4_096;
+
+/// A command whose decision model may be snapshotted. Register it with
+/// `#[command(snapshots)]`, or run it with [`crate::CommandRunner::execute_with_snapshots`].
+///
+/// The state must depend only on the events the query matches and on input fields the
+/// query is built from (the snapshot key is the query, not the whole input).
+pub trait SnapshotModel: Command<State: Serialize + DeserializeOwned> {
+    /// The version of `State` and `evolve`: bump it when either changes.
+    const MODEL_VERSION: u32;
+    /// Save a new snapshot once a fold read at least this many events past the last one.
+    const SNAPSHOT_EVERY: usize = 100;
+}
+
+/// Snapshots stored in the store's runtime keyspace.
+#[derive(Clone)]
+pub struct Snapshots {
+    backend: Arc<dyn Backend>,
+    root: Vec<u8>,
+}
+
+/// A loaded snapshot.
+pub(crate) struct Loaded<S> {
+    pub state: S,
+    pub position: Position,
+}
+
+impl Snapshots {
+    /// Snapshots in `backend`.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        let root = backend.keyspace("snapshot");
+        Snapshots { backend, root }
+    }
+
+    fn key<C: SnapshotModel>(&self, query: &Query) -> Option<Vec<u8>> {
+        let key = [
+            self.root.as_slice(),
+            C::NAME.as_bytes(),
+            b"\0",
+            &C::MODEL_VERSION.to_be_bytes(),
+            format!("{query:?}").as_bytes(),
+        ]
+        .concat();
+        (key.len() <= MAX_KEY_LEN).then_some(key)
+    }
+
+    /// The latest snapshot of `C`'s model for `query`, if a usable one exists.
+    pub(crate) async fn load<C: SnapshotModel>(&self, query: &Query) -> Option<Loaded<C::State>> {
+        let key = self.key::<C>(query)?;
+        let bytes = transact_value(self.backend.as_ref(), move |tx| {
+            let key = key.clone();
+            async move { Ok(tx.get(&key).await?) }.boxed()
+        })
+        .await;
+        let bytes = match bytes {
+            Ok(bytes) => bytes?,
+            Err(err) => {
+                warn!(command = C::NAME, %err, "snapshot read failed; folding from the start");
+                return None;
+            }
+        };
+        let position = Position::from_bytes(bytes.get(..POSITION_LEN)?)?;
+        match rmp_serde::from_slice(&bytes[POSITION_LEN..]) {
+            Ok(state) => Some(Loaded { state, position }),
+            Err(err) => {
+                warn!(command = C::NAME, %err, "snapshot undecodable; folding from the start");
+                None
+            }
+        }
+    }
+
+    /// The key and value of a snapshot of `state` as folded up to `position`.
+    pub(crate) fn encode<C: SnapshotModel>(
+        &self,
+        query: &Query,
+        state: &C::State,
+        position: Position,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        let key = self.key::<C>(query)?;
+        match rmp_serde::to_vec_named(state) {
+            Ok(encoded) => Some((key, [position.to_bytes().as_slice(), &encoded].concat())),
+            Err(err) => {
+                warn!(command = C::NAME, %err, "snapshot not encodable");
+                None
+            }
+        }
+    }
+
+    /// Stores an encoded snapshot at `position`, unless a newer one is stored.
+    pub(crate) async fn save<C: SnapshotModel>(&self, key: Vec<u8>, value: Vec<u8>, position: Position) {
+        let value = Arc::new(value);
+        let saved = transact_value(self.backend.as_ref(), move |tx| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                let stored = tx.get(&key).await?.and_then(|b| b.get(..POSITION_LEN).and_then(Position::from_bytes));
+                if stored.is_none_or(|stored| stored < position) {
+                    tx.set(&key, &value);
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await;
+        match saved {
+            Ok(()) => debug!(command = C::NAME, %position, "snapshot saved"),
+            Err(err) => warn!(command = C::NAME, %err, "snapshot not saved"),
+        }
+    }
+}
