@@ -56,14 +56,16 @@ fn run(command: &mut Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Cargo in the copy, building into the workspace's target directory so the registry
-/// dependencies already built for the tests are reused (only the copied crates compile).
+/// Cargo in the copy, building into a target directory of its own.
+///
+/// The copy's workspace crates get the same artifact names as the real ones, so sharing
+/// the workspace's `target/debug` would overwrite libraries the other tests (and doc
+/// tests) of this run link against. The dedicated directory survives between runs, so
+/// only the first run pays for building the dependencies.
 fn cargo(copy: &Path) -> Command {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
     let mut command = Command::new(env!("CARGO"));
-    command.current_dir(copy);
-    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-        command.env("CARGO_TARGET_DIR", workspace().join("target"));
-    }
+    command.current_dir(copy).env("CARGO_TARGET_DIR", target.join("scaffold-check"));
     command
 }
 
