@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{CourseDefined, DefineCourse, StudentSubscribed, SubscribeStudent};
+use common::{CourseDefined, DefineCourse, StudentSubscribed};
 use fairway::backend::Backend;
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, ReadOptions};
 use fairway::{
-    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandError, CommandRunner, Event,
-    QueueSettings, Recorded,
+    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandRunner, Event, QueueSettings, Recorded,
 };
 use futures::TryStreamExt;
 
@@ -39,16 +38,7 @@ impl Automation for SeatTutor {
         if self.fail.load(Ordering::SeqCst) {
             return Err(AutomationError("tutor service unavailable".into()));
         }
-        let course = event
-            .as_event::<CourseDefined>()
-            .expect("triggered by CourseDefined")
-            .map_err(AutomationError::from_error)?;
-        let subscribe = SubscribeStudent { course_id: course.course_id, student_id: "tutor".into() };
-        match ctx.execute(&subscribe).await {
-            // At least once: a repeated job finds the tutor already there.
-            Ok(_) | Err(CommandError::Rejected(common::CourseError::AlreadySubscribed(_))) => Ok(()),
-            Err(other) => Err(AutomationError::from_error(other)),
-        }
+        common::seat_tutor(event, ctx).await
     }
 }
 

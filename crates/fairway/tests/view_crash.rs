@@ -3,12 +3,14 @@
 //! checkpoint was applied exactly once (counted documents equal the events the view's
 //! query matches up to the checkpoint), none after it.
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fairway::backend::Backend;
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Position, Query, QueryItem, ReadOptions};
+use fairway::dcb::{EmbeddedEngine, EventStore, Position, Query, QueryItem, ReadOptions};
 use fairway::{Event, Recorded, View, ViewError, ViewRuntime, ViewTx};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -50,16 +52,11 @@ impl View for TickCounts {
 }
 
 fn open(dir: &std::path::Path) -> (Arc<EmbeddedEngine>, Arc<dyn Backend>) {
-    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).expect("store opens"));
-    let store = DcbStore::new(engine.clone(), NAMESPACE).expect("namespace");
-    (engine, Arc::new(store))
+    common::open_store(dir, NAMESPACE)
 }
 
-/// Closes the store and releases its directory for the next process.
 fn close(engine: Arc<EmbeddedEngine>, backend: Arc<dyn Backend>) {
-    engine.close();
-    drop(backend);
-    assert_eq!(Arc::strong_count(&engine), 1, "nothing else holds the store");
+    common::close_store(engine, backend)
 }
 
 /// The child: runs the projector until killed.

@@ -111,3 +111,37 @@ impl Command for SubscribeStudent {
         }))
     }
 }
+
+/// Seats a tutor in the course `event` defined; a repeated job finds the tutor already
+/// seated and succeeds (automations run at least once).
+pub async fn seat_tutor(event: &Recorded, ctx: &fairway::AutomationContext) -> Result<(), fairway::AutomationError> {
+    use fairway::{AutomationError, CommandError};
+    let course =
+        event.as_event::<CourseDefined>().expect("triggered by CourseDefined").map_err(AutomationError::from_error)?;
+    let subscribe = SubscribeStudent { course_id: course.course_id, student_id: "tutor".into() };
+    match ctx.execute(&subscribe).await {
+        Ok(_) | Err(CommandError::Rejected(CourseError::AlreadySubscribed(_))) => Ok(()),
+        Err(other) => Err(AutomationError::from_error(other)),
+    }
+}
+
+/// Opens an embedded store in `dir` with the DCB store under `namespace`.
+pub fn open_store(
+    dir: &std::path::Path,
+    namespace: &str,
+) -> (std::sync::Arc<fairway::dcb::EmbeddedEngine>, std::sync::Arc<dyn fairway::backend::Backend>) {
+    use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions};
+    let engine = std::sync::Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).expect("store opens"));
+    let store = DcbStore::new(engine.clone(), namespace).expect("namespace");
+    (engine, std::sync::Arc::new(store))
+}
+
+/// Closes the store and releases its directory for the next process.
+pub fn close_store(
+    engine: std::sync::Arc<fairway::dcb::EmbeddedEngine>,
+    backend: std::sync::Arc<dyn fairway::backend::Backend>,
+) {
+    engine.close();
+    drop(backend);
+    assert_eq!(std::sync::Arc::strong_count(&engine), 1, "nothing else holds the store");
+}
