@@ -6,16 +6,22 @@
 //! | section | key | value |
 //! |---|---|---|
 //! | log | `e <position>` | the encoded event |
-//! | type index | `t <type> 0x00 <position>` | empty |
-//! | tag index | `g <tag> 0x00 <position>` | empty |
+//! | type index | `t <type> 0x00 <position>` | earlier indexes of the block (below) |
+//! | tag index | `g <tag> 0x00 <position>` | earlier indexes of the block (below) |
 //! | id index | `i <event id>` | position |
 //! | pulse | `p <shard>` | change counter (watched by subscriptions) |
 //!
 //! Types and tags hold no control characters, so the `0x00` terminator keeps every index
-//! prefix-free. An event with `n` tags writes `n + 2` keys (log, type, one per tag), plus
-//! one for its id: write cost is linear in tags.
+//! prefix-free.
+//!
+//! An index entry is a *block*: the events of one append sharing that type (or tag). Its
+//! key holds the position of the block's last event; its value lists the in-append
+//! indexes of the block's other events (2 big-endian bytes each, ascending). An append of
+//! `n` events therefore writes `n` log keys plus one index key per distinct type and tag,
+//! plus one key per event id: a batch sharing a tag costs one index write, not `n`. A
+//! block of one event has an empty value.
 
-use crate::error::InvalidInput;
+use crate::error::{InvalidInput, StorageError};
 use crate::kv::VERSIONSTAMP_LEN;
 use crate::model::limits::{NameKind, check_name};
 use crate::model::{POSITION_LEN, Position, Tag};
@@ -135,6 +141,27 @@ impl Layout {
     }
 }
 
+/// The value of an index block holding `indexes` (ascending; the last one is in the key).
+pub fn block_value(indexes: &[u16]) -> Vec<u8> {
+    let earlier = &indexes[..indexes.len().saturating_sub(1)];
+    earlier.iter().flat_map(|i| i.to_be_bytes()).collect()
+}
+
+/// Visits the positions of the index block keyed at `last` with `value`, ascending.
+pub fn block_positions(last: Position, value: &[u8], mut visit: impl FnMut(Position)) -> Result<(), StorageError> {
+    if !value.len().is_multiple_of(2) {
+        return Err(StorageError::Corrupt(format!("index block at {last} has an odd length {}", value.len())));
+    }
+    for index in value.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]])) {
+        if index >= last.index() {
+            return Err(StorageError::Corrupt(format!("index block at {last} lists a later index {index}")));
+        }
+        visit(Position::new(last.commit(), last.batch_order(), index));
+    }
+    visit(last);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +181,18 @@ mod tests {
         let (key, offset) = layout.tag_index(&tag).stamped_key(7);
         assert_eq!(&key[..offset], layout.tag_index(&tag).base.as_slice());
         assert_eq!(&key[key.len() - 2..], &7u16.to_be_bytes());
+    }
+
+    #[test]
+    fn blocks_list_their_positions_in_order() {
+        let value = block_value(&[1, 4, 9]);
+        assert_eq!(value, vec![0, 1, 0, 4]);
+        let mut seen = Vec::new();
+        block_positions(Position::new(3, 2, 9), &value, |p| seen.push(p)).unwrap();
+        assert_eq!(seen, [1, 4, 9].map(|i| Position::new(3, 2, i)));
+        assert!(block_value(&[7]).is_empty(), "a block of one event is the key alone");
+        assert!(block_positions(Position::new(3, 2, 1), &value, |_| {}).is_err(), "indexes must precede the key");
+        assert!(block_positions(Position::new(3, 2, 9), &[0], |_| {}).is_err(), "odd length");
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use fairway_dcb::conformance::read_all;
 use fairway_dcb::layout::Layout;
 use fairway_dcb::{
-    DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Position, Query, QueryItem, ReadOptions, Tag,
+    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Position, Query, QueryItem,
+    ReadOptions, Tag,
 };
 use proptest::prelude::*;
 
@@ -86,6 +87,7 @@ proptest! {
     #[test]
     fn planned_reads_equal_a_naive_filter(
         events in prop::collection::vec((small_type(), prop::collection::vec(small_tag(), 0..4)), 1..60),
+        append_size in 1..9usize,
         queries in prop::collection::vec((prop::collection::vec(item(), 1..4), any::<bool>(), 0..70usize, prop::option::of(0..30usize)), 1..6),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -94,17 +96,33 @@ proptest! {
             let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
             let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
             let store = DcbStore::new(engine, "prop").unwrap();
-            for chunk in events.chunks(3) {
+            for chunk in events.chunks(append_size) {
                 let batch = chunk.iter().map(|(t, tags)| Event::new(t.clone(), Vec::new()).with_tags(tags.clone())).collect();
                 store.append(batch, None).await.unwrap();
             }
             let log = read_all(&store, Query::all(), ReadOptions::forwards()).await;
+            let conditions = queries.clone();
             for (items, backwards, from_index, limit) in queries {
                 let query = Query::from_items(items);
                 let from = log.get(from_index).map(|e| e.position);
                 let options = ReadOptions { from, backwards, limit };
                 let got: Vec<Position> = read_all(&store, query.clone(), options).await.iter().map(|e| e.position).collect();
                 assert_eq!(got, naive(&log, &query, options), "query {query:?} with {options:?}");
+            }
+            // Conditions see the same events: an append guarded by `query` after `from`
+            // fails exactly when the naive filter finds a match after it.
+            for (items, _, from_index, _) in conditions {
+                let query = Query::from_items(items.into_iter().map(|mut item| {
+                    item.last_only = false;
+                    item
+                }));
+                let log = read_all(&store, Query::all(), ReadOptions::forwards()).await;
+                let after = log.get(from_index).map(|e| e.position);
+                let matched = log.iter().any(|e| after.is_none_or(|a| e.position > a) && query.matches(&e.event));
+                let condition = AppendCondition::none_match_after(query.clone(), after);
+                let result = store.append(vec![Event::new("Guarded", Vec::new())], Some(condition)).await;
+                let failed = matches!(result, Err(fairway_dcb::Error::ConditionFailed { .. }));
+                assert!(failed == matched && (failed || result.is_ok()), "condition {query:?} after {after:?}: {result:?}");
             }
         });
     }

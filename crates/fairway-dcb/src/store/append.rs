@@ -1,20 +1,20 @@
 //! Appends: boundary checks, then one transaction that checks ids and conditions and
 //! writes the events with their indexes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
 use crate::codec;
 use crate::error::{Error, InvalidInput, StorageError};
 use crate::kv::{KvTransaction, VERSIONSTAMP_LEN};
-use crate::layout::{Layout, PULSE_SHARDS};
+use crate::layout::{Layout, PULSE_SHARDS, block_value};
 use crate::model::limits::{
     MAX_APPEND_BYTES, MAX_CONDITIONS, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_TAGS_PER_EVENT,
     NameKind, check_name, check_type,
 };
-use crate::model::{AppendCondition, Event, POSITION_LEN, Position};
+use crate::model::{AppendCondition, Event, POSITION_LEN, Position, Tag};
 use crate::store::plan::{ItemPlan, plan_query};
-use crate::store::scan::read_page;
+use crate::store::scan::{Window, read_page};
 
 /// Keys scanned per page while checking a condition.
 const CONDITION_PAGE: usize = 32;
@@ -165,44 +165,47 @@ async fn first_match_after<T: KvTransaction>(
     let log = layout.log();
     let mut first: Option<Position> = None;
     for scan in plans.iter().flat_map(|p| &p.scans) {
-        let mut from = low;
-        let high = first.map_or(Position::MAX, Position::prev);
-        loop {
-            if from > high {
-                break;
-            }
-            let page = read_page(tx, &log, scan, from, high, false, CONDITION_PAGE, false).await?;
+        let mut window = Window::new(low, first.map_or(Position::MAX, Position::prev));
+        while !window.is_exhausted() {
+            let page = read_page(tx, &log, scan, &window, false, CONDITION_PAGE, false).await?;
             if let Some(event) = page.events.first() {
                 first = Some(first.map_or(event.position, |f| f.min(event.position)));
                 break;
             }
-            match page.last_scanned {
-                Some(last) if !page.exhausted && last < Position::MAX => from = last.next(),
-                _ => break,
-            }
+            window.advance(&page, false);
         }
     }
     Ok(first)
 }
 
-/// Writes the log entries, their indexes, the id index and a pulse.
+/// Writes the log entries, one index block per type and tag of the append, the id index
+/// and a pulse.
 fn write_events<T: KvTransaction>(tx: &T, layout: &Layout, append: &PreparedAppend) {
     let log = layout.log();
+    let mut types: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    let mut tags: BTreeMap<&Tag, Vec<u16>> = BTreeMap::new();
     for (index, (event, record)) in append.events.iter().zip(&append.records).enumerate() {
         let index = index as u16;
         let (key, offset) = log.stamped_key(index);
         tx.set_versionstamped_key(key, offset, record);
-        let (key, offset) = layout.type_index(&event.event_type).stamped_key(index);
-        tx.set_versionstamped_key(key, offset, &[]);
+        types.entry(event.event_type.as_str()).or_default().push(index);
         for tag in &event.tags {
-            let (key, offset) = layout.tag_index(tag).stamped_key(index);
-            tx.set_versionstamped_key(key, offset, &[]);
+            tags.entry(tag).or_default().push(index);
         }
         if let Some(id) = &event.id {
             let mut value = vec![0u8; VERSIONSTAMP_LEN];
             value.extend_from_slice(&index.to_be_bytes());
             tx.set_versionstamped_value(&layout.id_key(id), value, 0);
         }
+    }
+    let blocks = types
+        .into_iter()
+        .map(|(name, indexes)| (layout.type_index(name), indexes))
+        .chain(tags.into_iter().map(|(tag, indexes)| (layout.tag_index(tag), indexes)));
+    for (range, indexes) in blocks {
+        let last = *indexes.last().expect("a block holds at least one event");
+        let (key, offset) = range.stamped_key(last);
+        tx.set_versionstamped_key(key, offset, &block_value(&indexes));
     }
     tx.atomic_add(&layout.pulse_key(append.pulse_shard), 1);
 }

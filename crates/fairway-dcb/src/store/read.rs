@@ -12,7 +12,7 @@ use crate::kv::KvEngine;
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
 use crate::store::plan::{Scan, plan_query};
-use crate::store::scan::read_page;
+use crate::store::scan::{Window, read_page};
 
 const FIRST_PAGE: usize = 128;
 const MAX_PAGE: usize = 4096;
@@ -20,27 +20,24 @@ const MAX_PAGE: usize = 4096;
 /// One scan's progress.
 struct Cursor {
     scan: Option<Scan>,
-    low: Position,
-    high: Position,
-    exhausted: bool,
+    window: Window,
     buffer: VecDeque<SequencedEvent>,
     page: usize,
 }
 
 impl Cursor {
     fn over(scan: Scan, low: Position, high: Position) -> Self {
-        Cursor { scan: Some(scan), low, high, exhausted: false, buffer: VecDeque::new(), page: FIRST_PAGE }
+        Cursor { scan: Some(scan), window: Window::new(low, high), buffer: VecDeque::new(), page: FIRST_PAGE }
     }
 
     fn fixed(events: impl IntoIterator<Item = SequencedEvent>) -> Self {
-        Cursor {
-            scan: None,
-            low: Position::ZERO,
-            high: Position::MAX,
-            exhausted: true,
-            buffer: events.into_iter().collect(),
-            page: 0,
-        }
+        let mut window = Window::new(Position::ZERO, Position::MAX);
+        window.finish();
+        Cursor { scan: None, window, buffer: events.into_iter().collect(), page: 0 }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.window.is_exhausted()
     }
 }
 
@@ -120,7 +117,7 @@ impl<E: KvEngine> MergedRead<E> {
             self.resolve_last_only().await?;
         }
         for index in 0..self.cursors.len() {
-            if self.cursors[index].buffer.is_empty() && !self.cursors[index].exhausted {
+            if self.cursors[index].buffer.is_empty() && !self.cursors[index].exhausted() {
                 self.fill(index).await?;
             }
         }
@@ -153,39 +150,24 @@ impl<E: KvEngine> MergedRead<E> {
     /// Fetches the next page of cursor `index` until it has events or is exhausted.
     async fn fill(&mut self, index: usize) -> Result<(), Error> {
         let reverse = self.reverse;
-        while self.cursors[index].buffer.is_empty() && !self.cursors[index].exhausted {
+        while self.cursors[index].buffer.is_empty() && !self.cursors[index].exhausted() {
             let cursor = &self.cursors[index];
             let scan = cursor.scan.clone().expect("scanning cursors have a scan");
-            let (low, high) = (cursor.low, cursor.high);
+            let window = cursor.window;
             let limit = cursor.page.min(self.remaining.saturating_add(16));
             let log = self.log.clone();
             let page = self
                 .engine
                 .transact(|tx| {
                     let (scan, log) = (scan.clone(), log.clone());
-                    async move { read_page(&tx, &log, &scan, low, high, reverse, limit, true).await }
+                    async move { read_page(&tx, &log, &scan, &window, reverse, limit, true).await }
                 })
                 .await?
                 .value;
             let cursor = &mut self.cursors[index];
             cursor.page = (cursor.page * 2).min(MAX_PAGE);
+            cursor.window.advance(&page, reverse);
             cursor.buffer.extend(page.events);
-            match page.last_scanned {
-                Some(last) if !page.exhausted => {
-                    if reverse {
-                        if last == Position::ZERO {
-                            cursor.exhausted = true;
-                        }
-                        cursor.high = last.prev();
-                    } else {
-                        if last == Position::MAX {
-                            cursor.exhausted = true;
-                        }
-                        cursor.low = last.next();
-                    }
-                }
-                _ => cursor.exhausted = true,
-            }
         }
         Ok(())
     }
@@ -223,23 +205,21 @@ async fn last_match<E: KvEngine>(
     log: &PositionedRange,
     scan: &Scan,
 ) -> Result<Option<SequencedEvent>, StorageError> {
-    let mut high = Position::MAX;
+    let mut window = Window::new(Position::ZERO, Position::MAX);
     let mut page = 16;
-    loop {
+    while !window.is_exhausted() {
         let result = engine
             .transact(|tx| {
                 let (scan, log) = (scan.clone(), log.clone());
-                async move { read_page(&tx, &log, &scan, Position::ZERO, high, true, page, true).await }
+                async move { read_page(&tx, &log, &scan, &window, true, page, true).await }
             })
             .await?
             .value;
-        if let Some(event) = result.events.into_iter().next() {
-            return Ok(Some(event));
+        if let Some(event) = result.events.first() {
+            return Ok(Some(event.clone()));
         }
-        match result.last_scanned {
-            Some(last) if !result.exhausted && last > Position::ZERO => high = last.prev(),
-            _ => return Ok(None),
-        }
+        window.advance(&result, true);
         page = (page * 2).min(MAX_PAGE);
     }
+    Ok(None)
 }
