@@ -55,6 +55,13 @@ fn new_slice(kind: &str, name: &str, options: &[&str]) -> ExitCode {
     match scaffold::new_slice(kind, name, &app) {
         Ok(file) => {
             println!("created {}", file.display());
+            match scaffold::ensure_linked(&app) {
+                Ok(Some(main)) => {
+                    println!("linked the app's library from {} so its slices are discovered", main.display())
+                }
+                Ok(None) => {}
+                Err(err) => eprintln!("xtask: warning: {err}; make sure the binary has `use <library> as _;`"),
+            }
             println!("the app discovers it at start; run its test with `cargo test` in the app");
             ExitCode::SUCCESS
         }

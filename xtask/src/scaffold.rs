@@ -49,6 +49,8 @@ pub enum ScaffoldError {
     Exists(PathBuf),
     /// Writing failed.
     Io(PathBuf, std::io::Error),
+    /// The app's `Cargo.toml` cannot be read as a package manifest.
+    Manifest(PathBuf, String),
 }
 
 impl fmt::Display for ScaffoldError {
@@ -68,6 +70,9 @@ impl fmt::Display for ScaffoldError {
             ),
             ScaffoldError::Exists(file) => write!(f, "{} already exists; nothing written", file.display()),
             ScaffoldError::Io(file, err) => write!(f, "cannot write {}: {err}", file.display()),
+            ScaffoldError::Manifest(file, why) => {
+                write!(f, "cannot read the package name in {}: {why}", file.display())
+            }
         }
     }
 }
@@ -124,6 +129,59 @@ pub fn new_slice(kind: &str, name: &str, app: &Path) -> Result<PathBuf, Scaffold
     Ok(file)
 }
 
+/// The name the app's library is referred to by in Rust (`[lib] name`, else the package
+/// name with `-` as `_`).
+fn library_name(app: &Path) -> Result<String, ScaffoldError> {
+    let path = app.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).map_err(|err| ScaffoldError::Io(path.clone(), err))?;
+    let manifest: toml_edit::Document<String> =
+        text.parse().map_err(|err: toml_edit::TomlError| ScaffoldError::Manifest(path.clone(), err.to_string()))?;
+    let name = |table: &str| manifest.get(table).and_then(|t| t.get("name")).and_then(|n| n.as_str());
+    let name = name("lib")
+        .or_else(|| name("package"))
+        .ok_or_else(|| ScaffoldError::Manifest(path.clone(), "no [package] name".into()))?;
+    Ok(name.replace('-', "_"))
+}
+
+/// Makes the app's binary link its library, so the slices registered there are
+/// discovered: adds `use <lib> as _;` to `src/main.rs` unless it already names the
+/// library. Returns the file changed, if any (only ever the first time).
+pub fn ensure_linked(app: &Path) -> Result<Option<PathBuf>, ScaffoldError> {
+    let main = app.join("src").join("main.rs");
+    if !main.is_file() || !app.join("src").join("lib.rs").is_file() {
+        return Ok(None);
+    }
+    let library = library_name(app)?;
+    let source = std::fs::read_to_string(&main).map_err(|err| ScaffoldError::Io(main.clone(), err))?;
+    let names_library = source.contains(&format!("{library}::"))
+        || source.contains(&format!("use {library} "))
+        || source.contains(&format!("use {library};"));
+    if names_library {
+        return Ok(None);
+    }
+    let lines: Vec<&str> = source.lines().collect();
+    let header = lines.iter().take_while(|l| l.starts_with("//!") || l.starts_with("#![")).count();
+    let rest: Vec<&str> = lines[header..].iter().copied().skip_while(|l| l.trim().is_empty()).collect();
+    let mut out = String::new();
+    for line in &lines[..header] {
+        out.push_str(line);
+        out.push('\n');
+    }
+    if header > 0 {
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "// Links the library, so every slice it registers is discovered at start.\nuse {library} as _;\n"
+    ));
+    if !rest.is_empty() {
+        out.push('\n');
+        out.push_str(&rest.join("\n"));
+        out.push('\n');
+    }
+    std::fs::write(&main, out).map_err(|err| ScaffoldError::Io(main.clone(), err))?;
+    Ok(Some(main))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +212,27 @@ mod tests {
         let err = new_slice("command", "totals", dir.path()).unwrap_err();
         assert!(matches!(err, ScaffoldError::Exists(_)), "{err}");
         assert!(std::fs::read_to_string(dir.path().join("src/slices/totals.rs")).unwrap().contains("impl View"));
+    }
+
+    #[test]
+    fn a_binary_that_does_not_name_its_library_gets_linked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path();
+        std::fs::create_dir_all(app.join("src")).unwrap();
+        std::fs::write(app.join("Cargo.toml"), "[package]\nname = \"my-app\"\nversion = \"0.1.0\"\n").unwrap();
+        std::fs::write(app.join("src/lib.rs"), "").unwrap();
+        let main = "//! My app.\n\nfn main() {\n    fairway::run();\n}\n";
+        std::fs::write(app.join("src/main.rs"), main).unwrap();
+
+        assert_eq!(ensure_linked(app).unwrap(), Some(app.join("src/main.rs")));
+        let linked = std::fs::read_to_string(app.join("src/main.rs")).unwrap();
+        assert!(linked.starts_with("//! My app.\n\n// Links the library"), "{linked}");
+        assert!(linked.contains("use my_app as _;\n\nfn main() {"), "{linked}");
+        assert_eq!(ensure_linked(app).unwrap(), None, "already linked: nothing changes");
+        assert_eq!(std::fs::read_to_string(app.join("src/main.rs")).unwrap(), linked);
+
+        std::fs::write(app.join("Cargo.toml"), "[package]\nname = \"my-app\"\n[lib]\nname = \"slices\"\n").unwrap();
+        std::fs::write(app.join("src/main.rs"), "use slices::Thing;\nfn main() {}\n").unwrap();
+        assert_eq!(ensure_linked(app).unwrap(), None, "the binary names the [lib] already");
     }
 }
