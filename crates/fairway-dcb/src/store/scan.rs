@@ -26,7 +26,7 @@ pub struct Page {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     /// Positions wanted, inclusive.
-    pub wanted: (Position, Position),
+    wanted: (Position, Position),
     /// Key positions not yet visited, inclusive.
     keys: (Position, Position),
     exhausted: bool,
