@@ -141,6 +141,10 @@ impl Layout {
     }
 }
 
+/// The largest index block value (every event of the largest append) stays well inside
+/// FoundationDB's 100 kB value limit.
+const _: () = assert!(2 * crate::model::limits::MAX_EVENTS_PER_APPEND <= 100_000 / 4);
+
 /// The value of an index block holding `indexes` (ascending; the last one is in the key).
 pub fn block_value(indexes: &[u16]) -> Vec<u8> {
     let earlier = &indexes[..indexes.len().saturating_sub(1)];
