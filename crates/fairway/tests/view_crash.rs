@@ -55,10 +55,6 @@ fn open(dir: &std::path::Path) -> (Arc<EmbeddedEngine>, Arc<dyn Backend>) {
     common::open_store(dir, NAMESPACE)
 }
 
-fn close(engine: Arc<EmbeddedEngine>, backend: Arc<dyn Backend>) {
-    common::close_store(engine, backend)
-}
-
 /// The child: runs the projector until killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child process of a_projector_killed_mid_batch_applies_every_event_exactly_once; started by it"]
@@ -111,7 +107,7 @@ async fn a_projector_killed_mid_batch_applies_every_event_exactly_once() {
     for round in 0..ROUNDS {
         let (engine, backend) = open(dir.path());
         append_round(&backend, round).await;
-        close(engine, backend);
+        common::close_store(engine, backend);
 
         let mut child = Command::new(&exe)
             .args(["view_crash_child_process", "--exact", "--ignored", "--nocapture"])
@@ -138,7 +134,7 @@ async fn a_projector_killed_mid_batch_applies_every_event_exactly_once() {
             max_wait_ms = (max_wait_ms / 2).max(60);
         }
         drop(view);
-        close(engine, backend);
+        common::close_store(engine, backend);
     }
 
     let (engine, backend) = open(dir.path());

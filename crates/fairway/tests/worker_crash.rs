@@ -9,6 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ const FINISHED: &str = "finished";
 /// What a tutor worker does besides seating the tutor.
 enum Role {
     /// The child process: logs finished jobs, hangs on its `hang_at`-th job.
-    Child { log_dir: PathBuf, hang_at: usize, after_effect: bool, started: Mutex<usize> },
+    Child { log_dir: PathBuf, hang_at: usize, after_effect: bool, started: AtomicUsize },
     /// This process: records the positions it handled.
     Survivor { handled: Arc<Mutex<Vec<String>>> },
 }
@@ -59,11 +60,7 @@ impl Automation for SeatTutor {
                 Ok(())
             }
             Role::Child { log_dir, hang_at, after_effect, started } => {
-                let nth = {
-                    let mut started = started.lock().unwrap();
-                    *started += 1;
-                    *started
-                };
+                let nth = started.fetch_add(1, Ordering::SeqCst) + 1;
                 if nth == *hang_at {
                     if *after_effect {
                         common::seat_tutor(event, ctx).await?;
@@ -103,7 +100,7 @@ async fn worker_crash_child_process() {
     let hang_at = std::env::var(CHILD_HANG_AT).unwrap().parse().unwrap();
     let after_effect = std::env::var(CHILD_AFTER_EFFECT).unwrap() == "1";
     let (_engine, backend) = open(&dir.join("store"));
-    let role = Role::Child { log_dir: dir, hang_at, after_effect, started: Mutex::new(0) };
+    let role = Role::Child { log_dir: dir, hang_at, after_effect, started: AtomicUsize::new(0) };
     let runtime = AutomationRuntime::new(SeatTutor { role }, backend, settings());
     let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
     runtime.run_worker("doomed".into()).await.expect("worker runs");

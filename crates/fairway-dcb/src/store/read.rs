@@ -31,9 +31,7 @@ impl Cursor {
     }
 
     fn fixed(events: impl IntoIterator<Item = SequencedEvent>) -> Self {
-        let mut window = Window::new(Position::ZERO, Position::MAX);
-        window.finish();
-        Cursor { scan: None, window, buffer: events.into_iter().collect(), page: 0 }
+        Cursor { scan: None, window: Window::finished(), buffer: events.into_iter().collect(), page: 0 }
     }
 
     fn exhausted(&self) -> bool {
@@ -215,10 +213,10 @@ async fn last_match<E: KvEngine>(
             })
             .await?
             .value;
-        if let Some(event) = result.events.first() {
-            return Ok(Some(event.clone()));
-        }
         window.advance(&result, true);
+        if let Some(event) = result.events.into_iter().next() {
+            return Ok(Some(event));
+        }
         page = (page * 2).min(MAX_PAGE);
     }
     Ok(None)

@@ -44,9 +44,9 @@ impl Window {
         self.exhausted
     }
 
-    /// Marks every key as visited.
-    pub fn finish(&mut self) {
-        self.exhausted = true;
+    /// A window with nothing left to visit.
+    pub fn finished() -> Self {
+        Window { wanted: (Position::MAX, Position::ZERO), keys: (Position::MAX, Position::ZERO), exhausted: true }
     }
 
     /// Moves past `page`, read in direction `reverse`.
