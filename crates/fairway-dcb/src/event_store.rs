@@ -1,6 +1,7 @@
 //! The event store contract every engine fulfils.
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
@@ -26,13 +27,46 @@ impl Appended {
     }
 }
 
+/// A read bounded by the head taken when it started: `events` holds every matching event
+/// up to `head` (within the read's options) and nothing after it, so "nothing matched" means
+/// "nothing matched up to `head`". A command uses `head` as its append condition's `after`.
+pub struct BoundedRead {
+    /// The last position of the log when the read started (`None`: the log was empty), or
+    /// the tighter bound the options set.
+    pub head: Option<Position>,
+    /// The matching events, streamed.
+    pub events: EventStream,
+}
+
+impl std::fmt::Debug for BoundedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundedRead").field("head", &self.head).finish_non_exhaustive()
+    }
+}
+
 /// A DCB event store: one ordered log of tagged events, read by query, appended to in
 /// atomic batches guarded by append conditions.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Streams the events matching `query`, in position order (newest first when
     /// `options.backwards`), paging through the store rather than collecting the result.
+    ///
+    /// The result is one prefix of the log: every matching event up to a head taken when
+    /// the read starts (or `options.up_to`), however many scans and pages the read takes.
     fn read(&self, query: Query, options: ReadOptions) -> EventStream;
+
+    /// Takes the head, then reads like [`EventStore::read`] up to it, and reports it.
+    async fn read_with_head(&self, query: Query, options: ReadOptions) -> Result<BoundedRead> {
+        let head = match (self.head().await?, options.up_to) {
+            (Some(head), Some(bound)) => Some(head.min(bound)),
+            (head, _) => head,
+        };
+        let events = match head {
+            Some(head) => self.read(query, options.up_to(head)),
+            None => futures::stream::empty().boxed(),
+        };
+        Ok(BoundedRead { head, events })
+    }
 
     /// Appends `events` atomically if `condition` holds (no event matching its query after
     /// its `after`). Events carrying ids already stored make the call idempotent.
@@ -56,6 +90,10 @@ pub trait EventStore: Send + Sync + 'static {
 impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
     fn read(&self, query: Query, options: ReadOptions) -> EventStream {
         (**self).read(query, options)
+    }
+
+    async fn read_with_head(&self, query: Query, options: ReadOptions) -> Result<BoundedRead> {
+        (**self).read_with_head(query, options).await
     }
 
     async fn append_checked(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended> {

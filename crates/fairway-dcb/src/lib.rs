@@ -35,7 +35,7 @@ mod model;
 mod store;
 
 pub use error::{Error, InvalidInput, NameRule, Result, StorageError};
-pub use event_store::{Appended, EventStore, EventStream};
+pub use event_store::{Appended, BoundedRead, EventStore, EventStream};
 pub use kv::embedded::{EmbeddedEngine, EmbeddedOptions};
 pub use model::limits;
 pub use model::{AppendCondition, Event, POSITION_LEN, Position, Query, QueryItem, ReadOptions, SequencedEvent, Tag};

@@ -105,7 +105,7 @@ proptest! {
             for (items, backwards, from_index, limit) in queries {
                 let query = Query::from_items(items);
                 let from = log.get(from_index).map(|e| e.position);
-                let options = ReadOptions { from, backwards, limit };
+                let options = ReadOptions { from, backwards, limit, ..ReadOptions::default() };
                 let got: Vec<Position> = read_all(&store, query.clone(), options).await.iter().map(|e| e.position).collect();
                 assert_eq!(got, naive(&log, &query, options), "query {query:?} with {options:?}");
             }

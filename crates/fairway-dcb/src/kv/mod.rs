@@ -14,6 +14,7 @@
 pub mod embedded;
 #[cfg(feature = "fdb")]
 pub mod fdb;
+pub mod interleave;
 mod retry;
 
 use std::future::Future;

@@ -162,6 +162,9 @@ pub struct ReadOptions {
     pub backwards: bool,
     /// Return at most this many events.
     pub limit: Option<usize>,
+    /// Read nothing after this position: the head a read is bounded by. `None` bounds the
+    /// read by the head taken when it starts.
+    pub up_to: Option<Position>,
 }
 
 impl ReadOptions {
@@ -184,6 +187,12 @@ impl ReadOptions {
     /// Returns at most `limit` events.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = Some(limit);
+        self
+    }
+
+    /// Reads nothing after `head` (the tighter bound wins when one is already set).
+    pub fn up_to(mut self, head: Position) -> Self {
+        self.up_to = Some(self.up_to.map_or(head, |bound| bound.min(head)));
         self
     }
 }

@@ -172,7 +172,7 @@ async fn first_match_after<T: KvTransaction>(
                 first = Some(first.map_or(event.position, |f| f.min(event.position)));
                 break;
             }
-            window.advance(&page, false);
+            window = page.rest;
         }
     }
     Ok(first)

@@ -13,7 +13,7 @@ use tracing::{Instrument, debug_span};
 
 use crate::error::{Error, Result};
 use crate::event_store::{Appended, EventStore, EventStream};
-use crate::kv::{KvEngine, KvTransaction, RangeScan};
+use crate::kv::KvEngine;
 use crate::layout::Layout;
 use crate::model::{AppendCondition, Event, Position, Query, ReadOptions};
 use append::{AppendOutcome, PreparedAppend, append_body, validate};
@@ -96,19 +96,7 @@ impl<E: KvEngine> EventStore for DcbStore<E> {
     }
 
     async fn head(&self) -> Result<Option<Position>> {
-        let log = self.inner.layout.log();
-        let (begin, end) = log.bounds(Position::ZERO, Position::MAX);
-        let committed = self
-            .inner
-            .engine
-            .transact(|tx| {
-                let scan =
-                    RangeScan { begin: begin.clone(), end: end.clone(), limit: 1, reverse: true, snapshot: true };
-                async move { tx.get_range(&scan).await }
-            })
-            .await
-            .map_err(Error::from)?;
-        Ok(committed.value.first().and_then(|kv| log.position_of(&kv.key)))
+        Ok(read::read_head(&*self.inner.engine, &self.inner.layout.log()).await?)
     }
 
     fn subscribe(&self, query: Query, after: Option<Position>) -> EventStream {

@@ -1,5 +1,12 @@
 //! Streaming reads: every planned scan pages through its range in its own short
 //! transactions; the scans are merged in position order without duplicates.
+//!
+//! A read sees one prefix of the log. Events are committed in position order, so once a
+//! head position has been seen, every event up to it is visible to every later
+//! transaction. A read merged from several scans therefore takes the head when it starts
+//! and keeps every page of every scan at or below it: a scan that ran out early cannot miss
+//! an event another scan's later page would return. (A read of a single scan needs no
+//! head: its pages follow one another in position order.)
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,14 +15,28 @@ use futures::StreamExt;
 
 use crate::error::{Error, StorageError};
 use crate::event_store::EventStream;
-use crate::kv::KvEngine;
+use crate::kv::{KvEngine, KvTransaction, RangeScan};
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
-use crate::store::plan::{Scan, plan_query};
+use crate::store::plan::{ItemPlan, Scan, plan_query};
 use crate::store::scan::{Window, read_page};
 
+/// Events fetched by a scan's first page; later pages double up to [`MAX_PAGE`].
 const FIRST_PAGE: usize = 128;
+/// Most events fetched by one page of one scan.
 const MAX_PAGE: usize = 4096;
+
+/// The position of the last event of the log, read in one snapshot transaction.
+pub async fn read_head<E: KvEngine>(engine: &E, log: &PositionedRange) -> Result<Option<Position>, StorageError> {
+    let (begin, end) = log.bounds(Position::ZERO, Position::MAX);
+    let committed = engine
+        .transact(|tx| {
+            let scan = RangeScan { begin: begin.clone(), end: end.clone(), limit: 1, reverse: true, snapshot: true };
+            async move { tx.get_range(&scan).await }
+        })
+        .await?;
+    Ok(committed.value.first().and_then(|kv| log.position_of(&kv.key)))
+}
 
 /// One scan's progress.
 struct Cursor {
@@ -43,12 +64,18 @@ impl Cursor {
 struct MergedRead<E> {
     engine: Arc<E>,
     log: PositionedRange,
+    /// The plan, until the read starts and turns it into cursors.
+    plans: Option<Vec<ItemPlan>>,
     cursors: Vec<Cursor>,
     reverse: bool,
     remaining: usize,
-    started: bool,
-    pending_last_only: Vec<Vec<Scan>>,
+    /// Positions read, inclusive; the upper bound drops to the head when the read starts.
     bounds: (Position, Position),
+    /// The prefix of the log the read sees: `options.up_to`, the head taken at start, or
+    /// (single-scan reads) the whole log. Last-only items are resolved within it.
+    top: Position,
+    /// Whether the read must take the head when it starts (several scans, no bound given).
+    needs_head: bool,
     failed: bool,
 }
 
@@ -57,29 +84,23 @@ pub fn read_stream<E: KvEngine>(engine: Arc<E>, layout: &Layout, query: Query, o
     if let Err(err) = query.validate() {
         return futures::stream::once(async move { Err(Error::from(err)) }).boxed();
     }
-    let remaining = options.limit.unwrap_or(usize::MAX);
-    let (low, high) = match (options.backwards, options.from) {
-        (false, from) => (from.unwrap_or(Position::ZERO), Position::MAX),
-        (true, from) => (Position::ZERO, from.unwrap_or(Position::MAX)),
+    let top = options.up_to.unwrap_or(Position::MAX);
+    let bounds = match (options.backwards, options.from) {
+        (false, from) => (from.unwrap_or(Position::ZERO), top),
+        (true, from) => (Position::ZERO, from.map_or(top, |from| from.min(top))),
     };
-    let mut cursors = Vec::new();
-    let mut pending_last_only = Vec::new();
-    for item in plan_query(layout, &query) {
-        if item.last_only {
-            pending_last_only.push(item.scans);
-        } else {
-            cursors.extend(item.scans.into_iter().map(|scan| Cursor::over(scan, low, high)));
-        }
-    }
+    let plans = plan_query(layout, &query);
+    let sources: usize = plans.iter().map(|p| p.scans.len()).sum();
     let state = MergedRead {
         engine,
         log: layout.log(),
-        cursors,
+        plans: Some(plans),
+        cursors: Vec::new(),
         reverse: options.backwards,
-        remaining,
-        started: false,
-        pending_last_only,
-        bounds: (low, high),
+        remaining: options.limit.unwrap_or(usize::MAX),
+        bounds,
+        top,
+        needs_head: options.up_to.is_none() && sources > 1,
         failed: false,
     };
     futures::stream::unfold(state, |mut state| async move {
@@ -110,9 +131,8 @@ impl<E: KvEngine> MergedRead<E> {
     /// The next events in read order: a whole page when a single scan is left, otherwise
     /// one merged event. Empty at the end.
     async fn next_run(&mut self) -> Result<Vec<SequencedEvent>, Error> {
-        if !self.started {
-            self.started = true;
-            self.resolve_last_only().await?;
+        if let Some(plans) = self.plans.take() {
+            self.start(plans).await?;
         }
         for index in 0..self.cursors.len() {
             if self.cursors[index].buffer.is_empty() && !self.cursors[index].exhausted() {
@@ -125,6 +145,33 @@ impl<E: KvEngine> MergedRead<E> {
             return Ok(std::mem::take(&mut only.buffer).into());
         }
         Ok(self.next_merged().into_iter().collect())
+    }
+
+    /// Bounds the read by the head if it needs one, then opens a cursor per scan and
+    /// resolves the last-only items.
+    async fn start(&mut self, plans: Vec<ItemPlan>) -> Result<(), Error> {
+        if self.needs_head {
+            match read_head(&*self.engine, &self.log).await? {
+                Some(head) => {
+                    self.top = self.top.min(head);
+                    self.bounds.1 = self.bounds.1.min(head);
+                }
+                None => return Ok(()),
+            }
+        }
+        let (low, high) = self.bounds;
+        if low > high {
+            return Ok(());
+        }
+        let mut last_only = Vec::new();
+        for plan in plans {
+            if plan.last_only {
+                last_only.push(plan.scans);
+            } else {
+                self.cursors.extend(plan.scans.into_iter().map(|scan| Cursor::over(scan, low, high)));
+            }
+        }
+        self.resolve_last_only(last_only).await
     }
 
     /// Pops the first event in read order across cursors, dropping its duplicates.
@@ -152,7 +199,7 @@ impl<E: KvEngine> MergedRead<E> {
             let cursor = &self.cursors[index];
             let scan = cursor.scan.clone().expect("scanning cursors have a scan");
             let window = cursor.window;
-            let limit = cursor.page.min(self.remaining.saturating_add(16));
+            let limit = cursor.page.min(self.remaining);
             let log = self.log.clone();
             let page = self
                 .engine
@@ -164,20 +211,22 @@ impl<E: KvEngine> MergedRead<E> {
                 .value;
             let cursor = &mut self.cursors[index];
             cursor.page = (cursor.page * 2).min(MAX_PAGE);
-            cursor.window.advance(&page, reverse);
+            cursor.window = page.rest;
             cursor.buffer.extend(page.events);
         }
         Ok(())
     }
 
-    /// Finds the last event of every last-only item and adds those inside the read bounds.
-    async fn resolve_last_only(&mut self) -> Result<(), Error> {
+    /// Finds the last event (within the prefix the read sees) of every last-only item and
+    /// adds those inside the read bounds.
+    async fn resolve_last_only(&mut self, items: Vec<Vec<Scan>>) -> Result<(), Error> {
         let (low, high) = self.bounds;
+        let top = self.top;
         let mut found = Vec::new();
-        for scans in std::mem::take(&mut self.pending_last_only) {
+        for scans in items {
             let mut best: Option<SequencedEvent> = None;
             for scan in scans {
-                if let Some(event) = last_match(&*self.engine, &self.log, &scan).await?
+                if let Some(event) = last_match(&*self.engine, &self.log, &scan, top).await?
                     && best.as_ref().is_none_or(|b| b.position < event.position)
                 {
                     best = Some(event);
@@ -197,13 +246,14 @@ impl<E: KvEngine> MergedRead<E> {
     }
 }
 
-/// The last event of the whole log matching `scan`.
+/// The last event at or before `high` matching `scan`.
 async fn last_match<E: KvEngine>(
     engine: &E,
     log: &PositionedRange,
     scan: &Scan,
+    high: Position,
 ) -> Result<Option<SequencedEvent>, StorageError> {
-    let mut window = Window::new(Position::ZERO, Position::MAX);
+    let mut window = Window::new(Position::ZERO, high);
     let mut page = 16;
     while !window.is_exhausted() {
         let result = engine
@@ -213,7 +263,7 @@ async fn last_match<E: KvEngine>(
             })
             .await?
             .value;
-        window.advance(&result, true);
+        window = result.rest;
         if let Some(event) = result.events.into_iter().next() {
             return Ok(Some(event));
         }

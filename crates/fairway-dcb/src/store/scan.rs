@@ -1,4 +1,9 @@
 //! Reading one page of one planned scan inside a transaction.
+//!
+//! Pages are counted in events, not in index keys: an index key stands for a block of
+//! positions of one append (see [`crate::layout`]) that may hold hundreds of events, so a
+//! page stops inside a block when it is full and the next page resumes there. An event is
+//! fetched only when the page has room for it.
 
 use crate::codec;
 use crate::error::StorageError;
@@ -7,22 +12,21 @@ use crate::layout::{self, PositionedRange};
 use crate::model::{Position, SequencedEvent};
 use crate::store::plan::{Scan, ScanSource};
 
-/// A page of matching events and how far the scan got.
+/// A page of matching events and what the scan still has to cover.
 pub struct Page {
     /// Matching events, in scan order.
     pub events: Vec<SequencedEvent>,
-    /// The position of the last key the scan visited (matching or not), if any.
-    pub last_scanned: Option<Position>,
-    /// Whether the range holds nothing more past `last_scanned`.
-    pub exhausted: bool,
+    /// The part of the window this page did not cover.
+    pub rest: Window,
 }
 
 /// What one scan still has to cover: the positions wanted, and the keys not yet visited.
 ///
-/// An index key stands for a block of positions of one append (see [`crate::layout`]),
-/// keyed by the block's last position; a block may also hold earlier positions of the
-/// same append. So the keys visited reach to the end of the append holding `high`, and
-/// the block's positions are then filtered to the wanted bounds.
+/// An index key stands for a block of positions of one append, keyed by the block's last
+/// position; the block may also hold earlier positions of the same append, and a range
+/// holds at most one key per append. So the keys visited reach to the end of the append
+/// holding the upper bound, and the block's positions are then filtered to the wanted
+/// bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     /// Positions wanted, inclusive.
@@ -32,11 +36,15 @@ pub struct Window {
     exhausted: bool,
 }
 
+/// The last position of the append holding `position`.
+fn end_of_append(position: Position) -> Position {
+    Position::new(position.commit(), position.batch_order(), u16::MAX)
+}
+
 impl Window {
     /// The window over positions `[low, high]`.
     pub fn new(low: Position, high: Position) -> Self {
-        let keys = (low, Position::new(high.commit(), high.batch_order(), u16::MAX));
-        Window { wanted: (low, high), keys, exhausted: low > high }
+        Window { wanted: (low, high), keys: (low, end_of_append(high)), exhausted: low > high }
     }
 
     /// Whether every key has been visited.
@@ -49,17 +57,26 @@ impl Window {
         Window { wanted: (Position::MAX, Position::ZERO), keys: (Position::MAX, Position::ZERO), exhausted: true }
     }
 
-    /// Moves past `page`, read in direction `reverse`.
-    pub fn advance(&mut self, page: &Page, reverse: bool) {
-        let last = if page.exhausted { None } else { page.last_scanned };
-        match last {
-            Some(last) if reverse && last > Position::ZERO => self.keys.1 = last.prev(),
-            Some(last) if !reverse && last < Position::MAX => self.keys.0 = last.next(),
-            _ => self.exhausted = true,
+    /// The rest of the window once everything up to `covered` (reading forwards) or down
+    /// to `covered` (backwards) has been read, keys included up to `key` (the last key
+    /// whose block was read whole) or only partly when `key` is `None`.
+    fn after(mut self, covered: Position, whole_block: bool, reverse: bool) -> Self {
+        if reverse {
+            if covered == Position::ZERO {
+                return Window::finished();
+            }
+            self.wanted.1 = self.wanted.1.min(covered.prev());
+            // A block read only in part is visited again; a whole one never.
+            self.keys.1 = if whole_block { covered.prev() } else { end_of_append(covered) };
+        } else {
+            if covered == Position::MAX {
+                return Window::finished();
+            }
+            self.wanted.0 = self.wanted.0.max(covered.next());
+            self.keys.0 = covered.next();
         }
-        if self.keys.0 > self.keys.1 {
-            self.exhausted = true;
-        }
+        self.exhausted = self.wanted.0 > self.wanted.1 || self.keys.0 > self.keys.1;
+        self
     }
 
     /// The key positions to scan for `source`: the log holds one position per key.
@@ -75,28 +92,40 @@ impl Window {
     }
 }
 
-/// Scans up to `limit` keys of `scan` in `window`, fetching and filtering the events. The
-/// index range read adds a read conflict unless `snapshot`; event fetches are always
-/// snapshot reads (stored events never change).
+/// Where a page stopped: the last position it covered, and whether the block (or log key)
+/// holding it was read whole.
+#[derive(Clone, Copy)]
+struct Stop {
+    covered: Position,
+    whole_block: bool,
+}
+
+/// Reads up to `max_events` events of `scan` in `window` (fetched and filtered; an event
+/// that does not fit is not fetched). The index range read adds a read conflict unless
+/// `snapshot`; event fetches are always snapshot reads (stored events never change).
 pub async fn read_page<T: KvTransaction>(
     tx: &T,
     log: &PositionedRange,
     scan: &Scan,
     window: &Window,
     reverse: bool,
-    limit: usize,
+    max_events: usize,
     snapshot: bool,
 ) -> Result<Page, StorageError> {
+    let max_events = max_events.max(1);
     let (low, high) = window.key_bounds(scan.source);
     let (begin, end) = scan.range.bounds(low, high);
-    let range = RangeScan { begin, end, limit, reverse, snapshot };
+    let range = RangeScan { begin, end, limit: max_events, reverse, snapshot };
     let mut events = Vec::new();
-    let mut last_scanned = None;
+    let mut stop: Option<Stop> = None;
+    // Set once the page is full: the keys visited after that are left for the next page.
+    let mut full = false;
+    let mut skipped = false;
     let visited = match scan.source {
         ScanSource::Log => {
             tx.scan_range(&range, |key, value| {
                 let position = position_in(&scan.range, key)?;
-                last_scanned = Some(position);
+                stop = Some(Stop { covered: position, whole_block: true });
                 let (event, recorded_at) = codec::decode(value)?;
                 if scan.filter.as_ref().is_none_or(|item| item.matches(&event)) {
                     events.push(SequencedEvent { position, recorded_at, event });
@@ -107,18 +136,32 @@ pub async fn read_page<T: KvTransaction>(
         }
         ScanSource::Index => {
             let mut positions = Vec::new();
+            let mut block = Vec::new();
             let visited = tx
                 .scan_range(&range, |key, value| {
+                    if full {
+                        skipped = true;
+                        return Ok(());
+                    }
                     let last = position_in(&scan.range, key)?;
-                    last_scanned = Some(last);
-                    let start = positions.len();
+                    block.clear();
                     layout::block_positions(last, value, |p| {
                         if window.wants(p) {
-                            positions.push(p);
+                            block.push(p);
                         }
                     })?;
                     if reverse {
-                        positions[start..].reverse();
+                        block.reverse();
+                    }
+                    let room = max_events - positions.len();
+                    if block.len() <= room {
+                        positions.extend_from_slice(&block);
+                        stop = Some(Stop { covered: last, whole_block: true });
+                        full = block.len() == room;
+                    } else {
+                        positions.extend_from_slice(&block[..room]);
+                        stop = Some(Stop { covered: block[room - 1], whole_block: false });
+                        full = true;
                     }
                     Ok(())
                 })
@@ -136,7 +179,13 @@ pub async fn read_page<T: KvTransaction>(
             visited
         }
     };
-    Ok(Page { events, last_scanned, exhausted: visited < limit })
+    let ran_out = visited < max_events && !skipped && stop.is_none_or(|s| s.whole_block);
+    let rest = match stop {
+        _ if ran_out => Window::finished(),
+        Some(stop) => window.after(stop.covered, stop.whole_block, reverse),
+        None => Window::finished(),
+    };
+    Ok(Page { events, rest })
 }
 
 fn position_in(range: &PositionedRange, key: &[u8]) -> Result<Position, StorageError> {
@@ -176,7 +225,7 @@ mod tests {
                 .unwrap()
                 .value;
             found.extend(page.events.iter().map(|e| e.position));
-            window.advance(&page, reverse);
+            window = page.rest;
         }
         found
     }

@@ -1,9 +1,13 @@
 //! Subscriptions: catch up from a position, then follow live appends.
+//!
+//! A subscription proceeds in rounds. Each round takes the head, streams every matching
+//! event after the cursor up to that head (one read, paged), then moves the cursor to the
+//! head itself, matched or not. So no round can skip an event: everything up to its head is
+//! visible when it starts, and the next round starts right after it.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 
 use crate::error::Error;
 use crate::event_store::{EventStore, EventStream};
@@ -11,15 +15,21 @@ use crate::kv::KvEngine;
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
 use crate::store::DcbStore;
 
-const PAGE: usize = 1024;
 /// Longest wait before re-reading even without a pulse (guards against lost wake-ups).
 const POLL_FALLBACK: Duration = Duration::from_millis(500);
+
+/// A round in progress: its events, and the head that bounds them.
+struct Round {
+    events: EventStream,
+    head: Position,
+}
 
 struct Subscription<E: KvEngine> {
     store: DcbStore<E>,
     query: Query,
+    /// Every matching event up to here has been delivered.
     after: Option<Position>,
-    pending: VecDeque<SequencedEvent>,
+    round: Option<Round>,
     failed: bool,
 }
 
@@ -28,7 +38,7 @@ pub fn subscribe_stream<E: KvEngine>(store: DcbStore<E>, query: Query, after: Op
     if let Err(err) = query.validate() {
         return futures::stream::once(async move { Err(Error::from(err)) }).boxed();
     }
-    let state = Subscription { store, query, after, pending: VecDeque::new(), failed: false };
+    let state = Subscription { store, query, after, round: None, failed: false };
     futures::stream::unfold(state, |mut state| async move {
         if state.failed {
             return None;
@@ -47,34 +57,41 @@ pub fn subscribe_stream<E: KvEngine>(store: DcbStore<E>, query: Query, after: Op
 impl<E: KvEngine> Subscription<E> {
     async fn next(&mut self) -> Result<SequencedEvent, Error> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                self.after = Some(event.position);
-                return Ok(event);
+            if let Some(round) = &mut self.round {
+                match round.events.next().await {
+                    Some(event) => return event,
+                    None => {
+                        self.after = Some(round.head);
+                        self.round = None;
+                    }
+                }
             }
-            if self.fetch().await? {
+            if self.start_round().await? {
                 continue;
             }
             // Caught up: arm the watch first, then look once more, so an append landing
             // between the read and the watch is never missed.
             let changed = self.store.engine().watch_any(self.store.layout().pulse_keys()).await?;
-            if self.fetch().await? {
+            if self.start_round().await? {
                 continue;
             }
             let _ = tokio::time::timeout(POLL_FALLBACK, changed.map(|_| ())).await;
         }
     }
 
-    /// Reads the next page after the cursor; `true` if it found events.
-    async fn fetch(&mut self) -> Result<bool, Error> {
+    /// Starts a round if the head moved past the cursor; `true` if it did.
+    async fn start_round(&mut self) -> Result<bool, Error> {
         let from = match self.after {
             Some(Position::MAX) => return Ok(false),
             Some(after) => after.next(),
             None => Position::ZERO,
         };
-        let options = ReadOptions::forwards().from(from).limit(PAGE);
-        let page: Vec<SequencedEvent> = self.store.read(self.query.clone(), options).try_collect().await?;
-        let found = !page.is_empty();
-        self.pending.extend(page);
-        Ok(found)
+        let Some(head) = self.store.head().await? else { return Ok(false) };
+        if head < from {
+            return Ok(false);
+        }
+        let options = ReadOptions::forwards().from(from).up_to(head);
+        self.round = Some(Round { events: self.store.read(self.query.clone(), options), head });
+        Ok(true)
     }
 }
