@@ -11,10 +11,10 @@ use crate::snapshot::{SnapshotModel, Snapshots};
 
 /// A command: its input (the implementing type) plus its own minimal decision model.
 ///
-/// The runtime reads every event matching [`Command::query`], folds them with
-/// [`Command::evolve`] into [`Command::State`], asks [`Command::decide`], and appends the
-/// decided events on condition that no event matching the query was appended after the
-/// last one read. If that condition fails, the whole cycle runs again (bounded). Two
+/// The runtime reads every event matching [`Command::query`] up to the log's head,
+/// folds them with [`Command::evolve`] into [`Command::State`], asks [`Command::decide`],
+/// and appends the decided events on condition that no event matching the query was
+/// appended after that head. If that condition fails, the whole cycle runs again (bounded). Two
 /// commands therefore conflict only when one appends an event the other's query matches.
 pub trait Command: Send + Sync + 'static {
     /// Stable name, used in logs, routes and test snapshots.
@@ -155,15 +155,15 @@ impl<S: EventStore + Clone> CommandRunner<S> {
                 attempts += 1;
                 let query = command.query();
                 let (state, from) = start.load(&query).await;
-                let (state, last_read, folded) = self.fold(command, state, from).await?;
-                if let Some(last) = last_read {
+                let (state, head, folded) = self.fold(command, state, from).await?;
+                if let Some(last) = head {
                     start.folded(&query, &state, last, folded).await;
                 }
                 let events = command.decide(&state).map_err(CommandError::Rejected)?.into_events()?;
                 if events.is_empty() {
                     return Ok(Executed { positions: Vec::new(), events, attempts });
                 }
-                let condition = AppendCondition::none_match_after(command.query(), last_read);
+                let condition = AppendCondition::none_match_after(command.query(), head);
                 match self.store.append(events.clone(), Some(condition)).await {
                     Ok(appended) => {
                         debug!(attempts, last = %appended.last(), "command appended");
@@ -184,24 +184,24 @@ impl<S: EventStore + Clone> CommandRunner<S> {
         .await
     }
 
-    /// Folds the events of the command's query after `from` into `state`; returns the
-    /// state, the last position known, and how many events were folded.
+    /// Folds the events of the command's query after `from` into `state`, up to the head
+    /// taken when the read starts; returns the state, that head (everything the decision
+    /// covers), and how many events were folded.
     async fn fold<C: Command>(
         &self,
         command: &C,
         mut state: C::State,
         from: Option<Position>,
     ) -> Result<(C::State, Option<Position>, usize), CommandError<C::Error>> {
-        let mut last = from;
         let mut folded = 0;
         let options = ReadOptions::forwards().from(from.map_or(Position::ZERO, Position::next));
-        let mut events = self.store.read(command.query(), options);
+        let read = self.store.read_with_head(command.query(), options).await.map_err(CommandError::Store)?;
+        let mut events = read.events;
         while let Some(event) = events.try_next().await.map_err(CommandError::Store)? {
-            last = Some(event.position);
             folded += 1;
             command.evolve(&mut state, &Recorded::new(event))?;
         }
-        Ok((state, last, folded))
+        Ok((state, read.head.max(from), folded))
     }
 }
 

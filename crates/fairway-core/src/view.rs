@@ -224,8 +224,14 @@ impl<V: View> ViewRuntime<V> {
     }
 
     /// Applies one batch (skipping events at or before the stored checkpoint) and moves the
-    /// checkpoint, atomically. Returns how many events were applied.
-    async fn apply_batch(&self, events: Vec<Recorded>, caught_up: bool) -> Result<usize, ViewError> {
+    /// checkpoint to its last event, or to `through` when that is later (a head the batch
+    /// was read up to), atomically. Returns how many events were applied.
+    async fn apply_batch(
+        &self,
+        events: Vec<Recorded>,
+        through: Option<Position>,
+        caught_up: bool,
+    ) -> Result<usize, ViewError> {
         let events = Arc::new(events);
         let applied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (view, keys, counter) = (self.view.clone(), self.keys.clone(), applied.clone());
@@ -241,7 +247,7 @@ impl<V: View> ViewRuntime<V> {
                     view.apply(event, &view_tx).await.map_err(body_error)?;
                     count += 1;
                 }
-                if let Some(last) = events.last().map(Recorded::position)
+                if let Some(last) = events.last().map(Recorded::position).max(through)
                     && stored.is_none_or(|s| last > s)
                 {
                     let checkpoint = [last.to_bytes().as_slice(), &(processed + count as u64).to_be_bytes()].concat();
@@ -259,38 +265,37 @@ impl<V: View> ViewRuntime<V> {
         Ok(applied.load(std::sync::atomic::Ordering::SeqCst))
     }
 
-    /// Applies every event of the log not yet applied, page by page, and activates this
-    /// version when the log is exhausted. Returns the events applied and the checkpoint.
+    /// Applies every event of the log not yet applied, up to the head taken when it
+    /// starts, in batches read from one stream, and activates this version once there.
+    /// Returns the events applied and the checkpoint (that head).
     pub async fn catch_up(&self) -> Result<(usize, Option<Position>), ViewError> {
         let start = self.progress().await?;
         info!(view = V::NAME, version = V::VERSION, checkpoint = ?start.checkpoint, active = start.active, "catching up");
-        let mut checkpoint = start.checkpoint;
+        let from = start.checkpoint.map_or(Position::ZERO, Position::next);
+        let read = self
+            .backend
+            .events()
+            .read_with_head(self.view.query(), ReadOptions::forwards().from(from))
+            .await
+            .map_err(|e| ViewError::Store(e.to_string()))?;
+        let head = read.head.max(start.checkpoint);
+        let mut batches = read.events.map_ok(Recorded::new).try_ready_chunks(BATCH);
         let mut processed = 0usize;
-        let mut pages = 0usize;
-        loop {
-            let from = checkpoint.map_or(Position::ZERO, Position::next);
-            let page: Vec<Recorded> = self
-                .backend
-                .events()
-                .read(self.view.query(), ReadOptions::forwards().from(from).limit(BATCH))
-                .map_ok(Recorded::new)
-                .try_collect()
-                .await
-                .map_err(|e| ViewError::Store(e.to_string()))?;
-            let caught_up = page.len() < BATCH;
-            let last = page.last().map(Recorded::position);
-            processed += self.apply_batch(page, caught_up).await?;
-            checkpoint = last.or(checkpoint);
-            if caught_up {
-                break;
-            }
-            pages += 1;
-            if pages.is_multiple_of(PROGRESS_LOG_PAGES) {
+        let mut batch_count = 0usize;
+        let mut checkpoint = start.checkpoint;
+        while let Some(batch) = batches.try_next().await.map_err(|e| ViewError::Store(e.1.to_string()))? {
+            checkpoint = batch.last().map(Recorded::position).or(checkpoint);
+            processed += self.apply_batch(batch, None, false).await?;
+            batch_count += 1;
+            if batch_count.is_multiple_of(PROGRESS_LOG_PAGES) {
                 info!(view = V::NAME, version = V::VERSION, processed, checkpoint = ?checkpoint, "rebuilding");
             }
         }
+        // Nothing else matches up to the head: the checkpoint moves there and the version
+        // becomes active.
+        processed += self.apply_batch(Vec::new(), head, true).await?;
         info!(view = V::NAME, version = V::VERSION, processed, "caught up");
-        Ok((processed, checkpoint))
+        Ok((processed, head))
     }
 
     /// Catches up, then follows the log forever, applying batches; returns only on error.
@@ -309,7 +314,7 @@ impl<V: View> ViewRuntime<V> {
                 let events: Vec<Recorded> =
                     chunk.into_iter().collect::<Result<_, _>>().map_err(|e| ViewError::Store(e.to_string()))?;
                 let (first, last) = (events.first().map(Recorded::position), events.last().map(Recorded::position));
-                processed += self.apply_batch(events, false).await?;
+                processed += self.apply_batch(events, None, false).await?;
                 debug!(processed, ?first, ?last, "applied live events");
             }
             Ok(())

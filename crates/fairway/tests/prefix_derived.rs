@@ -1,0 +1,189 @@
+//! Derived state is a faithful function of the log even when appends commit between the
+//! pages and scans of the reads behind it: a view's catch-up, an automation's enqueuer and
+//! a command's fold over a multi-scan query. Appends are injected before each transaction
+//! of the reader in turn ([`Interleaving`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fairway::backend::Backend;
+use fairway::dcb::kv::interleave::Interleaving;
+use fairway::dcb::{
+    DcbStore, EmbeddedEngine, EmbeddedOptions, Event as RawEvent, EventStore, Query, QueryItem, ReadOptions,
+    SequencedEvent,
+};
+use fairway::{
+    Automation, AutomationContext, AutomationError, AutomationRuntime, Command, CommandRunner, Decision, EventError,
+    QueueSettings, Recorded, View, ViewError, ViewRuntime, ViewTx,
+};
+use futures::{FutureExt, TryStreamExt};
+
+type Writer = DcbStore<EmbeddedEngine>;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    hooked: Arc<Interleaving<EmbeddedEngine>>,
+    reader: DcbStore<Interleaving<EmbeddedEngine>>,
+    writer: Writer,
+}
+
+/// A store holding one `A` then 200 `B` (one append each).
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
+    let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
+    let hooked = Arc::new(Interleaving::new(engine.clone()));
+    let reader = DcbStore::new(hooked.clone(), "derived").unwrap();
+    let writer = DcbStore::new(engine, "derived").unwrap();
+    writer.append(vec![RawEvent::new("A", Vec::new())], None).await.unwrap();
+    for _ in 0..200 {
+        writer.append(vec![RawEvent::new("B", Vec::new())], None).await.unwrap();
+    }
+    Fixture { _dir: dir, hooked, reader, writer }
+}
+
+/// Schedules `A2` then `B2` before the reader's transaction `step` from now.
+fn inject(f: &Fixture, step: usize) {
+    let writer = f.writer.clone();
+    f.hooked.before(f.hooked.transactions() + step, async move {
+        writer.append(vec![RawEvent::new("A", Vec::new())], None).await.unwrap();
+        writer.append(vec![RawEvent::new("B", Vec::new())], None).await.unwrap();
+    });
+}
+
+fn a_or_b() -> Query {
+    Query::from_items([QueryItem::types(["A"]), QueryItem::types(["B"])])
+}
+
+async fn log(writer: &Writer) -> Vec<SequencedEvent> {
+    writer.read(Query::all(), ReadOptions::forwards()).try_collect().await.unwrap()
+}
+
+fn count(log: &[SequencedEvent], kind: &str, up_to: fairway::dcb::Position) -> u64 {
+    log.iter().filter(|e| e.event.event_type == kind && e.position <= up_to).count() as u64
+}
+
+/// Counts `A` and `B` events.
+struct Tally;
+
+impl View for Tally {
+    const NAME: &'static str = "tally";
+    const VERSION: u32 = 1;
+
+    fn query(&self) -> Query {
+        a_or_b()
+    }
+
+    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
+        let n: u64 = tx.get(event.event_type()).await?.unwrap_or(0);
+        tx.put(event.event_type(), &(n + 1))
+    }
+}
+
+#[tokio::test]
+async fn a_view_catching_up_applies_every_event_up_to_its_checkpoint() {
+    for step in 0..6 {
+        let f = fixture().await;
+        inject(&f, step);
+        let view = ViewRuntime::new(Tally, Arc::new(f.reader.clone()));
+        let (_, checkpoint) = view.catch_up().await.unwrap();
+        let checkpoint = checkpoint.unwrap();
+        let counts: Vec<(String, u64)> =
+            view.read(|tx| async move { tx.range::<u64>("").await }.boxed()).await.unwrap();
+        let log = log(&f.writer).await;
+        let wanted =
+            vec![("A".to_owned(), count(&log, "A", checkpoint)), ("B".to_owned(), count(&log, "B", checkpoint))];
+        assert_eq!(
+            counts, wanted,
+            "appends before transaction {step}: the view equals a fold of the log up to its checkpoint"
+        );
+    }
+}
+
+/// Enqueues a job per `A` or `B`; its handler is never run here.
+struct Echo;
+
+impl Automation for Echo {
+    const NAME: &'static str = "echo";
+
+    fn query(&self) -> Query {
+        a_or_b()
+    }
+
+    async fn handle(&self, _event: &Recorded, _ctx: &AutomationContext) -> Result<(), AutomationError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automation_enqueues_a_job_for_every_triggering_event() {
+    for step in 0..6 {
+        let f = fixture().await;
+        inject(&f, step);
+        let backend: Arc<dyn Backend> = Arc::new(f.reader.clone());
+        let runtime = AutomationRuntime::new(Echo, backend, QueueSettings::default());
+        let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut pending = 0;
+        while tokio::time::Instant::now() < deadline {
+            pending = runtime.pending().await.unwrap();
+            if pending == 203 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        enqueuer.abort();
+        assert_eq!(pending, 203, "appends before transaction {step}: one job per A and B of the log");
+    }
+}
+
+/// What the census saw.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, fairway::Event)]
+struct CensusTaken {
+    a: u64,
+    b: u64,
+}
+
+/// Records how many `A` and `B` it saw: its decision is only right if its fold was.
+struct Census;
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+impl Command for Census {
+    const NAME: &'static str = "census";
+    type State = (u64, u64);
+    type Error = Never;
+
+    fn query(&self) -> Query {
+        a_or_b()
+    }
+
+    fn evolve(&self, state: &mut (u64, u64), event: &Recorded) -> Result<(), EventError> {
+        match event.event_type() {
+            "A" => state.0 += 1,
+            _ => state.1 += 1,
+        }
+        Ok(())
+    }
+
+    fn decide(&self, &(a, b): &(u64, u64)) -> Result<Decision, Never> {
+        Ok(Decision::event(CensusTaken { a, b }))
+    }
+}
+
+#[tokio::test]
+async fn a_command_decides_on_every_event_before_its_append() {
+    for step in 0..6 {
+        let f = fixture().await;
+        inject(&f, step);
+        let executed = CommandRunner::new(f.reader.clone()).execute(&Census).await.unwrap();
+        let position = executed.last_position().unwrap();
+        let log = log(&f.writer).await;
+        let decided = log.iter().find(|e| e.position == position).unwrap();
+        let wanted = CensusTaken { a: count(&log, "A", position), b: count(&log, "B", position) };
+        let seen = Recorded::new(decided.clone()).as_event::<CensusTaken>().unwrap().unwrap();
+        assert_eq!(seen, wanted, "appends before transaction {step}: the decision saw every event before it");
+    }
+}
