@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fairway_dcb::{
-    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Query, QueryItem, ReadOptions, Tag,
+    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Position, Query, QueryItem,
+    ReadOptions, Tag,
 };
 use futures::TryStreamExt;
 
@@ -174,6 +175,24 @@ async fn read_rate(store: &DcbStore<EmbeddedEngine>, query: Query) -> (usize, f6
     (count, count as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Reads `query` in pages of `limit` events, each page a new read starting after the last
+/// event of the one before (as a consumer catching up page by page does).
+async fn paged_read_rate(store: &DcbStore<EmbeddedEngine>, query: Query, limit: usize) -> (usize, f64) {
+    let start = Instant::now();
+    let mut count = 0usize;
+    let mut from = Position::ZERO;
+    loop {
+        let page: Vec<_> =
+            store.read(query.clone(), ReadOptions::forwards().from(from).limit(limit)).try_collect().await.unwrap();
+        count += page.len();
+        match page.last() {
+            Some(last) if page.len() == limit => from = last.position.next(),
+            _ => break,
+        }
+    }
+    (count, count as f64 / start.elapsed().as_secs_f64())
+}
+
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
 }
@@ -232,6 +251,17 @@ async fn main() {
     let (_, rate) =
         read_rate(&store, Query::from(QueryItem::types(["Paid"]).with_tags([Tag::new("tenant", 3).unwrap()]))).await;
     figures.add("read_type_tag_eps", rate, "events/s");
+    // Two index scans merged (bounded by one head), over appends of 2,000 events.
+    let (count, rate) = read_rate(&store, Query::from(QueryItem::types(["Paid", "Registered"]))).await;
+    assert_eq!(count, (0..events).filter(|n| n % 3 != 1).count());
+    figures.add("read_two_types_eps", rate, "events/s");
+    // Pages of 256 over appends of 2,000 events: a page must cost what it returns.
+    let (count, rate) = paged_read_rate(&store, Query::from(QueryItem::types(["Paid"])), 256).await;
+    assert_eq!(count, (0..events).filter(|n| n % 3 == 2).count());
+    figures.add("read_paged256_type_eps", rate, "events/s");
+    let (count, rate) = paged_read_rate(&store, Query::from(QueryItem::types(["Paid", "Subscribed"])), 256).await;
+    assert_eq!(count, (0..events).filter(|n| n % 3 != 0).count());
+    figures.add("read_paged256_two_types_eps", rate, "events/s");
     engine.close();
     drop(store);
     figures.add("store_bytes_per_event", dir_bytes(&read_dir) as f64 / events as f64, "bytes");
