@@ -1,0 +1,158 @@
+//! Over HTTP: on many full courses with two students waiting, `change-capacity` (to 2) and
+//! `unsubscribe-student` race. Both free a seat, so every waiting student must end up
+//! promoted by the automation, and every row of the `courses` view must equal a fold of
+//! the log. `FAIRWAY_RACE_COURSES` sets the number of courses (default 300).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use courses::events::{
+    CourseCapacityChanged, CourseDefined, StudentJoinedWaitingList, StudentSubscribed, StudentUnsubscribed,
+};
+use fairway::Recorded;
+use fairway::dcb::{EventStore, Query, ReadOptions};
+use fairway::testkit::TestApp;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+
+async fn post(client: &reqwest::Client, app: &TestApp, name: &str, body: Value) -> u16 {
+    let url = app.url(&format!("/commands/{name}"));
+    client.post(url).json(&body).send().await.unwrap().status().as_u16()
+}
+
+async fn get(client: &reqwest::Client, app: &TestApp, path: &str) -> Value {
+    client.get(app.url(path)).send().await.unwrap().json().await.unwrap()
+}
+
+/// A course row folded from the log, as the view should hold it.
+#[derive(Debug, Default, PartialEq)]
+struct Row {
+    capacity: u64,
+    subscribed: u64,
+    waiting: Vec<String>,
+}
+
+fn fold(log: &[Recorded]) -> BTreeMap<String, Row> {
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for event in log {
+        if let Some(e) = event.as_event::<CourseDefined>() {
+            let e = e.unwrap();
+            rows.entry(e.course_id).or_default().capacity = e.capacity.into();
+        } else if let Some(e) = event.as_event::<CourseCapacityChanged>() {
+            let e = e.unwrap();
+            rows.entry(e.course_id).or_default().capacity = e.capacity.into();
+        } else if let Some(e) = event.as_event::<StudentSubscribed>() {
+            let e = e.unwrap();
+            let row = rows.entry(e.course_id).or_default();
+            row.subscribed += 1;
+            row.waiting.retain(|s| *s != e.student_id);
+        } else if let Some(e) = event.as_event::<StudentUnsubscribed>() {
+            rows.entry(e.unwrap().course_id).or_default().subscribed -= 1;
+        } else if let Some(e) = event.as_event::<StudentJoinedWaitingList>() {
+            let e = e.unwrap();
+            rows.entry(e.course_id).or_default().waiting.push(e.student_id);
+        }
+    }
+    rows
+}
+
+/// Waits until no automation job is pending, no view is behind, and that holds for a
+/// while (an event may still be on its way into the queue).
+async fn settle(client: &reqwest::Client, app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut quiet = 0;
+    while quiet < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "the app settles within 120 s");
+        let automations = get(client, app, "/automations").await;
+        let progress = get(client, app, "/progress").await;
+        let pending: u64 =
+            automations["automations"].as_array().unwrap().iter().map(|a| a["pending"].as_u64().unwrap()).sum();
+        let behind: u64 = progress["views"].as_array().unwrap().iter().map(|v| v["remaining"].as_u64().unwrap()).sum();
+        quiet = if pending == 0 && behind == 0 { quiet + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_capacity_changes_and_unsubscriptions_promote_every_waiting_student() {
+    let courses: usize = std::env::var("FAIRWAY_RACE_COURSES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_in(dir.path()).await;
+    let client = reqwest::Client::new();
+
+    // Every course is full (capacity 1, student s) with two students waiting.
+    futures::stream::iter(0..courses)
+        .for_each_concurrent(16, |i| {
+            let (client, app) = (&client, &app);
+            async move {
+                let course = format!("c{i}");
+                assert_eq!(
+                    post(client, app, "define-course", json!({ "course_id": course, "capacity": 1 })).await,
+                    200
+                );
+                let seat = json!({ "course_id": course, "student_id": format!("s{i}") });
+                assert_eq!(post(client, app, "subscribe-student", seat).await, 200);
+                for w in ["a", "b"] {
+                    let wait = json!({ "course_id": course, "student_id": format!("w{i}{w}") });
+                    assert_eq!(post(client, app, "join-waiting-list", wait).await, 200);
+                }
+            }
+        })
+        .await;
+
+    // Both free a seat; they race on every course at once.
+    futures::stream::iter(0..courses)
+        .for_each_concurrent(32, |i| {
+            let (client, app) = (&client, &app);
+            async move {
+                let course = format!("c{i}");
+                let grow = post(client, app, "change-capacity", json!({ "course_id": course, "capacity": 2 }));
+                let leave = post(
+                    client,
+                    app,
+                    "unsubscribe-student",
+                    json!({ "course_id": course, "student_id": format!("s{i}") }),
+                );
+                assert_eq!(futures::join!(grow, leave), (200, 200));
+            }
+        })
+        .await;
+    settle(&client, &app).await;
+
+    let automations = get(&client, &app, "/automations").await;
+    let dead: u64 =
+        automations["automations"].as_array().unwrap().iter().map(|a| a["dead_letters"].as_u64().unwrap()).sum();
+    let view: Vec<Value> = serde_json::from_value(get(&client, &app, "/views/courses").await).unwrap();
+    app.stop().await;
+
+    let store = fairway::dcb::open_embedded(dir.path(), "app").unwrap();
+    let log: Vec<Recorded> =
+        store.read(Query::all(), ReadOptions::forwards()).map_ok(Recorded::new).try_collect().await.unwrap();
+    let folded = fold(&log);
+    let promoted = log
+        .iter()
+        .filter_map(|e| e.as_event::<StudentSubscribed>())
+        .filter(|e| e.as_ref().unwrap().student_id.starts_with('w'))
+        .count();
+    let still_waiting: usize = folded.values().map(|r| r.waiting.len()).sum();
+    println!(
+        "{courses} courses: {promoted} of {} waiting students promoted, {still_waiting} still waiting, {dead} dead letters",
+        2 * courses
+    );
+    assert_eq!(dead, 0, "no job was dead-lettered");
+    assert_eq!(still_waiting, 0, "every waiting student was promoted");
+    assert_eq!(promoted, 2 * courses);
+    assert_eq!(view.len(), courses);
+    for entry in &view {
+        let key = entry["key"].as_str().unwrap();
+        let row = &folded[key];
+        let doc = &entry["doc"];
+        let served = Row {
+            capacity: doc["capacity"].as_u64().unwrap(),
+            subscribed: doc["subscribed"].as_u64().unwrap(),
+            waiting: serde_json::from_value(doc["waiting"].clone()).unwrap(),
+        };
+        assert_eq!(&served, row, "course {key}: the view row equals a fold of the log");
+        assert_eq!((row.capacity, row.subscribed), (2, 2), "course {key} is full again with both waiting students");
+    }
+}
