@@ -14,7 +14,7 @@ use crate::model::limits::{
 };
 use crate::model::{AppendCondition, Event, POSITION_LEN, Position, Tag};
 use crate::store::plan::{ItemPlan, plan_query};
-use crate::store::scan::{Window, read_page};
+use crate::store::scan::{PageLimit, Window, read_page};
 
 /// Keys scanned per page while checking a condition.
 const CONDITION_PAGE: usize = 32;
@@ -167,7 +167,7 @@ async fn first_match_after<T: KvTransaction>(
     for scan in plans.iter().flat_map(|p| &p.scans) {
         let mut window = Window::new(low, first.map_or(Position::MAX, Position::prev));
         while !window.is_exhausted() {
-            let page = read_page(tx, &log, scan, &window, false, CONDITION_PAGE, false).await?;
+            let page = read_page(tx, &log, scan, &window, false, PageLimit::events(CONDITION_PAGE), false).await?;
             if let Some(event) = page.events.first() {
                 first = Some(first.map_or(event.position, |f| f.min(event.position)));
                 break;

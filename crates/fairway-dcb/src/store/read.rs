@@ -19,7 +19,7 @@ use crate::kv::{KvEngine, KvTransaction, RangeScan};
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
 use crate::store::plan::{ItemPlan, Scan, plan_query};
-use crate::store::scan::{Window, read_page};
+use crate::store::scan::{PageLimit, Window, read_page};
 
 /// Events fetched by a scan's first page; later pages double up to [`MAX_PAGE`].
 const FIRST_PAGE: usize = 128;
@@ -44,19 +44,35 @@ struct Cursor {
     window: Window,
     buffer: VecDeque<SequencedEvent>,
     page: usize,
+    /// Keys used and events fetched so far: the events per key estimate the keys a page
+    /// needs, since an index key may stand for a large block.
+    keys_used: usize,
+    fetched: usize,
 }
 
 impl Cursor {
     fn over(scan: Scan, low: Position, high: Position) -> Self {
-        Cursor { scan: Some(scan), window: Window::new(low, high), buffer: VecDeque::new(), page: FIRST_PAGE }
+        let window = Window::new(low, high);
+        Cursor { scan: Some(scan), window, buffer: VecDeque::new(), page: FIRST_PAGE, keys_used: 0, fetched: 0 }
     }
 
     fn fixed(events: impl IntoIterator<Item = SequencedEvent>) -> Self {
-        Cursor { scan: None, window: Window::finished(), buffer: events.into_iter().collect(), page: 0 }
+        let buffer = events.into_iter().collect();
+        Cursor { scan: None, window: Window::finished(), buffer, page: 0, keys_used: 0, fetched: 0 }
     }
 
     fn exhausted(&self) -> bool {
         self.window.is_exhausted()
+    }
+
+    /// The next page's limit for at most `events` events: keys for that many events at
+    /// the events per key seen so far, plus one for a block read only in part.
+    fn limit(&self, events: usize) -> PageLimit {
+        let keys = match (self.keys_used, self.fetched) {
+            (0, _) | (_, 0) => events,
+            (keys, fetched) => (events * keys).div_ceil(fetched) + 1,
+        };
+        PageLimit { events, keys }
     }
 }
 
@@ -199,7 +215,7 @@ impl<E: KvEngine> MergedRead<E> {
             let cursor = &self.cursors[index];
             let scan = cursor.scan.clone().expect("scanning cursors have a scan");
             let window = cursor.window;
-            let limit = cursor.page.min(self.remaining);
+            let limit = cursor.limit(cursor.page.min(self.remaining));
             let log = self.log.clone();
             let page = self
                 .engine
@@ -212,6 +228,8 @@ impl<E: KvEngine> MergedRead<E> {
             let cursor = &mut self.cursors[index];
             cursor.page = (cursor.page * 2).min(MAX_PAGE);
             cursor.window = page.rest;
+            cursor.keys_used += page.keys_used;
+            cursor.fetched += page.fetched;
             cursor.buffer.extend(page.events);
         }
         Ok(())
@@ -259,7 +277,7 @@ async fn last_match<E: KvEngine>(
         let result = engine
             .transact(|tx| {
                 let (scan, log) = (scan.clone(), log.clone());
-                async move { read_page(&tx, &log, &scan, &window, true, page, true).await }
+                async move { read_page(&tx, &log, &scan, &window, true, PageLimit::events(page), true).await }
             })
             .await?
             .value;

@@ -18,6 +18,27 @@ pub struct Page {
     pub events: Vec<SequencedEvent>,
     /// The part of the window this page did not cover.
     pub rest: Window,
+    /// Keys whose events the page took (whole or in part).
+    pub keys_used: usize,
+    /// Events the page fetched (before filtering).
+    pub fetched: usize,
+}
+
+/// How much one page may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageLimit {
+    /// Most events fetched.
+    pub events: usize,
+    /// Most keys visited: fewer than `events` when index blocks are known to be large, so
+    /// a page does not pull keys (and, on FoundationDB, their values) it will not use.
+    pub keys: usize,
+}
+
+impl PageLimit {
+    /// At most `events` events, visiting as many keys (blocks of one event each at worst).
+    pub fn events(events: usize) -> Self {
+        PageLimit { events, keys: events }
+    }
 }
 
 /// What one scan still has to cover: the positions wanted, and the keys not yet visited.
@@ -100,7 +121,8 @@ struct Stop {
     whole_block: bool,
 }
 
-/// Reads up to `max_events` events of `scan` in `window` (fetched and filtered; an event
+/// Reads up to `limit.events` events of `scan` in `window`, visiting at most `limit.keys`
+/// keys (events fetched and filtered; an event
 /// that does not fit is not fetched). The index range read adds a read conflict unless
 /// `snapshot`; event fetches are always snapshot reads (stored events never change).
 pub async fn read_page<T: KvTransaction>(
@@ -109,13 +131,19 @@ pub async fn read_page<T: KvTransaction>(
     scan: &Scan,
     window: &Window,
     reverse: bool,
-    max_events: usize,
+    limit: PageLimit,
     snapshot: bool,
 ) -> Result<Page, StorageError> {
-    let max_events = max_events.max(1);
+    let max_events = limit.events.max(1);
+    let max_keys = match scan.source {
+        ScanSource::Log => max_events,
+        ScanSource::Index => limit.keys.clamp(1, max_events),
+    };
     let (low, high) = window.key_bounds(scan.source);
     let (begin, end) = scan.range.bounds(low, high);
-    let range = RangeScan { begin, end, limit: max_events, reverse, snapshot };
+    let range = RangeScan { begin, end, limit: max_keys, reverse, snapshot };
+    let mut keys_used = 0;
+    let mut fetched = 0;
     let mut events = Vec::new();
     let mut stop: Option<Stop> = None;
     // Set once the page is full: the keys visited after that are left for the next page.
@@ -126,6 +154,8 @@ pub async fn read_page<T: KvTransaction>(
             tx.scan_range(&range, |key, value| {
                 let position = position_in(&scan.range, key)?;
                 stop = Some(Stop { covered: position, whole_block: true });
+                keys_used += 1;
+                fetched += 1;
                 let (event, recorded_at) = codec::decode(value)?;
                 if scan.filter.as_ref().is_none_or(|item| item.matches(&event)) {
                     events.push(SequencedEvent { position, recorded_at, event });
@@ -153,6 +183,7 @@ pub async fn read_page<T: KvTransaction>(
                     if reverse {
                         block.reverse();
                     }
+                    keys_used += 1;
                     let room = max_events - positions.len();
                     if block.len() <= room {
                         positions.extend_from_slice(&block);
@@ -166,6 +197,7 @@ pub async fn read_page<T: KvTransaction>(
                     Ok(())
                 })
                 .await?;
+            fetched = positions.len();
             for position in positions {
                 let record = tx
                     .get(&log.key(position), true)
@@ -179,13 +211,13 @@ pub async fn read_page<T: KvTransaction>(
             visited
         }
     };
-    let ran_out = visited < max_events && !skipped && stop.is_none_or(|s| s.whole_block);
+    let ran_out = visited < max_keys && !skipped && stop.is_none_or(|s| s.whole_block);
     let rest = match stop {
         _ if ran_out => Window::finished(),
         Some(stop) => window.after(stop.covered, stop.whole_block, reverse),
         None => Window::finished(),
     };
-    Ok(Page { events, rest })
+    Ok(Page { events, rest, keys_used, fetched })
 }
 
 fn position_in(range: &PositionedRange, key: &[u8]) -> Result<Position, StorageError> {
@@ -211,7 +243,7 @@ mod tests {
         low: Position,
         high: Position,
         reverse: bool,
-        limit: usize,
+        limit: PageLimit,
     ) -> Vec<Position> {
         let (log, mut window, mut found) = (store.layout().log(), Window::new(low, high), Vec::new());
         while !window.is_exhausted() {
@@ -228,6 +260,12 @@ mod tests {
             window = page.rest;
         }
         found
+    }
+
+    /// Page limits: by events alone, and with fewer keys than events (large blocks).
+    fn limits() -> [PageLimit; 5] {
+        let few_keys = |events, keys| PageLimit { events, keys };
+        [PageLimit::events(1), PageLimit::events(2), PageLimit::events(7), few_keys(7, 1), few_keys(3, 2)]
     }
 
     /// Every window (bounds at every position, inside blocks too), both directions and
@@ -261,14 +299,14 @@ mod tests {
                         .filter(|e| item.matches(&e.event) && low <= e.position && e.position <= high)
                         .map(|e| e.position)
                         .collect();
-                    for limit in [1, 2, 7] {
+                    for limit in limits() {
                         let forwards = paged(&store, &scan, low, high, false, limit).await;
-                        assert_eq!(forwards, expected, "{item:?} [{low}, {high}] forwards, {limit} per page");
+                        assert_eq!(forwards, expected, "{item:?} [{low}, {high}] forwards, {limit:?} per page");
                     }
                     expected.reverse();
-                    for limit in [1, 2, 7] {
+                    for limit in limits() {
                         let backwards = paged(&store, &scan, low, high, true, limit).await;
-                        assert_eq!(backwards, expected, "{item:?} [{low}, {high}] backwards, {limit} per page");
+                        assert_eq!(backwards, expected, "{item:?} [{low}, {high}] backwards, {limit:?} per page");
                     }
                 }
             }
