@@ -164,6 +164,12 @@ pub enum InvalidInput {
         /// The limit.
         limit: usize,
     },
+    /// A record written with an append breaks a rule (see `AppendRecord`).
+    #[error("append record: {rule}")]
+    MalformedRecord {
+        /// The rule it breaks, with the offending figure.
+        rule: String,
+    },
 }
 
 /// Why a name (type, tag, id, namespace) was rejected.

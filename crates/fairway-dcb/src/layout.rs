@@ -139,6 +139,12 @@ impl Layout {
     pub fn user_prefix(&self, name: &str) -> Vec<u8> {
         self.section(USER, name.as_bytes(), true)
     }
+
+    /// Whether `key` lies in the section kept for higher layers (under some
+    /// [`Layout::user_prefix`]), away from the events and their indexes.
+    pub fn is_user_key(&self, key: &[u8]) -> bool {
+        key.strip_prefix(self.prefix.as_slice()).is_some_and(|rest| rest.first() == Some(&USER))
+    }
 }
 
 /// The largest index block value (every event of the largest append) stays well inside
@@ -197,6 +203,14 @@ mod tests {
         assert!(block_value(&[7]).is_empty(), "a block of one event is the key alone");
         assert!(block_positions(Position::new(3, 2, 1), &value, |_| {}).is_err(), "indexes must precede the key");
         assert!(block_positions(Position::new(3, 2, 9), &[0], |_| {}).is_err(), "odd length");
+    }
+
+    #[test]
+    fn user_keys_are_told_apart_from_event_keys() {
+        let layout = Layout::new("ns").unwrap();
+        assert!(layout.is_user_key(&[layout.user_prefix("idempotency").as_slice(), b"k"].concat()));
+        assert!(!layout.is_user_key(&layout.id_key("u")));
+        assert!(!layout.is_user_key(&Layout::new("other").unwrap().user_prefix("idempotency")));
     }
 
     #[test]

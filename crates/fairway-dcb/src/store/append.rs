@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::codec;
 use crate::error::{Error, InvalidInput, StorageError};
-use crate::kv::{KvTransaction, VERSIONSTAMP_LEN};
+use crate::kv::{KvTransaction, VERSIONSTAMP_LEN, Versionstamp};
 use crate::layout::{Layout, PULSE_SHARDS, block_value};
 use crate::model::limits::{
     MAX_APPEND_BYTES, MAX_CONDITIONS, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_TAGS_PER_EVENT,
@@ -33,6 +33,12 @@ pub enum AppendOutcome {
     Written,
     /// Every event's id was already stored: nothing was written.
     AlreadyStored(Vec<Position>),
+}
+
+/// The positions of the `count` events an append wrote, from its commit's versionstamp.
+pub fn positions_of(stamp: Option<Versionstamp>, count: usize) -> Result<Vec<Position>, Error> {
+    let stamp = stamp.ok_or_else(|| StorageError::Engine("append committed without a versionstamp".into()))?;
+    Ok((0..count as u16).map(|i| Position::new(stamp.commit(), stamp.order(), i)).collect())
 }
 
 /// Checks every rule and limit of an append; nothing is written if one fails.

@@ -3,6 +3,7 @@
 mod append;
 mod plan;
 mod read;
+mod record;
 mod scan;
 mod subscribe;
 
@@ -11,12 +12,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::{Instrument, debug_span};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event_store::{Appended, EventStore, EventStream};
 use crate::kv::KvEngine;
 use crate::layout::Layout;
 use crate::model::{AppendCondition, Event, Position, Query, ReadOptions};
-use append::{AppendOutcome, PreparedAppend, append_body, validate};
+use append::{AppendOutcome, PreparedAppend, append_body, positions_of, validate};
+pub use record::{AppendRecord, RecordedAppend};
 
 /// The DCB event store over a storage engine, confined to one namespace.
 ///
@@ -86,11 +88,7 @@ impl<E: KvEngine> EventStore for DcbStore<E> {
         match committed.value {
             AppendOutcome::AlreadyStored(positions) => Ok(Appended { positions, already_stored: true }),
             AppendOutcome::Written => {
-                let stamp = committed.versionstamp.ok_or_else(|| {
-                    Error::Storage(crate::error::StorageError::Engine("append committed without a versionstamp".into()))
-                })?;
-                let positions = (0..count as u16).map(|i| Position::new(stamp.commit(), stamp.order(), i)).collect();
-                Ok(Appended { positions, already_stored: false })
+                Ok(Appended { positions: positions_of(committed.versionstamp, count)?, already_stored: false })
             }
         }
     }
