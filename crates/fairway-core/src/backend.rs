@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use fairway_dcb::kv::{KeyValue, KvEngine, KvTransaction, RangeScan};
-use fairway_dcb::{DcbStore, EventStore, StorageError};
+use fairway_dcb::{AppendCondition, AppendRecord, DcbStore, Event, EventStore, RecordedAppend, StorageError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -89,6 +89,15 @@ pub trait Backend: Send + Sync + 'static {
     fn keyspace(&self, name: &str) -> Vec<u8>;
     /// Runs `body` in a serializable transaction with the engine's retry loop.
     fn transact<'a>(&'a self, body: &'a TxBody<'a>) -> BoxFuture<'a, Result<(), TxFailure>>;
+    /// Appends `events` under `conditions` and writes `record` in the same transaction,
+    /// unless the record's key holds a standing value (see
+    /// [`DcbStore::append_with_record`]).
+    fn append_with_record(
+        &self,
+        events: Vec<Event>,
+        conditions: Vec<AppendCondition>,
+        record: AppendRecord,
+    ) -> BoxFuture<'_, Result<RecordedAppend, fairway_dcb::Error>>;
 }
 
 impl<E: KvEngine> Backend for DcbStore<E> {
@@ -111,6 +120,15 @@ impl<E: KvEngine> Backend for DcbStore<E> {
                 .map(|_| ())
         }
         .boxed()
+    }
+
+    fn append_with_record(
+        &self,
+        events: Vec<Event>,
+        conditions: Vec<AppendCondition>,
+        record: AppendRecord,
+    ) -> BoxFuture<'_, Result<RecordedAppend, fairway_dcb::Error>> {
+        DcbStore::append_with_record(self, events, conditions, record)
     }
 }
 

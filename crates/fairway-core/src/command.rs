@@ -1,9 +1,12 @@
 //! Commands: a decision model over exactly the events a command reads, decided and
 //! appended under a DCB condition limited to what was read.
 
+use std::sync::Arc;
+
 use fairway_dcb::kv::RetryPolicy;
-use fairway_dcb::{AppendCondition, Error as StoreError, EventStore, Position, Query, ReadOptions};
+use fairway_dcb::{AppendCondition, Appended, Error as StoreError, EventStore, Position, Query, ReadOptions};
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
 use tracing::{Instrument, debug, info_span};
 
 use crate::event::{Event, EventError, Recorded};
@@ -100,6 +103,25 @@ pub enum CommandError<E: std::error::Error + 'static> {
     /// The store failed or refused the input.
     #[error("store: {0}")]
     Store(#[source] StoreError),
+    /// The [`AppendStep`] found this request already answered (e.g. another request with
+    /// the same idempotency key appended first): nothing was written.
+    #[error("another request with the same idempotency key was answered first")]
+    Superseded,
+}
+
+/// Appends a command's decision in place of the store's plain append, e.g. together with
+/// the record of an idempotency key in the same transaction
+/// (see [`CommandRunner::with_append_step`]).
+pub trait AppendStep: Send + Sync {
+    /// Appends `events` under `condition`, decided in cycle `attempt`. `Ok(None)` means
+    /// the request was already answered: nothing was written and the command ends with
+    /// [`CommandError::Superseded`].
+    fn append(
+        &self,
+        events: Vec<fairway_dcb::Event>,
+        condition: AppendCondition,
+        attempt: u32,
+    ) -> BoxFuture<'_, Result<Option<Appended>, StoreError>>;
 }
 
 /// Runs commands against a store.
@@ -107,12 +129,19 @@ pub enum CommandError<E: std::error::Error + 'static> {
 pub struct CommandRunner<S> {
     store: S,
     retry: RetryPolicy,
+    append_step: Option<Arc<dyn AppendStep>>,
 }
 
 impl<S: EventStore + Clone> CommandRunner<S> {
     /// A runner over `store` retrying conflicts with the default policy.
     pub fn new(store: S) -> Self {
-        CommandRunner { store, retry: RetryPolicy { max_attempts: 20, ..RetryPolicy::default() } }
+        CommandRunner { store, retry: RetryPolicy { max_attempts: 20, ..RetryPolicy::default() }, append_step: None }
+    }
+
+    /// Appends decisions through `step` instead of the store's plain append.
+    pub fn with_append_step(mut self, step: Arc<dyn AppendStep>) -> Self {
+        self.append_step = Some(step);
+        self
     }
 
     /// Sets the retry policy for failed conditions.
@@ -164,11 +193,16 @@ impl<S: EventStore + Clone> CommandRunner<S> {
                     return Ok(Executed { positions: Vec::new(), events, attempts });
                 }
                 let condition = AppendCondition::none_match_after(command.query(), head);
-                match self.store.append(events.clone(), Some(condition)).await {
-                    Ok(appended) => {
+                let appended = match &self.append_step {
+                    Some(step) => step.append(events.clone(), condition, attempts).await,
+                    None => self.store.append(events.clone(), Some(condition)).await.map(Some),
+                };
+                match appended {
+                    Ok(Some(appended)) => {
                         debug!(attempts, last = %appended.last(), "command appended");
                         return Ok(Executed { positions: appended.positions, events, attempts });
                     }
+                    Ok(None) => return Err(CommandError::Superseded),
                     Err(StoreError::ConditionFailed { position, .. }) => {
                         debug!(attempts, %position, "boundary changed; deciding again");
                         if attempts >= self.retry.max_attempts {

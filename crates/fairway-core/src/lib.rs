@@ -19,7 +19,7 @@ pub mod view;
 
 pub use app::{App, AppConfig};
 pub use automation::{Automation, AutomationContext, AutomationError, AutomationRuntime, DeadLetter, QueueSettings};
-pub use command::{Command, CommandError, CommandRunner, Decision, Executed};
+pub use command::{AppendStep, Command, CommandError, CommandRunner, Decision, Executed};
 pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, registered_event_types};
 pub use snapshot::{SnapshotModel, Snapshots};
 pub use view::{Progress, View, ViewError, ViewRuntime, ViewTx};

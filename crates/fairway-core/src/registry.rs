@@ -34,6 +34,17 @@ pub struct CommandReply {
     pub attempts: u32,
 }
 
+impl CommandReply {
+    /// The reply to a command that appended events at `positions` in `attempts` cycles.
+    pub fn appended(positions: &[Position], attempts: u32) -> Self {
+        CommandReply {
+            positions: positions.iter().map(Position::to_string).collect(),
+            last_position: positions.last().map(Position::to_string),
+            attempts,
+        }
+    }
+}
+
 /// Why a command handler did not append, mapped to HTTP statuses by the app.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandFailure {
@@ -81,13 +92,11 @@ fn decode_command<C: DeserializeOwned>(body: serde_json::Value) -> Result<C, Com
 
 fn reply<E: std::error::Error>(result: Result<Executed, CommandError<E>>) -> Result<CommandReply, CommandFailure> {
     match result {
-        Ok(executed) => Ok(CommandReply {
-            positions: executed.positions.iter().map(Position::to_string).collect(),
-            last_position: executed.last_position().map(|p| p.to_string()),
-            attempts: executed.attempts,
-        }),
+        Ok(executed) => Ok(CommandReply::appended(&executed.positions, executed.attempts)),
         Err(CommandError::Rejected(e)) => Err(CommandFailure::Rejected(e.to_string())),
-        Err(e @ CommandError::Conflict { .. }) => Err(CommandFailure::Conflict(e.to_string())),
+        Err(e @ (CommandError::Conflict { .. } | CommandError::Superseded)) => {
+            Err(CommandFailure::Conflict(e.to_string()))
+        }
         Err(CommandError::Event(e)) => Err(CommandFailure::BadRequest(e.to_string())),
         Err(CommandError::Store(fairway_dcb::Error::InvalidInput(e))) => Err(CommandFailure::BadRequest(e.to_string())),
         Err(e) => Err(CommandFailure::Internal(e.to_string())),

@@ -1,6 +1,6 @@
 //! The app runtime over real HTTP: registered automations run with injected dependencies,
 //! their dead letters are listed, replayed and purged through the API; `Idempotency-Key`
-//! replays responses; projector progress is served.
+//! replays responses (bodies compared as JSON values); projector progress is served.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -230,6 +230,30 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
         .header("Idempotency-Key", "k1")
         .json(&json!({ "ticket": "t1", "title": "printer" }));
     assert_eq!(send(request).await, (200, first, true));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_compares_bodies_as_json_values() {
+    let (app, _dir) = start(std::sync::Arc::new(Pager::default())).await;
+    let http = reqwest::Client::new();
+    let open = |key: &str, body: &str| {
+        http.post(app.url("/commands/open-ticket"))
+            .header("Idempotency-Key", key)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+    };
+    let (status, first, replayed) = send(open("j1", r#"{"ticket":"t1","title":"printer"}"#)).await;
+    assert_eq!((status, replayed), (200, false), "{first}");
+    let reordered = "{ \"title\" : \"printer\",\n  \"ticket\": \"t1\" }";
+    let (status, again, replayed) = send(open("j1", reordered)).await;
+    assert_eq!((status, replayed), (200, true), "other key order and whitespace: the same request, replayed");
+    assert_eq!(again, first);
+    for other in [r#"{"ticket":"t1","title":"Printer"}"#, r#"{"ticket":"t1","title":"printer","x":1}"#, "[]"] {
+        let (status, refused, _) = send(open("j1", other)).await;
+        assert_eq!(status, 422, "{other}: another body; {refused}");
+        assert!(refused["error"].as_str().unwrap().contains("another body"), "{refused}");
+    }
     app.stop().await;
 }
 

@@ -13,8 +13,8 @@ use serde_json::json;
 use tracing::warn;
 
 use super::Shared;
-use super::idempotency::{Claim, ClaimError, StoredResponse};
-use crate::command::CommandRunner;
+use super::idempotency::{Claim, ClaimError, Outcome, StoredResponse};
+use crate::command::{AppendStep, CommandRunner};
 use crate::registry::{CommandEnv, CommandFailure, DynView};
 
 /// Header naming a request's idempotency key.
@@ -53,32 +53,43 @@ async fn run_command(
     if !shared.slices.commands.contains_key(name.as_str()) {
         return failure(StatusCode::NOT_FOUND, format!("unknown command {name:?}"));
     }
-    let Some(key) = headers.get(IDEMPOTENCY_KEY) else { return stored_response(execute(&shared, &name, &body).await) };
+    let Some(key) = headers.get(IDEMPOTENCY_KEY) else {
+        return stored_response(execute(&shared, &name, &body, None).await);
+    };
     let Ok(key) = key.to_str() else {
         return failure(StatusCode::BAD_REQUEST, "Idempotency-Key must be visible ASCII");
     };
-    match shared.idempotency.claim(&name, key, &body).await {
-        Ok(Claim::Run) => {}
-        Ok(Claim::Replay(stored)) => {
-            let mut response = stored_response(stored);
-            response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-            return response;
-        }
+    let ticket = match shared.idempotency.claim(&name, key, &body).await {
+        Ok(Claim::Run(ticket)) => ticket,
+        Ok(Claim::Replay(stored)) => return replayed(stored),
         Ok(Claim::InProgress) => {
             return failure(StatusCode::CONFLICT, format!("a request with Idempotency-Key {key:?} is in progress"));
         }
-        Ok(Claim::Mismatch) => {
-            let message = format!("Idempotency-Key {key:?} was used with another body");
-            return failure(StatusCode::UNPROCESSABLE_ENTITY, message);
-        }
+        Ok(Claim::Mismatch) => return mismatch(key),
         Err(err @ ClaimError::BadKey(_)) => return failure(StatusCode::BAD_REQUEST, err),
         Err(err) => return failure(StatusCode::INTERNAL_SERVER_ERROR, err),
+    };
+    let stored = execute(&shared, &name, &body, Some(ticket.append_step())).await;
+    match ticket.finish(stored).await {
+        Ok(Outcome::Respond(stored)) => stored_response(stored),
+        Ok(Outcome::Replay(stored)) => replayed(stored),
+        Ok(Outcome::Mismatch) => mismatch(key),
+        Err(err) => {
+            warn!(command = name, %err, "the response could not be stored for its Idempotency-Key");
+            let message = format!("the command appended nothing, but its response could not be stored: {err}");
+            failure(StatusCode::INTERNAL_SERVER_ERROR, message)
+        }
     }
-    let stored = execute(&shared, &name, &body).await;
-    if let Err(err) = shared.idempotency.finish(&name, key, &body, stored.clone()).await {
-        warn!(command = name, %err, "the response could not be stored for its Idempotency-Key");
-    }
-    stored_response(stored)
+}
+
+fn replayed(stored: StoredResponse) -> Response {
+    let mut response = stored_response(stored);
+    response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+fn mismatch(key: &str) -> Response {
+    failure(StatusCode::UNPROCESSABLE_ENTITY, format!("Idempotency-Key {key:?} was used with another body"))
 }
 
 fn stored_response(stored: StoredResponse) -> Response {
@@ -86,8 +97,9 @@ fn stored_response(stored: StoredResponse) -> Response {
     (status, [(axum::http::header::CONTENT_TYPE, "application/json")], stored.body).into_response()
 }
 
-/// Runs command `name` on `body`; the response as status and JSON body.
-async fn execute(shared: &Shared, name: &str, body: &[u8]) -> StoredResponse {
+/// Runs command `name` on `body` (appending through `append_step` if given); the
+/// response as status and JSON body.
+async fn execute(shared: &Shared, name: &str, body: &[u8], append_step: Option<Arc<dyn AppendStep>>) -> StoredResponse {
     let respond = |status: StatusCode, body: serde_json::Value| StoredResponse {
         status: status.as_u16(),
         body: serde_json::to_vec(&body).expect("JSON encodes"),
@@ -97,9 +109,13 @@ async fn execute(shared: &Shared, name: &str, body: &[u8]) -> StoredResponse {
         Ok(body) => body,
         Err(err) => return respond(StatusCode::BAD_REQUEST, json!({ "error": format!("body is not JSON: {err}") })),
     };
-    let env = CommandEnv { runner: CommandRunner::new(shared.events.clone()), snapshots: shared.snapshots.clone() };
+    let mut runner = CommandRunner::new(shared.events.clone());
+    if let Some(step) = append_step {
+        runner = runner.with_append_step(step);
+    }
+    let env = CommandEnv { runner, snapshots: shared.snapshots.clone() };
     match (slice.handler)(env, body).await {
-        Ok(reply) => respond(StatusCode::OK, serde_json::to_value(reply).expect("replies encode")),
+        Ok(reply) => StoredResponse::reply(&reply),
         Err(err) => {
             let status = match err {
                 CommandFailure::BadRequest(_) => StatusCode::BAD_REQUEST,
