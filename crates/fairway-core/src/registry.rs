@@ -86,8 +86,10 @@ pub struct CommandSlice {
 
 inventory::collect!(CommandSlice);
 
+/// Decodes a command body; an error names the field at fault (`course_id: must not be
+/// empty`).
 fn decode_command<C: DeserializeOwned>(body: serde_json::Value) -> Result<C, CommandFailure> {
-    serde_json::from_value(body).map_err(|e| CommandFailure::BadRequest(e.to_string()))
+    serde_path_to_error::deserialize(body).map_err(|e| CommandFailure::BadRequest(e.to_string()))
 }
 
 fn reply<E: std::error::Error>(result: Result<Executed, CommandError<E>>) -> Result<CommandReply, CommandFailure> {

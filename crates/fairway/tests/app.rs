@@ -1,6 +1,7 @@
 //! The app runtime over real HTTP: registered automations run with injected dependencies,
 //! their dead letters are listed, replayed and purged through the API; `Idempotency-Key`
-//! replays responses (bodies compared as JSON values); projector progress is served.
+//! replays responses (bodies compared as JSON values); a panicking command is a JSON 500
+//! that releases its key; projector progress is served.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +60,45 @@ impl Command for OpenTicket {
             return Err(AlreadyOpen(self.ticket.clone()));
         }
         Ok(Decision::event(TicketOpened { ticket: self.ticket.clone(), title: self.title.clone() }))
+    }
+}
+
+/// Closes a ticket; panics the first time it is asked to close `"fragile"`.
+#[derive(Debug, Deserialize)]
+struct CloseTicket {
+    ticket: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+struct TicketClosed {
+    #[tag("ticket")]
+    ticket: String,
+}
+
+/// Set once the fragile ticket's first close panicked.
+static PANICKED_ONCE: AtomicBool = AtomicBool::new(false);
+
+#[command]
+impl Command for CloseTicket {
+    const NAME: &'static str = "close-ticket";
+    type State = ();
+    type Error = AlreadyOpen;
+
+    fn query(&self) -> Query {
+        QueryItem::types([TicketClosed::NAME])
+            .with_tags([fairway::dcb::Tag::new("ticket", &self.ticket).unwrap()])
+            .into()
+    }
+
+    fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
+        Ok(())
+    }
+
+    fn decide(&self, _: &()) -> Result<Decision, AlreadyOpen> {
+        if self.ticket == "fragile" && !PANICKED_ONCE.swap(true, Ordering::SeqCst) {
+            panic!("the fragile ticket broke");
+        }
+        Ok(Decision::event(TicketClosed { ticket: self.ticket.clone() }))
     }
 }
 
@@ -258,6 +298,29 @@ async fn an_idempotency_key_compares_bodies_as_json_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_command_is_a_json_500_and_releases_its_key() {
+    let (app, _dir) = start(std::sync::Arc::new(Pager::default())).await;
+    let http = reqwest::Client::new();
+    let close = || {
+        http.post(app.url("/commands/close-ticket"))
+            .header("Idempotency-Key", "p1")
+            .json(&json!({ "ticket": "fragile" }))
+    };
+    let response = close().send().await.expect("an answer, not a dropped connection");
+    assert_eq!(response.status().as_u16(), 500);
+    let failed: Value = response.json().await.expect("a JSON body");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("panicked") && error.contains("/commands/close-ticket"), "{failed}");
+    // The retry with the same key runs (it is neither 409 nor the stored 500).
+    let (status, closed, replayed) = send(close()).await;
+    assert_eq!((status, replayed), (200, false), "{closed}");
+    assert_eq!(send(close()).await, (200, closed, true));
+    let (status, _, _) = send(http.get(app.url("/health"))).await;
+    assert_eq!(status, 200, "the app still serves");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_and_slices_are_served() {
     let (app, _dir) = start(std::sync::Arc::new(Pager::default())).await;
     let http = reqwest::Client::new();
@@ -277,6 +340,6 @@ async fn progress_and_slices_are_served() {
     let (_, slices, _) = send(http.get(app.url("/slices"))).await;
     assert_eq!(slices["automations"][0]["name"], "page-on-new-ticket", "{slices}");
     assert!(slices["automations"][0]["type"].as_str().unwrap().ends_with("PageOnNewTicket"));
-    assert_eq!(slices["commands"][0]["name"], "open-ticket");
+    assert_eq!(slices["commands"][1]["name"], "open-ticket");
     app.stop().await;
 }

@@ -1,7 +1,7 @@
 //! The facts of the domain.
 
 use fairway::Event;
-use fairway::dcb::{Query, QueryItem, Tag};
+use fairway::dcb::{InvalidInput, NameRule, Query, QueryItem, Tag};
 use serde::{Deserialize, Serialize};
 
 /// A course was defined.
@@ -73,18 +73,60 @@ pub fn waiting_list(course_id: &str) -> QueryItem {
     QueryItem::types([StudentJoinedWaitingList::NAME, StudentSubscribed::NAME]).with_tags([tag("course", course_id)])
 }
 
+/// The tag keys ids are used with: `course:`, `student:`, `email:`.
+pub const ID_TAG_KEYS: [&str; 3] = ["course", "student", "email"];
+
+/// Longest id, in bytes: whatever the key, `key:id` must fit a tag
+/// ([`MAX_TAG_LEN`](fairway::dcb::limits::MAX_TAG_LEN) bytes), so the longest key sets the limit.
+pub const MAX_ID_LEN: usize = {
+    let (mut longest, mut i) = (0, 0);
+    while i < ID_TAG_KEYS.len() {
+        if ID_TAG_KEYS[i].len() > longest {
+            longest = ID_TAG_KEYS[i].len();
+        }
+        i += 1;
+    }
+    fairway::dcb::limits::MAX_TAG_LEN - longest - 1
+};
+
 /// An identifier or email taken from a request, checked when the request is decoded: it
-/// must be a valid tag value (non-empty, at most the tag length limit, no control
-/// characters), so a malformed one is a 400 naming the rule, never a domain refusal.
+/// must be a valid tag value under every key of [`ID_TAG_KEYS`] (non-empty, at most
+/// [`MAX_ID_LEN`] bytes, no forbidden character), so a malformed one is a 400 naming the
+/// field and the rule (`course_id: is 250 bytes long; the limit is 248 bytes`), never a
+/// domain refusal or a panic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Id(String);
 
+/// Why a text is not an [`Id`]; displays the rule alone, so that with the field name in
+/// front it reads `student_id: must not be empty`.
+#[derive(Debug, thiserror::Error)]
+pub enum BadId {
+    /// A length or character rule.
+    #[error(transparent)]
+    Rule(#[from] NameRule),
+    /// Any other refusal of the store.
+    #[error(transparent)]
+    Store(InvalidInput),
+}
+
 impl TryFrom<String> for Id {
-    type Error = fairway::dcb::InvalidInput;
+    type Error = BadId;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Tag::new("id", &value)?;
+        if value.is_empty() {
+            return Err(NameRule::Empty.into());
+        }
+        if value.len() > MAX_ID_LEN {
+            return Err(NameRule::TooLong { len: value.len(), limit: MAX_ID_LEN }.into());
+        }
+        for key in ID_TAG_KEYS {
+            match Tag::new(key, &value) {
+                Ok(_) => {}
+                Err(InvalidInput::MalformedTag { rule, .. }) => return Err(rule.into()),
+                Err(other) => return Err(BadId::Store(other)),
+            }
+        }
         Ok(Id(value))
     }
 }

@@ -17,9 +17,16 @@
 //! `after` asks for read-your-writes: the read waits (up to 5 s, then 504) until the view
 //! reflects that position, e.g. the `last_position` a command returned.
 //!
+//! Every error is JSON, `{"error": "..."}`: the router's own 404 (no route), 405 (wrong
+//! method; the `Allow` header names the right one) and 413 (body over
+//! [`MAX_BODY_BYTES`]) included. A panicking handler is answered with a 500 and logged;
+//! the connection stays up, and a retry with the same `Idempotency-Key` runs again (see
+//! [`idempotency`]).
+//!
 //! Slices are found through `inventory`: a slice in another crate is linked only if the
 //! binary refers to that crate, e.g. `use my_slices as _;`.
 
+mod answers;
 mod config;
 pub mod idempotency;
 mod routes;
@@ -34,6 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+pub use answers::MAX_BODY_BYTES;
 pub use config::AppConfig;
 pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 

@@ -26,7 +26,7 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 const REMAINING_CAP: usize = 1_000_000;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .route("/slices", get(list_slices))
         .route("/progress", get(progress))
@@ -37,7 +37,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/automations/{name}/dead-letters", get(dead_letters))
         .route("/automations/{name}/dead-letters", delete(purge_dead_letters))
         .route("/automations/{name}/dead-letters/{position}/replay", post(replay_dead_letter))
-        .with_state(shared)
+        .with_state(shared);
+    super::answers::json_answers(routes)
 }
 
 fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response {
