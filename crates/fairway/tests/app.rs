@@ -297,6 +297,64 @@ async fn an_idempotency_key_compares_bodies_as_json_values() {
     app.stop().await;
 }
 
+/// Two app instances over one store (as on FoundationDB) race requests with one key: the
+/// key's record, written in the append transaction, lets exactly one of them run. (Closing
+/// decides without looking at the state, so only the record stops a second close.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_racing_one_key_run_the_command_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: std::sync::Arc<dyn fairway::backend::Backend> =
+        std::sync::Arc::new(fairway::dcb::open_embedded(dir.path(), "app").unwrap());
+    let config = AppConfig::with_data_dir(dir.path());
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let app = App::with_backend(backend.clone(), &config).unwrap().provide(std::sync::Arc::new(Pager::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        instances.push((url, stop, task));
+    }
+    let http = reqwest::Client::new();
+    for round in 0..20 {
+        let racers: Vec<_> = (0..6)
+            .map(|n| {
+                let request = http
+                    .post(format!("{}/commands/close-ticket", instances[n % 2].0))
+                    .header("Idempotency-Key", format!("race-{round}"))
+                    .json(&json!({ "ticket": format!("race-{round}") }));
+                tokio::spawn(async move { send(request).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for racer in racers {
+            answers.push(racer.await.unwrap());
+        }
+        let ran: Vec<_> = answers.iter().filter(|(status, _, replayed)| *status == 200 && !replayed).collect();
+        assert_eq!(ran.len(), 1, "round {round}: {answers:?}");
+        for (status, body, replayed) in &answers {
+            match (status, replayed) {
+                (200, true) => assert_eq!(body, &ran[0].1, "round {round}: a replay is the answer of the run"),
+                (200, false) => {}
+                (409, false) => {} // A duplicate while the first runs in the same instance.
+                other => panic!("round {round}: {other:?} {body}"),
+            }
+        }
+    }
+    let closed = Query::from(QueryItem::types([TicketClosed::NAME]));
+    let events: Vec<_> =
+        futures::TryStreamExt::try_collect(backend.events().read(closed, fairway::dcb::ReadOptions::forwards()))
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 20, "one ticket closed per key");
+    for (_, stop, task) in instances {
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_command_is_a_json_500_and_releases_its_key() {
     let (app, _dir) = start(std::sync::Arc::new(Pager::default())).await;
