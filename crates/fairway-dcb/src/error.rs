@@ -225,6 +225,43 @@ pub enum StorageError {
     /// The engine was closed.
     #[error("the storage engine is closed")]
     Closed,
+    /// Writes are refused because the disk holding the data directory is full. Reads keep
+    /// working, nothing acknowledged is lost, and writes resume by themselves once `needed`
+    /// bytes are free again.
+    #[error(
+        "disk full: the filesystem at {} holding the data directory {} has {} free; writes are \
+         refused until {} are free again (reads keep working, nothing acknowledged is lost)",
+        .filesystem.display(), .dir.display(), human_bytes(*.available), human_bytes(*.needed)
+    )]
+    DiskFull {
+        /// The store's data directory.
+        dir: std::path::PathBuf,
+        /// Where the filesystem holding `dir` is mounted.
+        filesystem: std::path::PathBuf,
+        /// Bytes free for the store when last measured.
+        available: u64,
+        /// Bytes that must be free for writes to resume (the engine's space reserve).
+        needed: u64,
+    },
+    /// The store cannot be opened: its filesystem lacks the space its files need up front.
+    /// Nothing was left behind.
+    #[error(
+        "not enough disk space to open the store in {}: it needs {} free on the filesystem at {} \
+         ({what}) but only {} are free",
+        .dir.display(), human_bytes(*.needed), .filesystem.display(), human_bytes(*.available)
+    )]
+    NotEnoughSpace {
+        /// The store's data directory.
+        dir: std::path::PathBuf,
+        /// Where the filesystem holding `dir` is mounted.
+        filesystem: std::path::PathBuf,
+        /// Bytes free for the store.
+        available: u64,
+        /// Bytes the store needs free to open.
+        needed: u64,
+        /// What the needed bytes are for, e.g. `64 MiB journal + 16 MiB reserve`.
+        what: String,
+    },
     /// A FoundationDB error code, with its message.
     #[error("foundationdb error {code}: {message}")]
     Fdb {
@@ -260,7 +297,43 @@ impl crate::kv::TxError for Error {
     }
 }
 
+/// A byte count for people: `512 bytes`, `12.5 KiB`, `64 MiB`, `1.2 GiB`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let tenths = (value * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 || tenths >= 100.0 {
+        format!("{tenths:.0} {}", UNITS[unit])
+    } else {
+        format!("{tenths:.1} {}", UNITS[unit])
+    }
+}
+
 /// Truncates user text for error messages.
 pub(crate) fn clip(value: &str) -> String {
     value.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(64 << 20), "64 MiB");
+        assert_eq!(human_bytes((64 << 20) - 1), "64 MiB");
+        assert_eq!(human_bytes(81 * (1 << 20) + 300 * 1024), "81.3 MiB");
+        assert_eq!(human_bytes(3 << 30), "3 GiB");
+    }
 }

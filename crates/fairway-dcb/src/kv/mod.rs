@@ -165,4 +165,10 @@ pub trait KvEngine: Send + Sync + 'static {
     /// inner future it yields completes when any of the keys may have changed after that
     /// point (spurious wake-ups are allowed; missed changes are not).
     fn watch_any(&self, keys: Vec<Vec<u8>>) -> impl Future<Output = Result<Watch, StorageError>> + Send;
+
+    /// Whether the engine works fully: `Err` says why it refuses writes (e.g.
+    /// [`StorageError::DiskFull`]) or that it is closed. Engines that cannot tell answer `Ok`.
+    fn health(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }

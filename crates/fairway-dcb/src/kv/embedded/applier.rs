@@ -66,9 +66,16 @@ impl Applier {
     }
 
     pub fn run(self) {
+        // After a group failed to apply, later groups are not applied either: one of them
+        // becoming visible (or a checkpoint recording it as durable) without the failed one
+        // would leave a gap. The journal holds them all and is replayed on the next open.
+        let mut failed: Option<String> = None;
         while let Ok(group) = self.groups.recv() {
             let Group { version, writes, replies, durable } = group;
-            let result = commit(&self.shared.db, version, writes, durable.is_some());
+            let result = match &failed {
+                None => commit(&self.shared.db, version, writes, durable.is_some()),
+                Some(first) => Err(StorageError::Engine(format!("not applied after an earlier failure: {first}"))),
+            };
             match &result {
                 Ok(()) => {
                     if !replies.is_empty() {
@@ -83,10 +90,19 @@ impl Applier {
                     }
                 }
                 Err(err) => {
-                    warn!(%err, version, "applying a group failed; the engine stops accepting writes");
-                    self.shared.poison();
+                    failed.get_or_insert_with(|| err.to_string());
+                    warn!(%err, version, "applying a group failed; the engine refuses writes until it is restarted");
+                    let reason = if self.shared.reserve.exhausted() {
+                        format!("the disk filled up beyond the space reserve while applying commit {version}: {err}")
+                    } else {
+                        format!("applying commit {version} failed: {err}")
+                    };
+                    self.shared.poison(reason);
                     for (reply, _) in replies {
-                        let _ = reply.send(Err(StorageError::Engine(format!("commit outcome unknown: {err}"))));
+                        let message = format!(
+                            "commit outcome unknown ({err}); restart the process: the journal is replayed on open"
+                        );
+                        let _ = reply.send(Err(StorageError::Engine(message)));
                     }
                 }
             }

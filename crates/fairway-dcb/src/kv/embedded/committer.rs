@@ -6,6 +6,13 @@
 //! the applier in order; a transaction's snapshot never includes a group still in flight,
 //! and the conflict history includes it from the moment it is sequenced, so checks stay
 //! exact.
+//!
+//! The committer also decides whether writes are admitted at all. When the disk fills up, the
+//! database spends the [space reserve](super::space); the committer then tries to fill it
+//! again and, while it cannot, answers every commit with [`StorageError::DiskFull`], trying
+//! again every [`PROBE_INTERVAL`] even without requests, so writes resume (and the engine's
+//! health turns good) by themselves once space is freed. When the disk runs low it makes
+//! checkpoints small, so that one checkpoint never needs more than the reserve.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
@@ -13,13 +20,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::Shared;
 use super::applier::{Applier, Group, Resolved};
 use super::conflicts::{History, Verdict, WriteSet};
+use super::space::is_disk_full;
 use super::wal::{self, Journal, RecordBuilder};
-use crate::error::StorageError;
+use super::{Shared, WriteState};
+use crate::error::{StorageError, human_bytes};
 use crate::kv::{VERSIONSTAMP_LEN, Versionstamp};
 
 /// Longest time between durable database checkpoints (the journal covers the rest).
@@ -30,6 +38,15 @@ const CHECKPOINT_BYTES: u64 = wal::PREALLOCATED / 2;
 const HISTORY_KEYS: usize = 2_000_000;
 /// Groups sequenced but not yet applied, at most.
 const IN_FLIGHT: usize = 2;
+/// How often the committer tries to fill the space reserve again while the disk is full.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the free space is measured to size checkpoints.
+const SPACE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// With less free space than this many reserves, the disk counts as running low...
+const LOW_SPACE_RESERVES: u64 = 16;
+/// ...and a checkpoint is made once the journal holds this fraction of the reserve, so that
+/// the pages one checkpoint writes stay well within the reserve.
+const LOW_SPACE_CHECKPOINT_FRACTION: u64 = 8;
 
 /// One buffered write.
 pub enum Mutation {
@@ -70,6 +87,18 @@ pub struct Committer {
     last_checkpoint: Instant,
     last_sequenced: u64,
     applier: Option<(mpsc::SyncSender<Group>, JoinHandle<()>)>,
+    /// When the space reserve was last tried.
+    last_probe: Instant,
+    /// Whether the disk ran low when last measured, and when that was.
+    space_low: Option<(bool, Instant)>,
+}
+
+/// How a sequenced group is made durable.
+enum Route {
+    /// Its journal record is synced; the applier writes it without a sync.
+    Journaled,
+    /// The applier writes it with a durable database commit (a checkpoint).
+    Checkpoint,
 }
 
 impl Committer {
@@ -95,13 +124,30 @@ impl Committer {
             record: RecordBuilder::default(),
             last_checkpoint: Instant::now(),
             last_sequenced: last,
+            last_probe: Instant::now(),
+            space_low: None,
             applier: Some((groups, handle)),
         })
     }
 
     /// Serves commit requests until every sender is gone, then checkpoints and stops.
     pub fn run(mut self) {
-        while let Ok(first) = self.requests.recv() {
+        loop {
+            let first = if self.disk_full() {
+                match self.requests.recv_timeout(PROBE_INTERVAL) {
+                    Ok(request) => request,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.probe();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match self.requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => break,
+                }
+            };
             let mut group = vec![first];
             while group.len() < self.max_group {
                 match self.requests.try_recv() {
@@ -125,10 +171,61 @@ impl Committer {
         ppm > 0 && rand::random_range(0..1_000_000u64) < ppm
     }
 
-    fn checkpoint_due(&self) -> bool {
-        self.journal.as_ref().is_some_and(|j| {
-            !j.is_empty() && (self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || j.len() >= CHECKPOINT_BYTES)
-        })
+    fn checkpoint_due(&mut self) -> bool {
+        let Some(journal) = &self.journal else { return false };
+        if journal.is_empty() {
+            return false;
+        }
+        let written = journal.len();
+        self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || written >= self.checkpoint_bytes()
+    }
+
+    /// Journal bytes that call for a checkpoint: fewer when the disk runs low.
+    fn checkpoint_bytes(&mut self) -> u64 {
+        let reserve = self.shared.reserve.target();
+        let low = match self.space_low {
+            Some((low, measured)) if measured.elapsed() < SPACE_CHECK_INTERVAL => low,
+            _ => {
+                let low =
+                    reserve > 0 && self.shared.volume.available().is_ok_and(|free| free < reserve * LOW_SPACE_RESERVES);
+                self.space_low = Some((low, Instant::now()));
+                low
+            }
+        };
+        if low { (reserve / LOW_SPACE_CHECKPOINT_FRACTION).max(1) } else { CHECKPOINT_BYTES }
+    }
+
+    fn disk_full(&self) -> bool {
+        matches!(self.shared.write_state(), WriteState::DiskFull { .. })
+    }
+
+    /// Tries to fill the space reserve: writes are admitted while it is full and refused
+    /// with [`StorageError::DiskFull`] while the disk has no room for it.
+    fn probe(&mut self) {
+        self.last_probe = Instant::now();
+        let volume = &self.shared.volume;
+        let available = volume.available().unwrap_or(0);
+        let filled = self.shared.reserve.fill(available).unwrap_or_else(|err| {
+            warn!(%err, "the space reserve could not be filled");
+            false
+        });
+        let was_full = self.disk_full();
+        if filled {
+            self.shared.set_write_state(WriteState::Accepting);
+            if was_full {
+                info!(dir = %volume.dir().display(), "disk space is back: writes are accepted again");
+            }
+        } else {
+            self.shared.set_write_state(WriteState::DiskFull { available });
+            if !was_full {
+                warn!(
+                    dir = %volume.dir().display(),
+                    free = %human_bytes(available),
+                    needed = %human_bytes(self.shared.reserve.target()),
+                    "the disk is full: writes are refused until space is freed; reads go on"
+                );
+            }
+        }
     }
 
     fn send(&self, group: Group) -> Result<(), StorageError> {
@@ -156,9 +253,13 @@ impl Committer {
 
     /// Checks and stamps a group, makes it durable, and hands it to the applier.
     fn sequence(&mut self, group: Vec<CommitRequest>) {
-        if self.shared.closed.load(Ordering::SeqCst) && self.shared.poisoned.load(Ordering::SeqCst) {
+        if self.disk_full() && self.last_probe.elapsed() >= PROBE_INTERVAL {
+            self.probe();
+        }
+        if self.shared.refusal().is_some() {
             for request in group {
-                let _ = request.reply.send(Err(StorageError::Closed));
+                let refusal = self.shared.refusal().unwrap_or(StorageError::Closed);
+                let _ = request.reply.send(Err(refusal));
             }
             return;
         }
@@ -188,39 +289,57 @@ impl Committer {
         if replies.is_empty() {
             return;
         }
-        self.last_sequenced = version;
-        self.history.push(version, pending);
-        let result = if self.checkpoint_due() {
-            self.checkpoint(writes, replies)
+        let route = if self.checkpoint_due() {
+            Ok(Route::Checkpoint)
         } else {
-            self.journal_and_send(version, writes, replies)
+            match self.journal(version, &writes) {
+                Ok(()) => Ok(Route::Journaled),
+                // The record outgrew the journal's preallocation on a full disk: make the
+                // group durable in the database instead, which may spend the reserve.
+                Err(err) if is_disk_full(&err) => Ok(Route::Checkpoint),
+                Err(err) => Err(StorageError::Engine(format!("journal write failed: {err}"))),
+            }
+        };
+        let result = match route {
+            Ok(route) => {
+                self.last_sequenced = version;
+                self.history.push(version, pending);
+                match route {
+                    // Durable from here; acknowledged once the applier has made it visible.
+                    Route::Journaled => self.send(Group { version, writes, replies, durable: None }),
+                    Route::Checkpoint => self.checkpoint(writes, replies),
+                }
+            }
+            Err(err) => {
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(StorageError::Engine(err.to_string())));
+                }
+                Err(err)
+            }
         };
         if let Err(err) = result {
-            warn!(%err, version, "commit failed; the engine stops accepting writes");
-            self.shared.poison();
+            let reason = if self.shared.reserve.exhausted() {
+                format!("the disk filled up beyond the space reserve: {err}")
+            } else {
+                err.to_string()
+            };
+            warn!(%err, version, "commit failed; the engine refuses writes until it is restarted");
+            self.shared.poison(reason);
+            return;
+        }
+        if self.shared.reserve.take_spent() {
+            self.probe();
         }
     }
 
-    fn journal_and_send(
-        &mut self,
-        version: u64,
-        writes: Vec<Resolved>,
-        replies: Vec<(oneshot::Sender<CommitReply>, Versionstamp)>,
-    ) -> Result<(), StorageError> {
-        if let Some(journal) = &mut self.journal {
-            self.record.clear();
-            for write in &writes {
-                write.record(&mut self.record);
-            }
-            if let Err(err) = journal.append(version, &self.record) {
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(StorageError::Engine(format!("journal write failed: {err}"))));
-                }
-                return Err(err);
-            }
+    /// Writes the journal record of a group and syncs it (nothing to do without a journal).
+    fn journal(&mut self, version: u64, writes: &[Resolved]) -> std::io::Result<()> {
+        let Some(journal) = &mut self.journal else { return Ok(()) };
+        self.record.clear();
+        for write in writes {
+            write.record(&mut self.record);
         }
-        // Durable from here; acknowledged once the applier has made it visible.
-        self.send(Group { version, writes, replies, durable: None })
+        journal.append(version, &self.record)
     }
 }
 

@@ -14,10 +14,16 @@
 //!   checkpoint), after which the journal starts over; a crash replays it on open.
 //! - **Versionstamps** are (commit number, order in the commit), assigned by the committer,
 //!   so they are gapless per commit, increase in commit order and become visible atomically.
+//! - **A full disk stops writes, not the engine.** The journal is preallocated and a space
+//!   reserve file is kept beside the database ([`space`]); when the disk fills up, the
+//!   reserve lets the database finish what it was writing, then writes are refused with
+//!   [`StorageError::DiskFull`] while reads go on, and they resume by themselves once space
+//!   is freed. [`EmbeddedEngine::health`] says why writes are refused.
 
 mod applier;
 mod committer;
 mod conflicts;
+mod space;
 mod tx;
 mod wal;
 
@@ -30,10 +36,13 @@ use futures::FutureExt;
 use redb::{ReadableDatabase, TableDefinition};
 use tokio::sync::watch;
 
-use crate::error::StorageError;
+use crate::error::{StorageError, human_bytes};
 use crate::kv::{Committed, KvEngine, RetryPolicy, TxError, Watch};
 use committer::{CommitRequest, Committer};
+pub use space::{DEFAULT_RESERVE, RESERVE_FILE};
+use space::{Reserve, ReservedFile, Volume};
 pub use tx::EmbeddedTx;
+pub use wal::PREALLOCATED as JOURNAL_BYTES;
 
 /// The single table holding every key.
 pub(crate) const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
@@ -45,6 +54,8 @@ pub(crate) const LAST_COMMIT: &str = "last_commit";
 pub const DATABASE_FILE: &str = "fairway.redb";
 /// Name of the write-ahead journal inside the engine's directory.
 pub const JOURNAL_FILE: &str = "fairway.journal";
+/// Space a new database file needs when the engine opens.
+pub const NEW_DATABASE_BYTES: u64 = 1024 * 1024;
 
 /// Settings of the embedded engine.
 #[derive(Clone, Debug)]
@@ -61,6 +72,10 @@ pub struct EmbeddedOptions {
     pub spurious_conflict_rate: f64,
     /// Most transactions the committer packs into one durable commit.
     pub max_group: usize,
+    /// Bytes of disk kept in reserve ([`RESERVE_FILE`]) so that a full disk stops writes
+    /// cleanly instead of failing the database midway (see the [module documentation](self)).
+    /// 0 turns the reserve off: a full disk then stops the engine until it is restarted.
+    pub reserve_bytes: u64,
 }
 
 impl Default for EmbeddedOptions {
@@ -71,6 +86,7 @@ impl Default for EmbeddedOptions {
             retry: RetryPolicy::default(),
             spurious_conflict_rate: 0.0,
             max_group: 4096,
+            reserve_bytes: DEFAULT_RESERVE,
         }
     }
 }
@@ -81,20 +97,66 @@ pub(crate) struct Shared {
     /// The last commit number made visible.
     pub(crate) committed: AtomicU64,
     pub(crate) closed: AtomicBool,
-    /// Set when a commit failed after being journaled: its outcome is unknown until the
-    /// journal is replayed, so the engine refuses further transactions.
-    pub(crate) poisoned: AtomicBool,
+    /// Whether commits are accepted; reads are served in every state.
+    pub(crate) writes: Mutex<WriteState>,
+    pub(crate) volume: Volume,
+    pub(crate) reserve: Arc<Reserve>,
     pub(crate) changes: watch::Sender<u64>,
     pub(crate) spurious_conflict_ppm: AtomicU64,
     pub(crate) stats: Stats,
 }
 
+/// Whether the engine accepts commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteState {
+    /// Commits are accepted.
+    Accepting,
+    /// The disk is full: commits are refused until the space reserve can be filled again.
+    DiskFull {
+        /// Bytes free when last measured.
+        available: u64,
+    },
+    /// A commit failed in a way that needs a restart (its outcome is unknown until the
+    /// journal is replayed).
+    Failed(String),
+}
+
 impl Shared {
-    /// Stops accepting transactions after a failure that left a commit's outcome unknown.
-    pub(crate) fn poison(&self) {
-        self.poisoned.store(true, Ordering::SeqCst);
-        self.closed.store(true, Ordering::SeqCst);
+    /// Refuses commits for good after a failure that left a commit's outcome unknown; the
+    /// journal replayed on the next open settles it.
+    pub(crate) fn poison(&self, reason: String) {
+        {
+            let mut writes = self.writes.lock().expect("write state lock");
+            if !matches!(*writes, WriteState::Failed(_)) {
+                *writes = WriteState::Failed(reason);
+            }
+        }
         self.changes.send_modify(|_| {});
+    }
+
+    /// The write state.
+    pub(crate) fn write_state(&self) -> WriteState {
+        self.writes.lock().expect("write state lock").clone()
+    }
+
+    /// Sets the write state, unless the engine failed (which only a restart undoes).
+    pub(crate) fn set_write_state(&self, state: WriteState) {
+        let mut writes = self.writes.lock().expect("write state lock");
+        if !matches!(*writes, WriteState::Failed(_)) {
+            *writes = state;
+        }
+    }
+
+    /// Why commits are refused now, if they are.
+    pub(crate) fn refusal(&self) -> Option<StorageError> {
+        match self.write_state() {
+            WriteState::Accepting => None,
+            WriteState::DiskFull { available } => Some(self.volume.disk_full(available, self.reserve.target())),
+            WriteState::Failed(reason) => Some(StorageError::Engine(format!(
+                "writes are refused since a storage failure ({reason}); restart the process: the journal \
+                 holding every acknowledged commit is replayed on open"
+            ))),
+        }
     }
 }
 
@@ -123,15 +185,74 @@ impl EmbeddedEngine {
     /// Recovers from a crash (the last durable commit is kept, nothing after it).
     pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StorageError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| StorageError::Engine(format!("create {}: {e}", dir.display())))?;
+        let volume = Volume::of(&dir);
+        let fresh = check_space(&volume, &options)?;
+        let mut created = Created::default();
+        let opened = Self::open_files(&dir, volume, options, fresh, &mut created);
+        if opened.is_err() {
+            created.remove();
+        }
+        opened
+    }
+
+    /// Opens or creates the files; `created` collects what did not exist before.
+    fn open_files(
+        dir: &Path,
+        volume: Volume,
+        options: EmbeddedOptions,
+        fresh: bool,
+        created: &mut Created,
+    ) -> Result<Self, StorageError> {
+        let context = |what: &str, path: &Path| {
+            let what = format!("{what} {}", path.display());
+            move |e: std::io::Error| StorageError::Engine(format!("{what}: {e}"))
+        };
+        created.dir(dir).map_err(context("create", dir))?;
+        let reserve_path = dir.join(RESERVE_FILE);
+        created.file(&reserve_path);
+        let reserve =
+            Arc::new(Reserve::open(&reserve_path, options.reserve_bytes).map_err(context("open", &reserve_path))?);
+        let db_path = dir.join(DATABASE_FILE);
+        created.file(&db_path);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&db_path)
+            .map_err(context("open", &db_path))?;
         let db = redb::Database::builder()
             .set_cache_size(options.cache_bytes)
-            .create(dir.join(DATABASE_FILE))
+            .create_with_backend(ReservedFile::new(file, reserve.clone())?)
             .map_err(|e| StorageError::Engine(format!("open {}: {e}", dir.display())))?;
         let mut last_commit = read_last_commit(&db)?;
         let journal = if options.durable {
-            let (journal, records) = wal::Journal::open(&dir.join(JOURNAL_FILE), last_commit)?;
-            if let Some(replayed) = applier::replay(&db, records)? {
+            let journal_path = dir.join(JOURNAL_FILE);
+            created.file(&journal_path);
+            let (journal, records) = wal::Journal::open(&journal_path, last_commit).map_err(|e| {
+                if space::is_disk_full(&e) {
+                    let available = volume.available().unwrap_or(0);
+                    volume.not_enough(
+                        available,
+                        wal::PREALLOCATED,
+                        format!("{} journal", human_bytes(wal::PREALLOCATED)),
+                    )
+                } else {
+                    StorageError::Engine(format!("{}: {e}", journal_path.display()))
+                }
+            })?;
+            let replayed = applier::replay(&db, records).map_err(|e| {
+                if reserve.exhausted() {
+                    StorageError::Engine(format!(
+                        "replaying the journal failed because the disk holding {} is full ({e}); free some \
+                         space and open the store again: the journal still holds every acknowledged commit",
+                        dir.display()
+                    ))
+                } else {
+                    e
+                }
+            })?;
+            if let Some(replayed) = replayed {
                 tracing::info!(from = last_commit, to = replayed, "replayed the journal");
                 last_commit = replayed;
             }
@@ -139,11 +260,23 @@ impl EmbeddedEngine {
         } else {
             None
         };
+        let available = volume.available().unwrap_or(u64::MAX);
+        let writes = if reserve.fill(available).map_err(context("fill", &reserve_path))? {
+            WriteState::Accepting
+        } else if fresh {
+            let what = format!("{} space reserve", human_bytes(reserve.target()));
+            return Err(volume.not_enough(available, reserve.missing().unwrap_or(reserve.target()), what));
+        } else {
+            tracing::warn!(dir = %dir.display(), "the disk is full: the store opens for reads, writes are refused");
+            WriteState::DiskFull { available }
+        };
         let shared = Arc::new(Shared {
             db,
             committed: AtomicU64::new(last_commit),
             closed: AtomicBool::new(false),
-            poisoned: AtomicBool::new(false),
+            writes: Mutex::new(writes),
+            volume,
+            reserve,
             changes: watch::channel(last_commit).0,
             spurious_conflict_ppm: AtomicU64::new((options.spurious_conflict_rate.clamp(0.0, 1.0) * 1e6) as u64),
             stats: Stats::default(),
@@ -159,8 +292,18 @@ impl EmbeddedEngine {
             submit: Mutex::new(Some(submit)),
             committer: Mutex::new(Some(handle)),
             retry: options.retry,
-            dir,
+            dir: dir.to_path_buf(),
         })
+    }
+
+    /// Whether the engine works fully: `Err` says why commits are refused (e.g.
+    /// [`StorageError::DiskFull`]) or that it is closed. Reads are served in every state
+    /// but the closed one.
+    pub fn health(&self) -> Result<(), StorageError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(StorageError::Closed);
+        }
+        self.shared.refusal().map_or(Ok(()), Err)
     }
 
     /// The directory the engine lives in.
@@ -220,6 +363,67 @@ impl Drop for EmbeddedEngine {
     }
 }
 
+/// Checks that the filesystem has room for the files a new store preallocates; returns
+/// whether the store is new (its journal is not preallocated yet). An existing store opens
+/// whatever the free space: on a full disk it serves reads and refuses writes.
+fn check_space(volume: &Volume, options: &EmbeddedOptions) -> Result<bool, StorageError> {
+    let size = |name: &str| std::fs::metadata(volume.dir().join(name)).map_or(0, |m| m.len());
+    let journal = if options.durable { wal::PREALLOCATED.saturating_sub(size(JOURNAL_FILE)) } else { 0 };
+    let database = if volume.dir().join(DATABASE_FILE).exists() { 0 } else { NEW_DATABASE_BYTES };
+    let fresh = journal > 0 || database > 0;
+    if !fresh {
+        return Ok(false);
+    }
+    let reserve = options.reserve_bytes.saturating_sub(size(RESERVE_FILE));
+    let needed = journal + reserve + database;
+    let available = volume.available().unwrap_or(u64::MAX);
+    if available < needed {
+        let parts = [(journal, "journal"), (reserve, "space reserve"), (database, "database")];
+        let what = parts
+            .iter()
+            .filter(|(bytes, _)| *bytes > 0)
+            .map(|(bytes, name)| format!("{} {name}", human_bytes(*bytes)))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        return Err(volume.not_enough(available, needed, what));
+    }
+    Ok(true)
+}
+
+/// What an open created, removed again if the open fails, so that a failed open leaves
+/// nothing behind.
+#[derive(Default)]
+struct Created {
+    dirs: Vec<PathBuf>,
+    files: Vec<PathBuf>,
+}
+
+impl Created {
+    /// Creates `dir` and its missing parents, remembering them.
+    fn dir(&mut self, dir: &Path) -> std::io::Result<()> {
+        let absolute = std::path::absolute(dir)?;
+        self.dirs.extend(absolute.ancestors().take_while(|a| !a.exists()).map(Path::to_path_buf));
+        std::fs::create_dir_all(dir)
+    }
+
+    /// Remembers `path` if it does not exist yet (it is about to be created).
+    fn file(&mut self, path: &Path) {
+        if !path.exists() {
+            self.files.push(path.to_path_buf());
+        }
+    }
+
+    /// Removes what was created, deepest first.
+    fn remove(&self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 fn read_last_commit(db: &redb::Database) -> Result<u64, StorageError> {
     let read = db.begin_read().map_err(StorageError::engine)?;
     match read.open_table(META) {
@@ -262,6 +466,10 @@ impl KvEngine for EmbeddedEngine {
         }
     }
 
+    fn health(&self) -> Result<(), StorageError> {
+        EmbeddedEngine::health(self)
+    }
+
     async fn watch_any(&self, _keys: Vec<Vec<u8>>) -> Result<Watch, StorageError> {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(StorageError::Closed);
@@ -277,5 +485,25 @@ impl KvEngine for EmbeddedEngine {
             Ok(())
         }
         .boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_failed_open_created_is_removed_and_nothing_else() {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::write(parent.path().join("kept"), b"").unwrap();
+        let dir = parent.path().join("a").join("b");
+        let mut created = Created::default();
+        created.dir(&dir).unwrap();
+        created.file(&dir.join(JOURNAL_FILE));
+        std::fs::write(dir.join(JOURNAL_FILE), b"partial").unwrap();
+        created.file(&parent.path().join("kept"));
+        created.remove();
+        assert!(!parent.path().join("a").exists());
+        assert!(parent.path().join("kept").exists());
     }
 }

@@ -14,10 +14,8 @@
 //! or stale records from an earlier cycle are never applied.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-
-use crate::error::StorageError;
 
 const MAGIC: u32 = 0x4c41_5746;
 const HEADER: usize = 4 + 8 + 4 + 4;
@@ -78,30 +76,27 @@ pub struct Journal {
     buffer: Vec<u8>,
 }
 
-fn io(context: &str) -> impl Fn(std::io::Error) -> StorageError + '_ {
-    move |e| StorageError::Engine(format!("journal {context}: {e}"))
+/// Adds what was being done to an I/O error, keeping its kind (a full disk stays one).
+fn io(context: &str) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("journal {context}: {e}"))
 }
 
 impl Journal {
     /// Opens (creating and preallocating if needed) the journal at `path` and returns it with
-    /// the records that follow commit `last_durable` without a gap.
-    pub fn open(path: &Path, last_durable: u64) -> Result<(Self, Vec<Replayed>), StorageError> {
+    /// the records that follow commit `last_durable` without a gap. A preallocation that
+    /// fails (e.g. on a full disk) is undone: the file keeps its former length.
+    pub fn open(path: &Path, last_durable: u64) -> io::Result<(Self, Vec<Replayed>)> {
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io("open"))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io("read"))?;
         let records = parse(&bytes, last_durable);
-        if (bytes.len() as u64) < PREALLOCATED {
-            // Zero-filled, not sparse: appends then change no file metadata.
-            file.seek(SeekFrom::Start(bytes.len() as u64)).map_err(io("seek"))?;
-            let zeros = vec![0u8; 1 << 20];
-            let mut left = PREALLOCATED - bytes.len() as u64;
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n]).map_err(io("preallocate"))?;
-                left -= n as u64;
-            }
-            file.sync_all().map_err(io("sync"))?;
+        let len = bytes.len() as u64;
+        if len < PREALLOCATED
+            && let Err(err) = preallocate(&mut file, len)
+        {
+            file.set_len(len).map_err(io("undo the preallocation"))?;
+            return Err(err);
         }
         Ok((Journal { file, offset: 0, buffer: Vec::new() }, records))
     }
@@ -117,7 +112,8 @@ impl Journal {
     }
 
     /// Appends the record of `commit` and syncs it: once this returns, the commit is durable.
-    pub fn append(&mut self, commit: u64, record: &RecordBuilder) -> Result<(), StorageError> {
+    /// On an error the write position stays put, so the next record overwrites a torn one.
+    pub fn append(&mut self, commit: u64, record: &RecordBuilder) -> io::Result<()> {
         self.buffer.clear();
         self.buffer.extend_from_slice(&MAGIC.to_le_bytes());
         self.buffer.extend_from_slice(&commit.to_le_bytes());
@@ -135,6 +131,20 @@ impl Journal {
     pub fn reset(&mut self) {
         self.offset = 0;
     }
+}
+
+/// Zero-fills the journal from `len` to its preallocated size and syncs it. Zero-filled, not
+/// sparse: appends then change no file metadata.
+fn preallocate(file: &mut File, len: u64) -> io::Result<()> {
+    file.seek(SeekFrom::Start(len)).map_err(io("seek"))?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = PREALLOCATED - len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n]).map_err(io("preallocate"))?;
+        left -= n as u64;
+    }
+    file.sync_all().map_err(io("sync"))
 }
 
 /// The valid, gapless records after `last_durable`.
