@@ -98,6 +98,10 @@ pub trait Backend: Send + Sync + 'static {
         conditions: Vec<AppendCondition>,
         record: AppendRecord,
     ) -> BoxFuture<'_, Result<RecordedAppend, fairway_dcb::Error>>;
+    /// Whether the store works fully: `Err` says why it refuses writes (e.g. a full disk).
+    fn storage_health(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 impl<E: KvEngine> Backend for DcbStore<E> {
@@ -129,6 +133,10 @@ impl<E: KvEngine> Backend for DcbStore<E> {
         record: AppendRecord,
     ) -> BoxFuture<'_, Result<RecordedAppend, fairway_dcb::Error>> {
         DcbStore::append_with_record(self, events, conditions, record)
+    }
+
+    fn storage_health(&self) -> Result<(), StorageError> {
+        self.engine().health()
     }
 }
 

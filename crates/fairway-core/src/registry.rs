@@ -60,6 +60,9 @@ pub enum CommandFailure {
     /// The store failed (500).
     #[error("{0}")]
     Internal(String),
+    /// The disk holding the store is full: nothing was written (507).
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 /// What a command handler runs with.
@@ -101,6 +104,9 @@ fn reply<E: std::error::Error>(result: Result<Executed, CommandError<E>>) -> Res
         }
         Err(CommandError::Event(e)) => Err(CommandFailure::BadRequest(e.to_string())),
         Err(CommandError::Store(fairway_dcb::Error::InvalidInput(e))) => Err(CommandFailure::BadRequest(e.to_string())),
+        Err(CommandError::Store(fairway_dcb::Error::Storage(e @ fairway_dcb::StorageError::DiskFull { .. }))) => {
+            Err(CommandFailure::InsufficientStorage(e.to_string()))
+        }
         Err(e) => Err(CommandFailure::Internal(e.to_string())),
     }
 }

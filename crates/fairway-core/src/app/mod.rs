@@ -3,7 +3,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /commands/<name>` | runs a command (JSON body): 200, 400 bad body, 404 unknown, 409 conflict, 422 rejected; optional `Idempotency-Key` header |
+//! | `POST /commands/<name>` | runs a command (JSON body): 200, 400 bad body, 404 unknown, 409 conflict, 422 rejected, 507 disk full; optional `Idempotency-Key` header |
 //! | `GET /views/<name>[?after=<position>]` | every document of a view |
 //! | `GET /views/<name>/<key>[?after=<position>]` | one document (404 if absent) |
 //! | `GET /progress` | every projector: checkpoint, events applied and still to apply |
@@ -12,7 +12,7 @@
 //! | `POST /automations/<name>/dead-letters/<position>/replay` | re-queues one dead letter |
 //! | `DELETE /automations/<name>/dead-letters` | purges its dead-letter queue |
 //! | `GET /slices` | every slice and event type |
-//! | `GET /health` | liveness |
+//! | `GET /health` | 200, or 503 naming what is wrong (e.g. the disk holding the store is full) |
 //!
 //! `after` asks for read-your-writes: the read waits (up to 5 s, then 504) until the view
 //! reflects that position, e.g. the `last_position` a command returned.
@@ -74,6 +74,7 @@ pub enum AppError {
 
 /// A running app's shared state.
 struct Shared {
+    backend: Arc<dyn Backend>,
     events: Arc<dyn EventStore>,
     slices: Slices,
     views: BTreeMap<&'static str, Arc<dyn DynView>>,
@@ -133,7 +134,8 @@ impl App {
         );
         let idempotency = Idempotency::new(backend.clone(), config.idempotency_ttl());
         let snapshots = Snapshots::new(backend.clone());
-        let shared = Shared { events: backend.events(), slices, views, automations, idempotency, snapshots };
+        let events = backend.events();
+        let shared = Shared { backend, events, slices, views, automations, idempotency, snapshots };
         Ok(App {
             shared: Arc::new(shared),
             dependencies,

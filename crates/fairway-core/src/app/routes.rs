@@ -27,7 +27,7 @@ const REMAINING_CAP: usize = 1_000_000;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     let routes = Router::new()
-        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/health", get(health))
         .route("/slices", get(list_slices))
         .route("/progress", get(progress))
         .route("/commands/{name}", post(run_command))
@@ -43,6 +43,22 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 
 fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, axum::Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+/// `/health`: 200, or 503 with what is wrong.
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    match storage_problem(&shared) {
+        None => axum::Json(json!({ "status": "ok" })).into_response(),
+        Some(problem) => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "storage": problem })))
+                .into_response()
+        }
+    }
+}
+
+/// Why the store refuses writes (e.g. its disk is full), if it does.
+pub(super) fn storage_problem(shared: &Shared) -> Option<String> {
+    shared.backend.storage_health().err().map(|err| err.to_string())
 }
 
 async fn run_command(
@@ -123,6 +139,7 @@ async fn execute(shared: &Shared, name: &str, body: &[u8], append_step: Option<A
                 CommandFailure::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 CommandFailure::Conflict(_) => StatusCode::CONFLICT,
                 CommandFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                CommandFailure::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             };
             respond(status, json!({ "error": err.to_string() }))
         }
