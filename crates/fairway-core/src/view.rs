@@ -22,7 +22,7 @@ use crate::backend::{Backend, DynTx, TxFailure};
 use crate::event::{EventError, Recorded};
 
 /// Events applied per transaction, at most.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 /// Pages between two progress lines in the log while rebuilding.
 const PROGRESS_LOG_PAGES: usize = 40;
