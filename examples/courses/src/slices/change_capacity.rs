@@ -4,7 +4,7 @@ use fairway::dcb::Query;
 use fairway::{Command, Decision, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{Id, CourseCapacityChanged, CourseDefined, StudentSubscribed, StudentUnsubscribed, course_query};
+use crate::events::{CourseCapacityChanged, CourseDefined, Id, StudentSubscribed, StudentUnsubscribed, course_query};
 
 /// `POST /commands/change-capacity {"course_id": "c1", "capacity": 40}`
 #[derive(Debug, Deserialize)]

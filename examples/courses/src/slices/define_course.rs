@@ -4,7 +4,7 @@ use fairway::dcb::Query;
 use fairway::{Command, Decision, Event, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{Id, CourseDefined, course_query};
+use crate::events::{CourseDefined, Id, course_query};
 
 /// `POST /commands/define-course {"course_id": "c1", "capacity": 30}`
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,9 @@
 use fairway::dcb::Query;
 use fairway::{Automation, AutomationContext, AutomationError, CommandError, Event, Recorded, automation};
 
-use crate::events::{CourseCapacityChanged, StudentJoinedWaitingList, StudentSubscribed, StudentUnsubscribed, waiting_list};
+use crate::events::{
+    CourseCapacityChanged, StudentJoinedWaitingList, StudentSubscribed, StudentUnsubscribed, waiting_list,
+};
 use crate::slices::subscribe_student::{SubscribeError, SubscribeStudent};
 
 /// Promotes waiting students when seats free up.
@@ -49,8 +51,7 @@ impl Automation for PromoteWaitingStudents {
             }
         }
         for student in waiting {
-            let subscribe =
-                SubscribeStudent { course_id: course.as_str().into(), student_id: student.as_str().into() };
+            let subscribe = SubscribeStudent { course_id: course.as_str().into(), student_id: student.as_str().into() };
             match ctx.execute(&subscribe).await {
                 Ok(_) | Err(CommandError::Rejected(SubscribeError::TooManyCourses(_))) => {}
                 Err(CommandError::Rejected(SubscribeError::AlreadySubscribed { .. })) => {}

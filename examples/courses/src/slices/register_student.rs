@@ -61,6 +61,9 @@ impl Command for RegisterStudent {
         if taken.email {
             return Err(RegisterStudentError::EmailTaken(self.email.to_string()));
         }
-        Ok(Decision::event(StudentRegistered { student_id: self.student_id.to_string(), email: self.email.to_string() }))
+        Ok(Decision::event(StudentRegistered {
+            student_id: self.student_id.to_string(),
+            email: self.email.to_string(),
+        }))
     }
 }

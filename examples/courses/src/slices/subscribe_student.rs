@@ -8,8 +8,8 @@ use fairway::dcb::Query;
 use fairway::{Command, Decision, EventError, Recorded, command};
 use serde::Deserialize;
 
-use crate::events::{Id, 
-    CourseCapacityChanged, CourseDefined, StudentSubscribed, StudentUnsubscribed, course_boundary,
+use crate::events::{
+    CourseCapacityChanged, CourseDefined, Id, StudentSubscribed, StudentUnsubscribed, course_boundary,
     student_subscriptions,
 };
 
@@ -104,6 +104,9 @@ impl Command for SubscribeStudent {
         if seats.student_courses.len() >= MAX_COURSES_PER_STUDENT {
             return Err(SubscribeError::TooManyCourses(self.student_id.to_string()));
         }
-        Ok(Decision::event(StudentSubscribed { course_id: self.course_id.to_string(), student_id: self.student_id.to_string() }))
+        Ok(Decision::event(StudentSubscribed {
+            course_id: self.course_id.to_string(),
+            student_id: self.student_id.to_string(),
+        }))
     }
 }

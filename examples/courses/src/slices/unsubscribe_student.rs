@@ -56,6 +56,9 @@ impl Command for UnsubscribeStudent {
                 course: self.course_id.to_string(),
             });
         }
-        Ok(Decision::event(StudentUnsubscribed { course_id: self.course_id.to_string(), student_id: self.student_id.to_string() }))
+        Ok(Decision::event(StudentUnsubscribed {
+            course_id: self.course_id.to_string(),
+            student_id: self.student_id.to_string(),
+        }))
     }
 }
