@@ -5,10 +5,13 @@
 //!   writes `target/bench/app.json`
 //! - `new <command|view|automation> <name> [--app <path>]` — writes a new slice (and its
 //!   test) into an app's `src/slices/` (default app: `examples/courses`)
+//! - `fmt [--check]` — runs rustfmt on every tracked `.rs` file, also those `cargo fmt`
+//!   cannot see (slices included with `automod::dir!`)
 //! - `ci` — runs `.ci/run`
 //! - `fdb-check` — checks that the FoundationDB engine compiles (needs libclang)
 //! - `fdb-test` — runs the conformance suite against `FAIRWAY_FDB_CLUSTER_FILE`
 
+mod format;
 mod scaffold;
 
 use std::path::PathBuf;
@@ -36,7 +39,7 @@ fn run(mut command: Command) -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] \
-| bench app [--requests N] [--events N] | new <command|view|automation> <name> [--app <path>] | ci | fdb-check | fdb-test>";
+| bench app [--requests N] [--events N] | new <command|view|automation> <name> [--app <path>] | fmt [--check] | ci | fdb-check | fdb-test>";
 
 /// The workspace root (where `cargo xtask` runs from).
 fn workspace_root() -> PathBuf {
@@ -55,6 +58,9 @@ fn new_slice(kind: &str, name: &str, options: &[&str]) -> ExitCode {
     match scaffold::new_slice(kind, name, &app) {
         Ok(file) => {
             println!("created {}", file.display());
+            if let Err(err) = format::format_file(&file) {
+                eprintln!("xtask: warning: {}: not formatted: {err}", file.display());
+            }
             match scaffold::ensure_linked(&app) {
                 Ok(Some(main)) => {
                     println!("linked the app's library from {} so its slices are discovered", main.display())
@@ -69,6 +75,37 @@ fn new_slice(kind: &str, name: &str, options: &[&str]) -> ExitCode {
             eprintln!("xtask: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Formats (or checks) every `.rs` file of the workspace.
+fn format(check: bool) -> ExitCode {
+    let root = workspace_root();
+    let files = match format::rust_files(&root) {
+        Ok(files) => files,
+        Err(err) => {
+            eprintln!("xtask: cannot list the .rs files: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("xtask: rustfmt{} on {} files", if check { " --check" } else { "" }, files.len());
+    let mut clean = true;
+    for mut command in format::rustfmt_commands(&root, &files, check) {
+        match command.status() {
+            Ok(status) => clean &= status.success(),
+            Err(err) => {
+                eprintln!("xtask: cannot start rustfmt: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match (clean, check) {
+        (true, _) => ExitCode::SUCCESS,
+        (false, true) => {
+            eprintln!("xtask: some files are not formatted; `cargo xtask fmt` formats them");
+            ExitCode::FAILURE
+        }
+        (false, false) => ExitCode::FAILURE,
     }
 }
 
@@ -87,6 +124,14 @@ fn main() -> ExitCode {
             command.args(&rest);
             run(command)
         }
+        ["fmt", options @ ..] => match options {
+            [] => format(false),
+            ["--check"] => format(true),
+            _ => {
+                eprintln!("{USAGE}");
+                ExitCode::FAILURE
+            }
+        },
         ["ci"] => {
             let mut command = Command::new("bash");
             command.arg(".ci/run");

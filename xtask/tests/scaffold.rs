@@ -98,6 +98,8 @@ fn scaffolding_only_adds_files_and_the_app_discovers_the_new_slices() {
         .map(|file| Path::new("examples/courses/src/slices").join(file))
         .collect();
     assert_eq!(added, expected.iter().collect::<Vec<_>>(), "one new file per slice");
+    let generated: Vec<PathBuf> = expected.iter().map(|file| copy_root.join(file)).collect();
+    run(Command::new("rustfmt").args(["--edition", "2024", "--check"]).args(&generated));
     for (path, content) in &before {
         assert_eq!(after.get(path), Some(content), "{} changed", path.display());
     }
