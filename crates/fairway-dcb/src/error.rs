@@ -97,7 +97,8 @@ pub enum InvalidInput {
         /// The rule it breaks.
         rule: NameRule,
     },
-    /// A tag is not `key:value`, or a part is empty, too long or holds a forbidden character.
+    /// A tag is not `key:value`, a part is empty, it is too long or it holds a control
+    /// character (every other character is allowed).
     #[error("tag {value:?}: {rule}")]
     MalformedTag {
         /// The offending tag (truncated to 64 characters).
@@ -187,7 +188,11 @@ pub enum NameRule {
         /// The limit.
         limit: usize,
     },
-    /// It holds a control character, whitespace or another forbidden character.
+    /// It holds a control character (refused in every name).
+    #[error("holds the control character {:?} (U+{:04X}); control characters are not allowed", .0, u32::from(*.0))]
+    ControlChar(char),
+    /// It holds a character its kind refuses: whitespace in a type or an event id, anything
+    /// outside `[A-Za-z0-9_.-]` in a namespace.
     #[error("holds the forbidden character {0:?}")]
     ForbiddenChar(char),
     /// A tag has no `:` between key and value.

@@ -11,8 +11,11 @@
 //! | id index | `i <event id>` | position |
 //! | pulse | `p <shard>` | change counter (watched by subscriptions) |
 //!
-//! Types and tags hold no control characters, so the `0x00` terminator keeps every index
-//! prefix-free.
+//! Types and tags hold no control characters, and in UTF-8 only U+0000 encodes to a `0x00`
+//! byte, so the `0x00` terminator keeps every index prefix-free: the range of one tag never
+//! holds keys of a longer tag starting with it (`k:a` and `k:a b`: the byte after `k:a` is
+//! `0x00` in one and `0x20` in the other). Tags are otherwise opaque: spaces, `:` and any
+//! script are written as their UTF-8 bytes, unescaped.
 //!
 //! An index entry is a *block*: the events of one append sharing that type (or tag). Its
 //! key holds the position of the block's last event; its value lists the in-append
@@ -211,6 +214,22 @@ mod tests {
         assert!(layout.is_user_key(&[layout.user_prefix("idempotency").as_slice(), b"k"].concat()));
         assert!(!layout.is_user_key(&layout.id_key("u")));
         assert!(!layout.is_user_key(&Layout::new("other").unwrap().user_prefix("idempotency")));
+    }
+
+    #[test]
+    fn a_tag_range_never_holds_a_longer_tag_starting_with_it() {
+        let layout = Layout::new("ns").unwrap();
+        let short = Tag::parse("k:a").unwrap();
+        let (begin, end) = layout.tag_index(&short).bounds(Position::ZERO, Position::MAX);
+        let inside = layout.tag_index(&short).key(Position::new(5, 0, 0));
+        assert!(begin <= inside && inside < end);
+        for longer in ["k:a b", "k:a:b", "k:a!", "k:a\u{a0}", "k:aé", "k:a東", "k:a\u{10ffff}"] {
+            let longer = Tag::parse(longer).unwrap();
+            for position in [Position::ZERO, Position::new(5, 0, 0), Position::MAX] {
+                let key = layout.tag_index(&longer).key(position);
+                assert!(!(begin <= key && key < end), "{longer:?} at {position} falls in the range of {short:?}");
+            }
+        }
     }
 
     #[test]

@@ -36,8 +36,12 @@ struct Optional {
 fn optional_tags_and_invalid_tag_values() {
     assert!(Optional { owner: None }.tags().unwrap().is_empty());
     assert_eq!(Optional { owner: Some("a".into()) }.tags().unwrap(), vec![Tag::parse("owner:a").unwrap()]);
-    let invalid = Optional { owner: Some("has space".into()) }.to_raw();
+    let spaced = Optional { owner: Some("Ada Lovelace".into()) }.tags().unwrap();
+    assert_eq!(spaced, vec![Tag::parse("owner:Ada Lovelace").unwrap()], "tags are opaque strings");
+    let invalid = Optional { owner: Some("has\nnewline".into()) }.to_raw();
     assert!(matches!(invalid, Err(EventError::Tag(_))), "{invalid:?}");
+    let empty = Optional { owner: Some(String::new()) }.to_raw();
+    assert!(matches!(empty, Err(EventError::Tag(_))), "{empty:?}");
 }
 
 mod v1 {

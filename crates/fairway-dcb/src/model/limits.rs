@@ -59,8 +59,15 @@ impl NameKind {
     }
 }
 
-/// Checks a name: non-empty, within its length limit, no control characters or whitespace
-/// (namespaces: only `[A-Za-z0-9_.-]`).
+/// Checks a name: non-empty and within its length limit, and
+/// - tags: any character except control characters (the DCB specification treats tags as
+///   opaque strings: spaces, punctuation and any script are fine), in the form `key:value`
+///   with both parts non-empty;
+/// - types and event ids: no control characters and no whitespace;
+/// - namespaces: only `[A-Za-z0-9_.-]`.
+///
+/// Refusing control characters keeps `0x00` out of every name, which the key layout uses as
+/// the terminator of index prefixes.
 pub(crate) fn check_name(kind: NameKind, value: &str) -> Result<(), InvalidInput> {
     if value.is_empty() {
         return Err(kind.error(value, NameRule::Empty));
@@ -68,12 +75,17 @@ pub(crate) fn check_name(kind: NameKind, value: &str) -> Result<(), InvalidInput
     if value.len() > kind.limit() {
         return Err(kind.error(value, NameRule::TooLong { len: value.len(), limit: kind.limit() }));
     }
-    let forbidden = |c: char| match kind {
-        NameKind::Namespace => !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')),
-        _ => c.is_control() || c.is_whitespace(),
+    let rule = |c: char| match kind {
+        NameKind::Namespace if !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) => {
+            Some(NameRule::ForbiddenChar(c))
+        }
+        NameKind::Namespace => None,
+        _ if c.is_control() => Some(NameRule::ControlChar(c)),
+        NameKind::Type | NameKind::EventId if c.is_whitespace() => Some(NameRule::ForbiddenChar(c)),
+        _ => None,
     };
-    if let Some(c) = value.chars().find(|&c| forbidden(c)) {
-        return Err(kind.error(value, NameRule::ForbiddenChar(c)));
+    if let Some(rule) = value.chars().find_map(rule) {
+        return Err(kind.error(value, rule));
     }
     if let NameKind::Tag = kind {
         match value.split_once(':') {
@@ -113,5 +125,38 @@ mod tests {
             Err(InvalidInput::MalformedNamespace { rule: NameRule::ForbiddenChar('/'), .. })
         ));
         assert!(check_name(NameKind::Namespace, "test-1.a_b").is_ok());
+        assert!(matches!(
+            check_type("a\u{7}b"),
+            Err(InvalidInput::MalformedType { rule: NameRule::ControlChar('\u{7}'), .. })
+        ));
+    }
+
+    #[test]
+    fn tags_allow_every_character_but_control_characters() {
+        for tag in
+            ["name:Ada Lovelace", "city:São Paulo", "title:東京 タワー", "url:https://x/y?z=1", "k: v ", "k:\u{a0}"]
+        {
+            assert!(check_name(NameKind::Tag, tag).is_ok(), "{tag:?} is refused");
+        }
+        for control in ['\0', '\t', '\n', '\r', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'] {
+            let tag = format!("k:a{control}b");
+            assert!(
+                matches!(
+                    check_name(NameKind::Tag, &tag),
+                    Err(InvalidInput::MalformedTag { rule: NameRule::ControlChar(c), .. }) if c == control
+                ),
+                "{tag:?} is accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_tag_length_limit_counts_bytes_and_is_named() {
+        let longest = format!("k:{}", "é".repeat((MAX_TAG_LEN - 2) / 2));
+        assert_eq!(longest.len(), MAX_TAG_LEN);
+        assert!(check_name(NameKind::Tag, &longest).is_ok());
+        let err = check_name(NameKind::Tag, &format!("{longest} ")).unwrap_err();
+        assert!(matches!(err, InvalidInput::MalformedTag { rule: NameRule::TooLong { len: 257, limit: 256 }, .. }));
+        assert!(err.to_string().contains("the limit is 256 bytes"), "{err}");
     }
 }

@@ -8,9 +8,11 @@ use crate::model::limits::{NameKind, check_name};
 
 /// A validated `key:value` tag, e.g. `course:c42`.
 ///
-/// The key must be non-empty, the value must be non-empty, and the whole tag at most
-/// [`MAX_TAG_LEN`](crate::limits::MAX_TAG_LEN) bytes without whitespace or control
-/// characters. The value may itself contain `:`.
+/// Tags are opaque strings, as in the DCB specification: any character is allowed except
+/// control characters, so spaces, punctuation and any script are fine. The key (before the
+/// first `:`) and the value (after it) must be non-empty, and the whole tag at most
+/// [`MAX_TAG_LEN`](crate::limits::MAX_TAG_LEN) bytes (UTF-8). The value may itself contain
+/// `:`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tag(String);
 
@@ -105,6 +107,22 @@ mod tests {
         assert_eq!(rule("nocolon"), NameRule::MissingColon);
         assert_eq!(rule(":v"), NameRule::EmptyTagKey);
         assert_eq!(rule("k:"), NameRule::EmptyTagValue);
-        assert_eq!(rule("k:a b"), NameRule::ForbiddenChar(' '));
+        assert_eq!(rule("k:a\nb"), NameRule::ControlChar('\n'));
+        assert_eq!(rule("k:a\0"), NameRule::ControlChar('\0'));
+    }
+
+    #[test]
+    fn tags_are_opaque_strings_without_control_characters() {
+        let spaced = Tag::parse("student:Ada Lovelace").unwrap();
+        assert_eq!((spaced.key(), spaced.value()), ("student", "Ada Lovelace"));
+        let unicode = Tag::new("city", "Zürich – 東京").unwrap();
+        assert_eq!(unicode.value(), "Zürich – 東京");
+        let colons = Tag::parse("time:12:30:00").unwrap();
+        assert_eq!((colons.key(), colons.value()), ("time", "12:30:00"));
+        let spaced_key = Tag::parse("first name:Ada").unwrap();
+        assert_eq!(spaced_key.key(), "first name");
+        let err = Tag::parse("k:a\u{1b}[31m").unwrap_err();
+        assert!(err.to_string().contains("control character"), "{err}");
+        assert!(err.to_string().contains("U+001B"), "{err}");
     }
 }
