@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fairway_dcb::kv::{KeyValue, KvEngine, KvTransaction, RangeScan};
+use fairway_dcb::kv::{KeyValue, KvEngine, KvTransaction, RangeScan, Watch};
 use fairway_dcb::{AppendCondition, AppendRecord, DcbStore, Event, EventStore, RecordedAppend, StorageError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -102,6 +102,10 @@ pub trait Backend: Send + Sync + 'static {
     fn storage_health(&self) -> Result<(), StorageError> {
         Ok(())
     }
+
+    /// Arms a watch on `keys` (see [`KvEngine::watch_any`]): the returned future yields a
+    /// future completing when any of them may have changed since.
+    fn watch_any(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Watch, StorageError>>;
 }
 
 impl<E: KvEngine> Backend for DcbStore<E> {
@@ -137,6 +141,10 @@ impl<E: KvEngine> Backend for DcbStore<E> {
 
     fn storage_health(&self) -> Result<(), StorageError> {
         self.engine().health()
+    }
+
+    fn watch_any(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Watch, StorageError>> {
+        self.engine().watch_any(keys).boxed()
     }
 }
 

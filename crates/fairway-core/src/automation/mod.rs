@@ -7,16 +7,23 @@
 //!   hold one job), renew the lease while the handler runs, delete the job on success, and
 //!   on failure retry it with exponential backoff until `max_attempts`, after which it moves
 //!   to the dead-letter queue. A worker that dies mid-job leaves its lease to expire; the
-//!   job then runs again.
+//!   job then runs again. Jobs are found through a due-time index (module `queue`), so any
+//!   number of leased or backing-off jobs never hides a due one.
+//! - An idle worker sleeps until the earliest job becomes due, at most
+//!   [`QueueSettings::poll`], and wakes as soon as a job is enqueued: by the enqueuer of its
+//!   own process directly, by one of another process through a watch on the queue's wake key.
 //!
 //! Delivery is at least once. Handlers stay idempotent naturally by running commands: a
 //! command re-run after a crash decides again on the current log (its DCB condition makes
 //! a duplicate append impossible when its decision model sees the first one), or appends
 //! events with ids derived from the triggering event's position.
 
+mod queue;
+mod wake;
+
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fairway_dcb::{EventStore, Position, Query, ReadOptions};
 use futures::future::BoxFuture;
@@ -29,6 +36,8 @@ use crate::command::{Command, CommandError, CommandRunner, Executed};
 use crate::dependencies::Dependencies;
 use crate::event::Recorded;
 use crate::testkit::Outcome;
+use queue::{Claim, QueueKeys, now_micros};
+use wake::Wake;
 
 /// A reaction to events.
 pub trait Automation: Send + Sync + 'static {
@@ -123,7 +132,8 @@ pub struct QueueSettings {
     pub max_attempts: u32,
     /// Delay before the first retry; doubles per attempt (capped at 5 minutes).
     pub retry_backoff: Duration,
-    /// Idle wait between polls for due jobs.
+    /// Longest idle wait between two looks for due jobs (a worker also wakes when a job is
+    /// enqueued, and when the earliest waiting job becomes due).
     pub poll: Duration,
     /// Workers the app runs for this automation (per instance).
     pub workers: usize,
@@ -141,16 +151,6 @@ impl Default for QueueSettings {
     }
 }
 
-/// A queued job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct Job {
-    attempts: u32,
-    not_before_micros: u64,
-    lease_until_micros: u64,
-    lease_owner: Option<String>,
-    last_error: Option<String>,
-}
-
 /// A job that failed `max_attempts` times.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeadLetter {
@@ -162,54 +162,11 @@ pub struct DeadLetter {
     pub error: String,
 }
 
-impl Job {
-    /// A job due now, never attempted.
-    fn fresh() -> Self {
-        Job { attempts: 0, not_before_micros: 0, lease_until_micros: 0, lease_owner: None, last_error: None }
+/// Resolves once `stop` is true; never if its sender is gone without asking to stop.
+async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
-}
-
-#[derive(Clone)]
-struct QueueKeys {
-    cursor: Vec<u8>,
-    jobs: Vec<u8>,
-    dead: Vec<u8>,
-}
-
-fn end_of(prefix: &[u8]) -> Vec<u8> {
-    [prefix, &[0xff]].concat()
-}
-
-impl QueueKeys {
-    fn new(backend: &dyn Backend, name: &str) -> Self {
-        let root = backend.keyspace(&format!("automation/{name}"));
-        QueueKeys {
-            cursor: [root.as_slice(), b"c"].concat(),
-            jobs: [root.as_slice(), b"q"].concat(),
-            dead: [root.as_slice(), b"x"].concat(),
-        }
-    }
-
-    fn job(&self, position: Position) -> Vec<u8> {
-        [self.jobs.as_slice(), &position.to_bytes()].concat()
-    }
-
-    fn dead(&self, position: Position) -> Vec<u8> {
-        [self.dead.as_slice(), &position.to_bytes()].concat()
-    }
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(value).expect("queue records encode")
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, TxFailure> {
-    rmp_serde::from_slice(bytes)
-        .map_err(|e| TxFailure::Body(Box::new(AutomationError(format!("corrupt queue record: {e}")))))
 }
 
 /// Runs `body` in a transaction and returns its value.
@@ -227,6 +184,7 @@ pub struct AutomationRuntime<A: Automation> {
     keys: QueueKeys,
     settings: QueueSettings,
     dependencies: Dependencies,
+    wake: Wake,
 }
 
 impl<A: Automation> Clone for AutomationRuntime<A> {
@@ -237,6 +195,7 @@ impl<A: Automation> Clone for AutomationRuntime<A> {
             keys: self.keys.clone(),
             settings: self.settings,
             dependencies: self.dependencies.clone(),
+            wake: self.wake.clone(),
         }
     }
 }
@@ -245,12 +204,14 @@ impl<A: Automation> AutomationRuntime<A> {
     /// Binds `automation` to `backend`.
     pub fn new(automation: A, backend: Arc<dyn Backend>, settings: QueueSettings) -> Self {
         let keys = QueueKeys::new(backend.as_ref(), A::NAME);
+        let wake = Wake::new(keys.wake.clone());
         AutomationRuntime {
             automation: Arc::new(automation),
             backend,
             keys,
             settings,
             dependencies: Dependencies::new(),
+            wake,
         }
     }
 
@@ -265,7 +226,8 @@ impl<A: Automation> AutomationRuntime<A> {
         self.settings
     }
 
-    /// Follows the triggering events forever, enqueuing a job per event.
+    /// Follows the triggering events forever, enqueuing a job per event and waking idle
+    /// workers.
     pub async fn run_enqueuer(self) -> Result<(), AutomationError> {
         let keys = self.keys.clone();
         let cursor = transact(self.backend.as_ref(), move |tx| {
@@ -281,49 +243,24 @@ impl<A: Automation> AutomationRuntime<A> {
                 .collect::<Result<_, _>>()
                 .map_err(AutomationError::from_error)?;
             let (keys, positions) = (self.keys.clone(), Arc::new(positions));
-            transact(self.backend.as_ref(), move |tx| {
+            let enqueued = transact(self.backend.as_ref(), move |tx| {
                 let (keys, positions) = (keys.clone(), positions.clone());
-                async move {
-                    let stored = tx.get(&keys.cursor).await?.and_then(|b| Position::from_bytes(&b));
-                    let job = Job::fresh();
-                    for position in positions.iter().filter(|p| stored.is_none_or(|s| **p > s)) {
-                        tx.set(&keys.job(*position), &encode(&job));
-                    }
-                    if let Some(last) = positions.last().filter(|l| stored.is_none_or(|s| **l > s)) {
-                        tx.set(&keys.cursor, &last.to_bytes());
-                    }
-                    Ok(())
-                }
-                .boxed()
+                async move { queue::enqueue(tx.as_ref(), &keys, &positions).await }.boxed()
             })
             .await?;
+            if enqueued > 0 {
+                self.wake.notify();
+            }
         }
         Ok(())
     }
 
     /// Claims the first due job under a lease owned by `worker`.
-    async fn claim(&self, worker: &str) -> Result<Option<(Position, u32)>, AutomationError> {
+    async fn claim(&self, worker: &str) -> Result<Claim, AutomationError> {
         let (keys, worker, lease) = (self.keys.clone(), worker.to_owned(), self.settings.lease);
         transact(self.backend.as_ref(), move |tx| {
             let (keys, worker) = (keys.clone(), worker.clone());
-            async move {
-                let now = now_micros();
-                for kv in tx.scan(&keys.jobs, &end_of(&keys.jobs), 64).await? {
-                    let mut job: Job = decode(&kv.value)?;
-                    if job.not_before_micros > now || job.lease_until_micros > now {
-                        continue;
-                    }
-                    let position = Position::from_bytes(&kv.key[keys.jobs.len()..])
-                        .ok_or_else(|| TxFailure::Body(Box::new(AutomationError("job key without position".into()))))?;
-                    job.attempts += 1;
-                    job.lease_owner = Some(worker.clone());
-                    job.lease_until_micros = now + lease.as_micros() as u64;
-                    tx.set(&kv.key, &encode(&job));
-                    return Ok(Some((position, job.attempts)));
-                }
-                Ok(None)
-            }
-            .boxed()
+            async move { queue::claim(tx.as_ref(), &keys, &worker, lease, now_micros()).await }.boxed()
         })
         .await
     }
@@ -339,34 +276,7 @@ impl<A: Automation> AutomationRuntime<A> {
         let outcome = Arc::new(outcome);
         transact(self.backend.as_ref(), move |tx| {
             let (keys, worker, outcome) = (keys.clone(), worker.clone(), outcome.clone());
-            async move {
-                let key = keys.job(position);
-                let Some(bytes) = tx.get(&key).await? else { return Ok(()) };
-                let mut job: Job = decode(&bytes)?;
-                if job.lease_owner.as_deref() != Some(worker.as_str()) {
-                    return Ok(()); // The lease expired and another worker took the job.
-                }
-                match outcome.as_ref() {
-                    Ok(()) => tx.clear(&key),
-                    Err(error) if job.attempts >= settings.max_attempts => {
-                        tx.clear(&key);
-                        let dead =
-                            DeadLetter { position: position.to_string(), attempts: job.attempts, error: error.clone() };
-                        tx.set(&keys.dead(position), &encode(&dead));
-                    }
-                    Err(error) => {
-                        let backoff =
-                            settings.retry_backoff.saturating_mul(1 << job.attempts.saturating_sub(1).min(16));
-                        job.not_before_micros = now_micros() + backoff.min(Duration::from_secs(300)).as_micros() as u64;
-                        job.lease_until_micros = 0;
-                        job.lease_owner = None;
-                        job.last_error = Some(error.clone());
-                        tx.set(&key, &encode(&job));
-                    }
-                }
-                Ok(())
-            }
-            .boxed()
+            async move { queue::settle(tx.as_ref(), &keys, &worker, position, &outcome, &settings).await }.boxed()
         })
         .await
     }
@@ -376,25 +286,20 @@ impl<A: Automation> AutomationRuntime<A> {
         let (keys, worker, lease) = (self.keys.clone(), worker.to_owned(), self.settings.lease);
         transact(self.backend.as_ref(), move |tx| {
             let (keys, worker) = (keys.clone(), worker.clone());
-            async move {
-                let key = keys.job(position);
-                if let Some(bytes) = tx.get(&key).await? {
-                    let mut job: Job = decode(&bytes)?;
-                    if job.lease_owner.as_deref() == Some(worker.as_str()) {
-                        job.lease_until_micros = now_micros() + lease.as_micros() as u64;
-                        tx.set(&key, &encode(&job));
-                    }
-                }
-                Ok(())
-            }
-            .boxed()
+            async move { queue::renew(tx.as_ref(), &keys, &worker, position, lease).await }.boxed()
         })
         .await
     }
 
     /// Runs one due job, if any; returns whether one ran.
     pub async fn work_once(&self, worker: &str) -> Result<bool, AutomationError> {
-        let Some((position, attempt)) = self.claim(worker).await? else { return Ok(false) };
+        Ok(matches!(self.work_next(worker).await?, Claim::Claimed(..)))
+    }
+
+    /// Runs one due job if there is one; else says when the next one becomes due.
+    async fn work_next(&self, worker: &str) -> Result<Claim, AutomationError> {
+        let claim = self.claim(worker).await?;
+        let Claim::Claimed(position, attempt) = claim else { return Ok(claim) };
         let span = info_span!("job", automation = A::NAME, %position, attempt);
         async {
             let event = self
@@ -428,31 +333,64 @@ impl<A: Automation> AutomationRuntime<A> {
                 debug!("job done");
             }
             self.settle(worker, position, outcome).await?;
-            Ok(true)
+            Ok(claim)
         }
         .instrument(span)
         .await
     }
 
-    /// Works forever as `worker`, polling for due jobs.
+    /// Gives jobs written by earlier versions, before the due-time index, their due entry.
+    async fn index_older_jobs(&self) -> Result<(), AutomationError> {
+        loop {
+            let keys = self.keys.clone();
+            let done = transact(self.backend.as_ref(), move |tx| {
+                let keys = keys.clone();
+                async move { queue::index_older_jobs(tx.as_ref(), &keys).await }.boxed()
+            })
+            .await?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Works forever as `worker`.
     pub async fn run_worker(self, worker: String) -> Result<(), AutomationError> {
         let (_keep, stop) = tokio::sync::watch::channel(false);
         self.run_worker_until(worker, stop).await
     }
 
     /// Works as `worker` until `stop` turns true; a job in progress is finished first.
+    ///
+    /// When no job is due, the worker arms its wake-ups (its process's enqueuer, and a
+    /// watch on the queue's wake key for enqueuers elsewhere), looks once more, and sleeps
+    /// until one fires, the earliest waiting job becomes due, or [`QueueSettings::poll`]
+    /// passes; it arms them again before its next look.
     pub async fn run_worker_until(
         self,
         worker: String,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), AutomationError> {
+        self.index_older_jobs().await?;
+        let mut armed: Option<wake::Armed> = None;
         while !*stop.borrow() {
-            if !self.work_once(&worker).await? {
+            let next_due = match self.work_next(&worker).await? {
+                Claim::Claimed(..) => {
+                    armed = None;
+                    continue;
+                }
+                Claim::Idle(next_due) => next_due,
+            };
+            if let Some(wake_ups) = armed.take() {
+                let until_due = next_due.map(|due| Duration::from_micros(due.saturating_sub(now_micros())));
+                let idle = until_due.map_or(self.settings.poll, |d| d.min(self.settings.poll));
                 tokio::select! {
-                    _ = tokio::time::sleep(self.settings.poll) => {}
-                    _ = stop.changed() => {}
+                    woken = wake_ups.wait(idle) => woken.map_err(AutomationError::from_error)?,
+                    _ = stop_requested(&mut stop) => break,
                 }
             }
+            // Armed before the next look, so a job enqueued in between is not slept through.
+            armed = Some(self.wake.arm(self.backend.as_ref()).await.map_err(AutomationError::from_error)?);
         }
         debug!(automation = A::NAME, worker, "worker stopped");
         Ok(())
@@ -463,7 +401,7 @@ impl<A: Automation> AutomationRuntime<A> {
         let keys = self.keys.clone();
         transact(self.backend.as_ref(), move |tx| {
             let keys = keys.clone();
-            async move { Ok(tx.scan(&keys.jobs, &end_of(&keys.jobs), 0).await?.len()) }.boxed()
+            async move { queue::pending(tx.as_ref(), &keys).await }.boxed()
         })
         .await
     }
@@ -473,8 +411,7 @@ impl<A: Automation> AutomationRuntime<A> {
         let keys = self.keys.clone();
         transact(self.backend.as_ref(), move |tx| {
             let keys = keys.clone();
-            async move { tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.iter().map(|kv| decode(&kv.value)).collect() }
-                .boxed()
+            async move { queue::dead_letters(tx.as_ref(), &keys).await }.boxed()
         })
         .await
     }
@@ -482,20 +419,15 @@ impl<A: Automation> AutomationRuntime<A> {
     /// Moves a dead letter back to the queue with fresh attempts; `false` if absent.
     pub async fn replay(&self, position: Position) -> Result<bool, AutomationError> {
         let keys = self.keys.clone();
-        transact(self.backend.as_ref(), move |tx| {
+        let replayed = transact(self.backend.as_ref(), move |tx| {
             let keys = keys.clone();
-            async move {
-                if tx.get(&keys.dead(position)).await?.is_none() {
-                    return Ok(false);
-                }
-                tx.clear(&keys.dead(position));
-                let job = Job::fresh();
-                tx.set(&keys.job(position), &encode(&job));
-                Ok(true)
-            }
-            .boxed()
+            async move { queue::replay(tx.as_ref(), &keys, position).await }.boxed()
         })
-        .await
+        .await?;
+        if replayed {
+            self.wake.notify();
+        }
+        Ok(replayed)
     }
 
     /// Deletes every dead letter; returns how many.
@@ -503,12 +435,7 @@ impl<A: Automation> AutomationRuntime<A> {
         let keys = self.keys.clone();
         transact(self.backend.as_ref(), move |tx| {
             let keys = keys.clone();
-            async move {
-                let count = tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.len();
-                tx.clear_range(&keys.dead, &end_of(&keys.dead));
-                Ok(count)
-            }
-            .boxed()
+            async move { queue::purge(tx.as_ref(), &keys).await }.boxed()
         })
         .await
     }

@@ -1,0 +1,436 @@
+//! The durable job queue of one automation, kept in the store beside the events.
+//!
+//! | key (after the automation's keyspace) | value |
+//! |---|---|
+//! | `c` | the enqueuer's cursor: the last triggering position enqueued |
+//! | `q <position>` | a job: attempts, due times, lease, last error |
+//! | `w <due µs, u64 BE> <position>` | nothing: the due-time index |
+//! | `x <position>` | a dead letter |
+//! | `k` | rewritten by every enqueue and replay, for workers of other processes to watch |
+//! | `i` | how far jobs written before the due-time index existed have been indexed |
+//!
+//! Every job has exactly one due entry, at `max(not_before, lease_until)`: the time from
+//! which a worker may claim it (a fresh job: when it was enqueued; a failed one: the end of
+//! its backoff; a leased one: the end of its lease, after which another worker may take it
+//! over). Due jobs are claimed in the order they became due, then by position. A claim
+//! reads the first entry of the index, so however many jobs are leased or backing off, a
+//! due job is found with one key read; when none is due, the first entry tells the worker
+//! how long it may sleep. Every change of a job moves its due entry in the same
+//! transaction, and a claim reads the entry it takes (a read conflict), so two workers never
+//! claim one job: the second commit conflicts, is run again and takes the next entry.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fairway_dcb::Position;
+use fairway_dcb::kv::KeyValue;
+use serde::{Deserialize, Serialize};
+
+use super::{AutomationError, DeadLetter, QueueSettings};
+use crate::backend::{Backend, DynTx, TxFailure};
+
+/// Longest delay between two attempts of a failing job.
+const MAX_JOB_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Jobs indexed per transaction when indexing jobs of an older store.
+const INDEX_PAGE: usize = 512;
+
+/// The marker of a queue whose every job has its due entry.
+const INDEXED: &[u8] = b"done";
+
+/// A queued job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(super) struct Job {
+    pub(super) attempts: u32,
+    pub(super) not_before_micros: u64,
+    pub(super) lease_until_micros: u64,
+    pub(super) lease_owner: Option<String>,
+    pub(super) last_error: Option<String>,
+}
+
+impl Job {
+    /// A job never attempted, due from `now` (µs): jobs run in the order they became due,
+    /// so fresh jobs do not starve retries and expired leases that are due earlier.
+    pub(super) fn fresh(now: u64) -> Self {
+        Job { attempts: 0, not_before_micros: now, lease_until_micros: 0, lease_owner: None, last_error: None }
+    }
+
+    /// From when a worker may claim it.
+    fn due_micros(&self) -> u64 {
+        self.not_before_micros.max(self.lease_until_micros)
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub(super) fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The keys of one automation's queue.
+#[derive(Clone)]
+pub(super) struct QueueKeys {
+    pub(super) cursor: Vec<u8>,
+    jobs: Vec<u8>,
+    due: Vec<u8>,
+    dead: Vec<u8>,
+    pub(super) wake: Vec<u8>,
+    indexed: Vec<u8>,
+}
+
+fn end_of(prefix: &[u8]) -> Vec<u8> {
+    [prefix, &[0xff]].concat()
+}
+
+impl QueueKeys {
+    pub(super) fn new(backend: &dyn Backend, name: &str) -> Self {
+        let root = backend.keyspace(&format!("automation/{name}"));
+        let key = |section: &[u8]| [root.as_slice(), section].concat();
+        QueueKeys {
+            cursor: key(b"c"),
+            jobs: key(b"q"),
+            due: key(b"w"),
+            dead: key(b"x"),
+            wake: key(b"k"),
+            indexed: key(b"i"),
+        }
+    }
+
+    fn job(&self, position: Position) -> Vec<u8> {
+        [self.jobs.as_slice(), &position.to_bytes()].concat()
+    }
+
+    fn due_entry(&self, due_micros: u64, position: Position) -> Vec<u8> {
+        [self.due.as_slice(), &due_micros.to_be_bytes(), &position.to_bytes()].concat()
+    }
+
+    /// The due time and position of a due entry.
+    fn parse_due_entry(&self, key: &[u8]) -> Option<(u64, Position)> {
+        let rest = key.strip_prefix(self.due.as_slice())?;
+        let (due, position) = rest.split_at_checked(8)?;
+        Some((u64::from_be_bytes(due.try_into().ok()?), Position::from_bytes(position)?))
+    }
+
+    fn dead(&self, position: Position) -> Vec<u8> {
+        [self.dead.as_slice(), &position.to_bytes()].concat()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("queue records encode")
+}
+
+fn corrupt(what: String) -> TxFailure {
+    TxFailure::Body(Box::new(AutomationError(what)))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, TxFailure> {
+    rmp_serde::from_slice(bytes).map_err(|e| corrupt(format!("corrupt queue record: {e}")))
+}
+
+/// Writes `job` at `position` with its due entry, removing the entry of its previous state.
+fn put_job(tx: &dyn DynTx, keys: &QueueKeys, position: Position, previous: Option<&Job>, job: &Job) {
+    if let Some(previous) = previous {
+        tx.clear(&keys.due_entry(previous.due_micros(), position));
+    }
+    tx.set(&keys.job(position), &encode(job));
+    tx.set(&keys.due_entry(job.due_micros(), position), &[]);
+}
+
+/// Removes the job at `position` and its due entry.
+fn remove_job(tx: &dyn DynTx, keys: &QueueKeys, position: Position, job: &Job) {
+    tx.clear(&keys.due_entry(job.due_micros(), position));
+    tx.clear(&keys.job(position));
+}
+
+/// Rewrites the wake key, so watchers in other processes look for due jobs.
+fn wake(tx: &dyn DynTx, keys: &QueueKeys) {
+    tx.set(&keys.wake, &now_micros().to_be_bytes());
+}
+
+/// Enqueues a fresh job per position after the stored cursor and moves the cursor; returns
+/// how many jobs were written.
+pub(super) async fn enqueue(tx: &dyn DynTx, keys: &QueueKeys, positions: &[Position]) -> Result<usize, TxFailure> {
+    let stored = tx.get(&keys.cursor).await?.and_then(|b| Position::from_bytes(&b));
+    let fresh = Job::fresh(now_micros());
+    let mut written = 0;
+    for position in positions.iter().filter(|p| stored.is_none_or(|s| **p > s)) {
+        put_job(tx, keys, *position, None, &fresh);
+        written += 1;
+    }
+    if let Some(last) = positions.last().filter(|l| stored.is_none_or(|s| **l > s)) {
+        tx.set(&keys.cursor, &last.to_bytes());
+    }
+    if written > 0 {
+        wake(tx, keys);
+    }
+    Ok(written)
+}
+
+/// What a claim found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Claim {
+    /// The job at this position, leased to the worker, on this attempt (1-based).
+    Claimed(Position, u32),
+    /// Nothing due now; the earliest job becomes due at this time (µs), if there is one.
+    Idle(Option<u64>),
+}
+
+/// Claims the due job with the earliest due time (then the lowest position) under a lease
+/// of `worker` until `now + lease`.
+pub(super) async fn claim(
+    tx: &dyn DynTx,
+    keys: &QueueKeys,
+    worker: &str,
+    lease: Duration,
+    now: u64,
+) -> Result<Claim, TxFailure> {
+    let begin = keys.due.clone();
+    let end = end_of(&keys.due);
+    // Entries whose job is gone or changed (never written by this module, but repaired
+    // rather than left to block the queue) are removed and the next one is read.
+    let mut cursor = begin;
+    loop {
+        let Some(KeyValue { key, .. }) = tx.scan(&cursor, &end, 1).await?.into_iter().next() else {
+            return Ok(Claim::Idle(None));
+        };
+        let (due, position) =
+            keys.parse_due_entry(&key).ok_or_else(|| corrupt(format!("malformed due entry {key:?}")))?;
+        if due > now {
+            return Ok(Claim::Idle(Some(due)));
+        }
+        let job: Option<Job> = tx.get(&keys.job(position)).await?.map(|b| decode(&b)).transpose()?;
+        match job {
+            Some(job) if job.due_micros() == due => {
+                let leased = Job {
+                    attempts: job.attempts + 1,
+                    lease_owner: Some(worker.to_owned()),
+                    lease_until_micros: now.saturating_add(micros(lease)),
+                    ..job.clone()
+                };
+                put_job(tx, keys, position, Some(&job), &leased);
+                return Ok(Claim::Claimed(position, leased.attempts));
+            }
+            stale => {
+                tx.clear(&key);
+                if let Some(job) = stale {
+                    tx.set(&keys.due_entry(job.due_micros(), position), &[]);
+                }
+                cursor = [key.as_slice(), &[0]].concat();
+            }
+        }
+    }
+}
+
+/// Settles the job at `position` if `worker` still holds it: deleted on success; on
+/// failure retried after an exponential backoff, or moved to the dead letters after
+/// `max_attempts`.
+pub(super) async fn settle(
+    tx: &dyn DynTx,
+    keys: &QueueKeys,
+    worker: &str,
+    position: Position,
+    outcome: &Result<(), String>,
+    settings: &QueueSettings,
+) -> Result<(), TxFailure> {
+    let Some(job) = held_job(tx, keys, worker, position).await? else { return Ok(()) };
+    match outcome {
+        Ok(()) => remove_job(tx, keys, position, &job),
+        Err(error) if job.attempts >= settings.max_attempts => {
+            remove_job(tx, keys, position, &job);
+            let dead = DeadLetter { position: position.to_string(), attempts: job.attempts, error: error.clone() };
+            tx.set(&keys.dead(position), &encode(&dead));
+        }
+        Err(error) => {
+            let backoff = settings.retry_backoff.saturating_mul(1 << job.attempts.saturating_sub(1).min(16));
+            let retry = Job {
+                not_before_micros: now_micros().saturating_add(micros(backoff.min(MAX_JOB_BACKOFF))),
+                lease_until_micros: 0,
+                lease_owner: None,
+                last_error: Some(error.clone()),
+                ..job.clone()
+            };
+            put_job(tx, keys, position, Some(&job), &retry);
+        }
+    }
+    Ok(())
+}
+
+/// Extends the lease of `worker` on the job at `position`, if it still holds it.
+pub(super) async fn renew(
+    tx: &dyn DynTx,
+    keys: &QueueKeys,
+    worker: &str,
+    position: Position,
+    lease: Duration,
+) -> Result<(), TxFailure> {
+    if let Some(job) = held_job(tx, keys, worker, position).await? {
+        let renewed = Job { lease_until_micros: now_micros().saturating_add(micros(lease)), ..job.clone() };
+        put_job(tx, keys, position, Some(&job), &renewed);
+    }
+    Ok(())
+}
+
+/// The job at `position` if `worker` holds its lease (else its lease expired and another
+/// worker may have taken it).
+async fn held_job(
+    tx: &dyn DynTx,
+    keys: &QueueKeys,
+    worker: &str,
+    position: Position,
+) -> Result<Option<Job>, TxFailure> {
+    let Some(bytes) = tx.get(&keys.job(position)).await? else { return Ok(None) };
+    let job: Job = decode(&bytes)?;
+    Ok((job.lease_owner.as_deref() == Some(worker)).then_some(job))
+}
+
+/// Jobs waiting or in progress.
+pub(super) async fn pending(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxFailure> {
+    Ok(tx.scan(&keys.jobs, &end_of(&keys.jobs), 0).await?.len())
+}
+
+/// The dead letters, oldest first.
+pub(super) async fn dead_letters(tx: &dyn DynTx, keys: &QueueKeys) -> Result<Vec<DeadLetter>, TxFailure> {
+    tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.iter().map(|kv| decode(&kv.value)).collect()
+}
+
+/// Moves the dead letter at `position` back to the queue with fresh attempts; `false` if
+/// there is none.
+pub(super) async fn replay(tx: &dyn DynTx, keys: &QueueKeys, position: Position) -> Result<bool, TxFailure> {
+    if tx.get(&keys.dead(position)).await?.is_none() {
+        return Ok(false);
+    }
+    tx.clear(&keys.dead(position));
+    let previous: Option<Job> = tx.get(&keys.job(position)).await?.map(|b| decode(&b)).transpose()?;
+    put_job(tx, keys, position, previous.as_ref(), &Job::fresh(now_micros()));
+    wake(tx, keys);
+    Ok(true)
+}
+
+/// Deletes every dead letter; returns how many.
+pub(super) async fn purge(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxFailure> {
+    let count = tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.len();
+    tx.clear_range(&keys.dead, &end_of(&keys.dead));
+    Ok(count)
+}
+
+/// Gives up to [`INDEX_PAGE`] jobs written before the due-time index existed their due
+/// entry; returns `true` once every job has one. Writing an entry is idempotent (its key
+/// follows from the job), so concurrent runs and jobs written since are harmless.
+pub(super) async fn index_older_jobs(tx: &dyn DynTx, keys: &QueueKeys) -> Result<bool, TxFailure> {
+    let marker = tx.get(&keys.indexed).await?;
+    if marker.as_deref() == Some(INDEXED) {
+        return Ok(true);
+    }
+    let begin = match marker.as_deref().and_then(Position::from_bytes) {
+        Some(last) => keys.job(last.next()),
+        None => keys.jobs.clone(),
+    };
+    let page = tx.scan(&begin, &end_of(&keys.jobs), INDEX_PAGE).await?;
+    for kv in &page {
+        let position = Position::from_bytes(&kv.key[keys.jobs.len()..])
+            .ok_or_else(|| corrupt(format!("job key without position {:?}", kv.key)))?;
+        let job: Job = decode(&kv.value)?;
+        tx.set(&keys.due_entry(job.due_micros(), position), &[]);
+    }
+    let done = page.len() < INDEX_PAGE;
+    match page.last() {
+        Some(last) if !done => tx.set(&keys.indexed, &last.key[keys.jobs.len()..]),
+        _ => tx.set(&keys.indexed, INDEXED),
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions};
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::backend::transact_value;
+
+    fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
+        let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
+        Arc::new(DcbStore::new(engine, "queue").unwrap())
+    }
+
+    async fn run<R: Send + 'static>(
+        backend: &Arc<dyn Backend>,
+        body: impl Fn(Arc<dyn DynTx>, QueueKeys) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
+    ) -> R {
+        let keys = QueueKeys::new(backend.as_ref(), "test");
+        transact_value(backend.as_ref(), move |tx| body(tx, keys.clone())).await.unwrap()
+    }
+
+    fn position(n: u16) -> Position {
+        Position::new(1, 0, n)
+    }
+
+    async fn claim_now(backend: &Arc<dyn Backend>) -> Claim {
+        run(backend, |tx, keys| {
+            async move { claim(tx.as_ref(), &keys, "w", Duration::from_secs(60), now_micros()).await }.boxed()
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn jobs_written_before_the_index_are_indexed_once_then_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(dir.path());
+        let count = INDEX_PAGE as u16 + 88;
+        // The layout of earlier versions: job records only.
+        run(&backend, move |tx, keys| {
+            async move {
+                for n in 0..count {
+                    tx.set(&keys.job(position(n)), &encode(&Job::fresh(0)));
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await;
+        assert_eq!(claim_now(&backend).await, Claim::Idle(None), "unindexed jobs are invisible to claims");
+        let first = run(&backend, |tx, keys| async move { index_older_jobs(tx.as_ref(), &keys).await }.boxed()).await;
+        assert!(!first, "one page at a time");
+        let second = run(&backend, |tx, keys| async move { index_older_jobs(tx.as_ref(), &keys).await }.boxed()).await;
+        assert!(second, "done after the second page");
+        for n in 0..count {
+            assert_eq!(claim_now(&backend).await, Claim::Claimed(position(n), 1));
+        }
+        assert!(matches!(claim_now(&backend).await, Claim::Idle(Some(_))), "all leased now");
+        let again = run(&backend, |tx, keys| async move { index_older_jobs(tx.as_ref(), &keys).await }.boxed()).await;
+        assert!(again, "the marker says done");
+    }
+
+    #[tokio::test]
+    async fn claims_follow_due_times_and_skip_stale_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(dir.path());
+        let now = now_micros();
+        run(&backend, move |tx, keys| {
+            async move {
+                // Position 1 is due later than position 2; position 3 is not due yet.
+                put_job(tx.as_ref(), &keys, position(1), None, &Job::fresh(now - 10));
+                put_job(tx.as_ref(), &keys, position(2), None, &Job::fresh(now - 20));
+                put_job(tx.as_ref(), &keys, position(3), None, &Job::fresh(now + 60_000_000));
+                // A due entry whose job is gone.
+                tx.set(&keys.due_entry(now - 30, position(9)), &[]);
+                Ok(())
+            }
+            .boxed()
+        })
+        .await;
+        assert_eq!(claim_now(&backend).await, Claim::Claimed(position(2), 1));
+        assert_eq!(claim_now(&backend).await, Claim::Claimed(position(1), 1));
+        assert_eq!(claim_now(&backend).await, Claim::Idle(Some(now + 60_000_000)));
+        let entries =
+            run(&backend, |tx, keys| async move { Ok(tx.scan(&keys.due, &end_of(&keys.due), 0).await?.len()) }.boxed())
+                .await;
+        assert_eq!(entries, 3, "one entry per job, the stale one removed");
+    }
+}

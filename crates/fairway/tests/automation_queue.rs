@@ -1,0 +1,231 @@
+//! The automation queue under pressure: due jobs behind many leased and backing-off ones
+//! are claimed by racing workers exactly once, and idle workers wake when a job is enqueued
+//! (or becomes due) instead of waiting for their poll.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fairway::backend::Backend;
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, Position, Query, QueryItem, Tag};
+use fairway::{Automation, AutomationContext, AutomationError, AutomationRuntime, QueueSettings, Recorded};
+use tokio::sync::watch;
+
+const TYPE: &str = "Triggered";
+
+/// Hangs forever on events tagged `kind:stuck`, fails on `kind:flaky` (and on
+/// `kind:fail-once` the first time), records every other event it handles.
+#[derive(Default, Clone)]
+struct Recorder {
+    handled: Arc<Mutex<BTreeMap<Position, usize>>>,
+    stuck: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+}
+
+impl Recorder {
+    fn handled(&self) -> BTreeMap<Position, usize> {
+        self.handled.lock().unwrap().clone()
+    }
+}
+
+impl Automation for Recorder {
+    const NAME: &'static str = "recorder";
+
+    fn query(&self) -> Query {
+        QueryItem::types([TYPE]).into()
+    }
+
+    async fn handle(&self, event: &Recorded, _ctx: &AutomationContext) -> Result<(), AutomationError> {
+        let kind = event.tags().iter().find(|t| t.key() == "kind").map(|t| t.value().to_owned()).unwrap_or_default();
+        match kind.as_str() {
+            "stuck" => {
+                self.stuck.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            }
+            "flaky" => {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+                return Err(AutomationError("flaky service".into()));
+            }
+            "fail-once" if self.failed.fetch_add(1, Ordering::SeqCst) == 0 => {
+                return Err(AutomationError("first attempt fails".into()));
+            }
+            _ => {}
+        }
+        *self.handled.lock().unwrap().entry(event.position()).or_default() += 1;
+        Ok(())
+    }
+}
+
+fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
+    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
+    Arc::new(DcbStore::new(engine, "queue").unwrap())
+}
+
+/// Appends one event per kind, in order; returns their positions.
+async fn append(backend: &Arc<dyn Backend>, kinds: &[&str]) -> Vec<Position> {
+    let events: Vec<DcbEvent> = kinds
+        .iter()
+        .map(|kind| DcbEvent::new(TYPE, b"{}".to_vec()).with_tag(Tag::new("kind", kind).unwrap()))
+        .collect();
+    let appended = backend.events().append(events, None).await.unwrap();
+    appended.positions
+}
+
+async fn eventually(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_workers_claim_every_due_job_behind_100_leased_and_backing_off_jobs_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend(dir.path());
+    let recorder = Recorder::default();
+    // Leases and backoffs of an hour: those jobs stay out of reach for the whole test.
+    let settings = QueueSettings {
+        lease: HOUR,
+        max_attempts: 5,
+        retry_backoff: HOUR,
+        poll: Duration::from_millis(20),
+        workers: 1,
+    };
+    let runtime = AutomationRuntime::new(recorder.clone(), backend.clone(), settings);
+    let (leased, backing_off, due) = (70, 30, 400);
+    let mut kinds = vec!["stuck"; leased];
+    kinds.extend(vec!["flaky"; backing_off]);
+    kinds.extend(vec!["normal"; due]);
+    let positions = append(&backend, &kinds).await;
+    let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
+    eventually("every job enqueued", Duration::from_secs(20), async || runtime.pending().await.unwrap() == kinds.len())
+        .await;
+    enqueuer.abort();
+
+    // The first 70 jobs: claimed by workers that hang in the handler, holding their lease.
+    let mut hanging = Vec::new();
+    for n in 0..leased {
+        let (runtime, worker) = (runtime.clone(), format!("stuck-{n}"));
+        hanging.push(tokio::spawn(async move { runtime.work_once(&worker).await }));
+        eventually("the stuck job to start", Duration::from_secs(20), async || {
+            recorder.stuck.load(Ordering::SeqCst) == n + 1
+        })
+        .await;
+    }
+    // The next 30: claimed, failed, backing off for an hour.
+    for _ in 0..backing_off {
+        assert!(runtime.work_once("flaky-worker").await.unwrap(), "a flaky job is claimed");
+    }
+    assert_eq!(recorder.failed.load(Ordering::SeqCst), backing_off);
+    assert!(recorder.handled().is_empty());
+
+    // 8 racing workers drain the 400 due jobs behind those 100.
+    let (stop_tx, stop) = watch::channel(false);
+    let workers: Vec<_> =
+        (0..8).map(|n| tokio::spawn(runtime.clone().run_worker_until(format!("racer-{n}"), stop.clone()))).collect();
+    eventually("every due job handled", Duration::from_secs(60), async || recorder.handled().len() == due).await;
+    stop_tx.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+
+    let handled = recorder.handled();
+    let expected: Vec<Position> = positions[leased + backing_off..].to_vec();
+    assert_eq!(handled.keys().copied().collect::<Vec<_>>(), expected, "exactly the due jobs");
+    let twice: Vec<_> = handled.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "jobs handled more than once: {twice:?}");
+    assert_eq!(recorder.stuck.load(Ordering::SeqCst), leased, "no leased job was taken over");
+    assert_eq!(recorder.failed.load(Ordering::SeqCst), backing_off, "no backing-off job ran early");
+    assert_eq!(runtime.pending().await.unwrap(), leased + backing_off);
+    hanging.iter().for_each(|h| h.abort());
+}
+
+/// A worker whose poll is an hour handles a job enqueued while it sleeps: the enqueue
+/// woke it (without the wake-up it would look again only after the hour).
+async fn an_idle_worker_is_woken_by_an_enqueue(separate_enqueuer: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend(dir.path());
+    let recorder = Recorder::default();
+    let settings = QueueSettings { lease: HOUR, max_attempts: 5, retry_backoff: HOUR, poll: HOUR, workers: 1 };
+    let runtime = AutomationRuntime::new(recorder.clone(), backend.clone(), settings);
+    // A separate runtime shares no in-process notification with the worker: as an enqueuer
+    // in another process, it can wake it only through the store's watch.
+    let enqueuing = if separate_enqueuer {
+        AutomationRuntime::new(recorder.clone(), backend.clone(), settings)
+    } else {
+        runtime.clone()
+    };
+    let enqueuer = tokio::spawn(enqueuing.run_enqueuer());
+    let (_stop_tx, stop) = watch::channel(false);
+    let worker = tokio::spawn(runtime.clone().run_worker_until("sleeper".into(), stop));
+
+    let first = append(&backend, &["normal"]).await[0];
+    eventually("the first job", Duration::from_secs(20), async || recorder.handled().contains_key(&first)).await;
+    // The worker found the queue empty after that job and went to sleep for its poll hour.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let appended = tokio::time::Instant::now();
+    let second = append(&backend, &["normal"]).await[0];
+    eventually("the job enqueued while the worker slept", Duration::from_secs(20), async || {
+        recorder.handled().contains_key(&second)
+    })
+    .await;
+    let through = if separate_enqueuer { "the store's watch" } else { "the in-process notification" };
+    println!("woken through {through}: job handled {:?} after its append (poll: 1 h)", appended.elapsed());
+    worker.abort();
+    enqueuer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_is_woken_by_an_enqueue_in_its_process() {
+    an_idle_worker_is_woken_by_an_enqueue(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_is_woken_by_an_enqueue_elsewhere_through_the_store() {
+    an_idle_worker_is_woken_by_an_enqueue(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_wakes_when_a_failed_job_becomes_due_and_when_a_dead_letter_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend(dir.path());
+    let recorder = Recorder::default();
+    let settings = QueueSettings {
+        lease: HOUR,
+        max_attempts: 1,
+        retry_backoff: Duration::from_millis(200),
+        poll: HOUR,
+        workers: 1,
+    };
+    let runtime = AutomationRuntime::new(recorder.clone(), backend.clone(), settings);
+    let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
+    let (_stop_tx, stop) = watch::channel(false);
+    let worker = tokio::spawn(runtime.clone().run_worker_until("sleeper".into(), stop));
+
+    // max_attempts 1: the failing job goes straight to the dead letters.
+    let failing = append(&backend, &["fail-once"]).await[0];
+    eventually("a dead letter", Duration::from_secs(20), async || runtime.dead_letters().await.unwrap().len() == 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(runtime.replay(failing).await.unwrap());
+    eventually("the replayed job", Duration::from_secs(20), async || recorder.handled().contains_key(&failing)).await;
+    worker.abort();
+    enqueuer.abort();
+
+    // Retried after its 200 ms backoff although the poll is an hour.
+    let settings = QueueSettings { max_attempts: 3, ..settings };
+    let recorder = Recorder::default();
+    let runtime = AutomationRuntime::new(recorder.clone(), backend.clone(), settings);
+    let (_stop_tx, stop) = watch::channel(false);
+    let worker = tokio::spawn(runtime.clone().run_worker_until("sleeper-2".into(), stop));
+    let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
+    let retried = append(&backend, &["fail-once"]).await[0];
+    eventually("the retried job", Duration::from_secs(20), async || recorder.handled().contains_key(&retried)).await;
+    assert_eq!(recorder.failed.load(Ordering::SeqCst), 2, "failed once, then succeeded");
+    worker.abort();
+    enqueuer.abort();
+}
