@@ -111,7 +111,12 @@ async fn the_course_app_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let app = start(dir.path()).await;
 
-    assert_eq!(app.get("/health").await, (200, json!({ "status": "ok" })));
+    let (status, health) = app.get("/health").await;
+    assert_eq!((status, &health["status"], &health["failing"]), (200, &json!("ok"), &json!([])));
+    let tasks: Vec<&str> = health["tasks"].as_array().unwrap().iter().map(|t| t["task"].as_str().unwrap()).collect();
+    for task in ["projector:courses", "enqueuer:promote-waiting-students", "worker:promote-waiting-students:0"] {
+        assert!(tasks.contains(&task), "{task} runs supervised: {health}");
+    }
     let (_, slices) = app.get("/slices").await;
     let names = |kind: &str| -> Vec<String> {
         slices[kind].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()

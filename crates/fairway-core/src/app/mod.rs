@@ -12,7 +12,7 @@
 //! | `POST /automations/<name>/dead-letters/<position>/replay` | re-queues one dead letter |
 //! | `DELETE /automations/<name>/dead-letters` | purges its dead-letter queue |
 //! | `GET /slices` | every slice and event type |
-//! | `GET /health` | 200, or 503 naming what is wrong (e.g. the disk holding the store is full) |
+//! | `GET /health` | 200 with every background task; 503 naming what is wrong: the store refusing writes (e.g. its disk is full), each background task failing and why |
 //!
 //! `after` asks for read-your-writes: the read waits (up to 5 s, then 504) until the view
 //! reflects that position, e.g. the `last_position` a command returned.
@@ -23,6 +23,10 @@
 //! the connection stays up, and a retry with the same `Idempotency-Key` runs again (see
 //! [`idempotency`]).
 //!
+//! Projectors, enqueuers, workers and the idempotency sweeper run supervised: a task that
+//! fails or panics is started again after an exponential backoff (see
+//! [`SupervisionPolicy`]), and `/health` reports every task's state.
+//!
 //! Slices are found through `inventory`: a slice in another crate is linked only if the
 //! binary refers to that crate, e.g. `use my_slices as _;`.
 
@@ -30,6 +34,7 @@ mod answers;
 mod config;
 pub mod idempotency;
 mod routes;
+mod supervisor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,19 +42,21 @@ use std::time::Duration;
 
 use axum::Router;
 use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore};
+use futures::FutureExt;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 pub use answers::MAX_BODY_BYTES;
 pub use config::AppConfig;
 pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+pub use supervisor::{HealthReport, SupervisionPolicy, TaskState, TaskStatus};
 
 use crate::backend::Backend;
 use crate::dependencies::Dependencies;
 use crate::registry::{DynAutomation, DynView, RegistryError, Slices, discover};
 use crate::snapshot::Snapshots;
 use idempotency::Idempotency;
+use supervisor::{Health, Task, supervise};
 
 /// How long a read with `?after=` waits for the view.
 const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,13 +81,13 @@ pub enum AppError {
 
 /// A running app's shared state.
 struct Shared {
-    backend: Arc<dyn Backend>,
     events: Arc<dyn EventStore>,
     slices: Slices,
     views: BTreeMap<&'static str, Arc<dyn DynView>>,
     automations: BTreeMap<&'static str, Arc<dyn DynAutomation>>,
     idempotency: Idempotency,
     snapshots: Snapshots,
+    health: Health,
 }
 
 /// The app: slices bound to a store.
@@ -88,6 +95,7 @@ pub struct App {
     shared: Arc<Shared>,
     dependencies: Dependencies,
     shutdown_grace: Duration,
+    supervision: SupervisionPolicy,
     close: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -135,11 +143,13 @@ impl App {
         let idempotency = Idempotency::new(backend.clone(), config.idempotency_ttl());
         let snapshots = Snapshots::new(backend.clone());
         let events = backend.events();
-        let shared = Shared { backend, events, slices, views, automations, idempotency, snapshots };
+        let health = Health::new(move || backend.storage_health().err().map(|err| err.to_string()));
+        let shared = Shared { events, slices, views, automations, idempotency, snapshots, health };
         Ok(App {
             shared: Arc::new(shared),
             dependencies,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            supervision: SupervisionPolicy::default(),
             close: None,
         })
     }
@@ -151,38 +161,34 @@ impl App {
         self
     }
 
+    /// Sets how failed background tasks are restarted.
+    pub fn supervision(mut self, policy: SupervisionPolicy) -> Self {
+        self.supervision = policy;
+        self
+    }
+
     /// The HTTP routes.
     pub fn router(&self) -> Router {
         routes::router(self.shared.clone())
     }
 
-    /// Starts projectors, enqueuers, workers and the idempotency sweeper, serves on
-    /// `listener` until `shutdown` completes, then finishes in-flight requests and jobs
-    /// (waiting up to the configured grace) and closes the store.
+    /// Starts projectors, enqueuers, workers and the idempotency sweeper, each supervised
+    /// (restarted after failures, reported by `/health`), serves on `listener` until
+    /// `shutdown` completes, then finishes in-flight requests and jobs (waiting up to the
+    /// configured grace) and closes the store.
     pub async fn serve(
         mut self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop, stopping) = watch::channel(false);
-        let mut background: Vec<JoinHandle<()>> = Vec::new();
-        for view in self.shared.views.values() {
-            background.push(spawn_logged("projector", view.name(), view.run()));
-        }
         let instance = instance_id();
-        let mut workers = Vec::new();
-        for automation in self.shared.automations.values() {
-            background.push(spawn_logged("enqueuer", automation.name(), automation.run_enqueuer()));
-            for n in 0..automation.workers() {
-                let worker = format!("{instance}-{n}");
-                workers.push(spawn_logged(
-                    "worker",
-                    automation.name(),
-                    automation.run_worker(worker, stopping.clone()),
-                ));
-            }
+        let (mut workers, mut background) = (Vec::new(), Vec::new());
+        for task in self.background_tasks(&instance, &stopping) {
+            let graceful = task.is_graceful();
+            let handle = supervise(task, self.shared.health.clone(), self.supervision, stopping.clone());
+            if graceful { workers.push(handle) } else { background.push(handle) }
         }
-        background.push(tokio::spawn(sweep_idempotency(self.shared.idempotency.clone())));
         info!(address = %listener.local_addr()?, instance, "serving");
         axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await?;
         let _ = stop.send(true);
@@ -199,6 +205,29 @@ impl App {
         }
         info!("stopped");
         Ok(())
+    }
+
+    /// Every background task: a projector per view, an enqueuer and its workers per
+    /// automation (workers named `<instance>-<n>`, finishing their job when `stopping`
+    /// turns true), and the idempotency sweeper.
+    fn background_tasks(&self, instance: &str, stopping: &watch::Receiver<bool>) -> Vec<Task> {
+        let mut tasks = Vec::new();
+        for view in self.shared.views.values() {
+            let view = view.clone();
+            tasks.push(Task::new("projector", view.name(), move || view.run()));
+        }
+        for automation in self.shared.automations.values() {
+            let enqueuer = automation.clone();
+            tasks.push(Task::new("enqueuer", automation.name(), move || enqueuer.run_enqueuer()));
+            for n in 0..automation.workers() {
+                let (worker, name, stop) = (automation.clone(), format!("{instance}-{n}"), stopping.clone());
+                let run = move || worker.run_worker(name.clone(), stop.clone());
+                tasks.push(Task::new("worker", automation.name(), run).instance(n).graceful());
+            }
+        }
+        let idempotency = self.shared.idempotency.clone();
+        tasks.push(Task::new("sweeper", "idempotency", move || sweep_idempotency(idempotency.clone()).boxed()));
+        tasks
     }
 
     /// The whole program: parse configuration, log to stderr, open, serve until SIGINT or
@@ -244,26 +273,16 @@ fn instance_id() -> String {
     format!("{}-{nanos:08x}", std::process::id())
 }
 
-fn spawn_logged<E: std::fmt::Display + Send + 'static>(
-    role: &'static str,
-    name: &'static str,
-    task: futures::future::BoxFuture<'static, Result<(), E>>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(err) = task.await {
-            error!(role, slice = name, %err, "background task stopped");
-        }
-    })
-}
-
-async fn sweep_idempotency(idempotency: Idempotency) {
+/// Deletes expired idempotency records now and every [`SWEEP_EVERY`]; returns only on
+/// failure.
+async fn sweep_idempotency(idempotency: Idempotency) -> Result<(), String> {
     loop {
-        tokio::time::sleep(SWEEP_EVERY).await;
         match idempotency.sweep().await {
             Ok(0) => {}
             Ok(deleted) => info!(deleted, "expired idempotency records deleted"),
-            Err(err) => warn!(%err, "idempotency sweep failed"),
+            Err(err) => return Err(format!("idempotency sweep: {err}")),
         }
+        tokio::time::sleep(SWEEP_EVERY).await;
     }
 }
 

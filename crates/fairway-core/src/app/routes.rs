@@ -45,22 +45,6 @@ fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, axum::Json(json!({ "error": message.to_string() }))).into_response()
 }
 
-/// `/health`: 200, or 503 with what is wrong.
-async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    match storage_problem(&shared) {
-        None => axum::Json(json!({ "status": "ok" })).into_response(),
-        Some(problem) => {
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "storage": problem })))
-                .into_response()
-        }
-    }
-}
-
-/// Why the store refuses writes (e.g. its disk is full), if it does.
-pub(super) fn storage_problem(shared: &Shared) -> Option<String> {
-    shared.backend.storage_health().err().map(|err| err.to_string())
-}
-
 async fn run_command(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
@@ -195,6 +179,14 @@ async fn get_view(
         Ok(None) => failure(StatusCode::NOT_FOUND, format!("view {name:?} has no document {key:?}")),
         Err(err) => failure(StatusCode::INTERNAL_SERVER_ERROR, err),
     }
+}
+
+/// `/health`: 200 with every background task; 503 naming what is wrong (the store
+/// refusing writes, each failing task and why).
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    let report = shared.health.report();
+    let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(report)).into_response()
 }
 
 async fn list_slices(State(shared): State<Arc<Shared>>) -> Response {
