@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tracing::{Instrument, debug, info_span};
 
-use crate::event::{Event, EventError, Recorded};
+use crate::event::{Event, EventError, Recorded, UndecodableEvent};
 use crate::snapshot::{SnapshotModel, Snapshots};
 
 /// A command: its input (the implementing type) plus its own minimal decision model.
@@ -97,9 +97,12 @@ pub enum CommandError<E: std::error::Error + 'static> {
         /// Cycles run.
         attempts: u32,
     },
-    /// An event could not be encoded or decoded.
+    /// A decided event could not be encoded (e.g. a tag value is not a valid tag).
     #[error(transparent)]
     Event(#[from] EventError),
+    /// A stored event read by the command does not decode: `evolve` failed on it.
+    #[error(transparent)]
+    Undecodable(#[from] UndecodableEvent),
     /// The store failed or refused the input.
     #[error("store: {0}")]
     Store(#[source] StoreError),
@@ -233,7 +236,8 @@ impl<S: EventStore + Clone> CommandRunner<S> {
         let mut events = read.events;
         while let Some(event) = events.try_next().await.map_err(CommandError::Store)? {
             folded += 1;
-            command.evolve(&mut state, &Recorded::new(event))?;
+            let event = Recorded::new(event);
+            command.evolve(&mut state, &event).map_err(|source| UndecodableEvent::new(&event, source))?;
         }
         Ok((state, read.head.max(from), folded))
     }

@@ -57,6 +57,27 @@ pub enum EventError {
     },
 }
 
+/// A stored event that does not decode into the type its reader expects: a fault of the
+/// server (the event type evolved incompatibly), not of the request that read it.
+#[derive(Debug, thiserror::Error)]
+#[error("stored event {event_type} at position {position} does not decode: {source}")]
+pub struct UndecodableEvent {
+    /// The stored event type.
+    pub event_type: String,
+    /// Where it is stored.
+    pub position: Position,
+    /// Why it does not decode.
+    #[source]
+    pub source: EventError,
+}
+
+impl UndecodableEvent {
+    /// The failure of folding `event` with `source`.
+    pub fn new(event: &Recorded, source: EventError) -> Self {
+        UndecodableEvent { event_type: event.event_type().to_owned(), position: event.position(), source }
+    }
+}
+
 /// A registered event type (submitted by `#[derive(Event)]`).
 #[derive(Debug)]
 pub struct EventType {

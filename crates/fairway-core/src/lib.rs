@@ -17,9 +17,12 @@ pub mod snapshot;
 pub mod testkit;
 pub mod view;
 
+/// Any error, boxed to keep its source chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 pub use app::{App, AppConfig};
 pub use automation::{Automation, AutomationContext, AutomationError, AutomationRuntime, DeadLetter, QueueSettings};
 pub use command::{AppendStep, Command, CommandError, CommandRunner, Decision, Executed};
-pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, registered_event_types};
+pub use event::{DuplicateEventName, Event, EventError, EventType, Recorded, UndecodableEvent, registered_event_types};
 pub use snapshot::{SnapshotModel, Snapshots};
 pub use view::{Progress, View, ViewError, ViewRuntime, ViewTx};

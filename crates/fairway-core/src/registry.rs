@@ -15,11 +15,12 @@ use serde::de::DeserializeOwned;
 
 use tokio::sync::watch;
 
+use crate::BoxError;
 use crate::automation::{Automation, AutomationError, AutomationRuntime, DeadLetter};
 use crate::backend::Backend;
 use crate::command::{Command, CommandError, CommandRunner, Executed};
 use crate::dependencies::Dependencies;
-use crate::event::{DuplicateEventName, registered_event_types};
+use crate::event::{DuplicateEventName, EventError, registered_event_types};
 use crate::snapshot::{SnapshotModel, Snapshots};
 use crate::view::{Progress, View, ViewError, ViewRuntime};
 
@@ -45,24 +46,42 @@ impl CommandReply {
     }
 }
 
-/// Why a command handler did not append, mapped to HTTP statuses by the app.
+/// Why a command handler did not append, mapped to HTTP statuses by the app. Each variant
+/// keeps the error it stands for as its [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandFailure {
-    /// The body is not the command (400).
+    /// The request is not a valid command: its body does not decode, or a value it carries
+    /// breaks a rule of the store (400).
     #[error("invalid command body: {0}")]
-    BadRequest(String),
-    /// The command refused (422).
+    BadRequest(#[source] BoxError),
+    /// The command refused: the source is the command's own error (422).
     #[error("{0}")]
-    Rejected(String),
-    /// The boundary kept changing (409).
+    Rejected(#[source] BoxError),
+    /// The boundary kept changing, or another request with the same idempotency key was
+    /// answered first (409).
     #[error("{0}")]
-    Conflict(String),
-    /// The store failed (500).
+    Conflict(#[source] BoxError),
+    /// A fault of the server: a stored event does not decode, a decided event does not
+    /// encode, or the store failed (500).
     #[error("{0}")]
-    Internal(String),
+    Internal(#[source] BoxError),
     /// The disk holding the store is full: nothing was written (507).
     #[error("{0}")]
-    InsufficientStorage(String),
+    InsufficientStorage(#[source] fairway_dcb::StorageError),
+}
+
+impl CommandFailure {
+    /// The HTTP status the app answers this failure with.
+    pub fn status(&self) -> u16 {
+        match self {
+            CommandFailure::BadRequest(_) => 400,
+            CommandFailure::Rejected(_) => 422,
+            CommandFailure::Conflict(_) => 409,
+            CommandFailure::Internal(_) => 500,
+            CommandFailure::InsufficientStorage(_) => 507,
+        }
+    }
 }
 
 /// What a command handler runs with.
@@ -92,22 +111,27 @@ inventory::collect!(CommandSlice);
 /// Decodes a command body; an error names the field at fault (`course_id: must not be
 /// empty`).
 fn decode_command<C: DeserializeOwned>(body: serde_json::Value) -> Result<C, CommandFailure> {
-    serde_path_to_error::deserialize(body).map_err(|e| CommandFailure::BadRequest(e.to_string()))
+    serde_path_to_error::deserialize(body).map_err(|e| CommandFailure::BadRequest(Box::new(e)))
 }
 
-fn reply<E: std::error::Error>(result: Result<Executed, CommandError<E>>) -> Result<CommandReply, CommandFailure> {
+fn reply<E: std::error::Error + Send + Sync + 'static>(
+    result: Result<Executed, CommandError<E>>,
+) -> Result<CommandReply, CommandFailure> {
+    use fairway_dcb::{Error as StoreError, StorageError};
     match result {
         Ok(executed) => Ok(CommandReply::appended(&executed.positions, executed.attempts)),
-        Err(CommandError::Rejected(e)) => Err(CommandFailure::Rejected(e.to_string())),
+        Err(CommandError::Rejected(e)) => Err(CommandFailure::Rejected(Box::new(e))),
         Err(e @ (CommandError::Conflict { .. } | CommandError::Superseded)) => {
-            Err(CommandFailure::Conflict(e.to_string()))
+            Err(CommandFailure::Conflict(Box::new(e)))
         }
-        Err(CommandError::Event(e)) => Err(CommandFailure::BadRequest(e.to_string())),
-        Err(CommandError::Store(fairway_dcb::Error::InvalidInput(e))) => Err(CommandFailure::BadRequest(e.to_string())),
-        Err(CommandError::Store(fairway_dcb::Error::Storage(e @ fairway_dcb::StorageError::DiskFull { .. }))) => {
-            Err(CommandFailure::InsufficientStorage(e.to_string()))
+        // A tag value of a decided event comes from the request.
+        Err(CommandError::Event(e @ EventError::Tag(_))) => Err(CommandFailure::BadRequest(Box::new(e))),
+        Err(CommandError::Store(StoreError::InvalidInput(e))) => Err(CommandFailure::BadRequest(Box::new(e))),
+        Err(CommandError::Store(StoreError::Storage(e @ StorageError::DiskFull { .. }))) => {
+            Err(CommandFailure::InsufficientStorage(e))
         }
-        Err(e) => Err(CommandFailure::Internal(e.to_string())),
+        // Undecodable stored events, unencodable decided events, store failures.
+        Err(e) => Err(CommandFailure::Internal(Box::new(e))),
     }
 }
 

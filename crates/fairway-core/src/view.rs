@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, debug, info, info_span};
 
 use crate::backend::{Backend, DynTx, TxFailure};
-use crate::event::{EventError, Recorded};
+use crate::event::{EventError, Recorded, UndecodableEvent};
 
 /// Events applied per transaction, at most.
 const BATCH: usize = 1024;
@@ -45,9 +45,13 @@ pub trait View: Send + Sync + 'static {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ViewError {
-    /// An event did not decode.
+    /// An event did not decode (what `apply` returns; the runtime turns it into
+    /// [`ViewError::Undecodable`]).
     #[error(transparent)]
     Event(#[from] EventError),
+    /// A stored event the view applies does not decode.
+    #[error(transparent)]
+    Undecodable(#[from] UndecodableEvent),
     /// A stored document did not decode or encode.
     #[error("view document {key:?}: {reason}")]
     Document {
@@ -58,7 +62,10 @@ pub enum ViewError {
     },
     /// The store failed.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] fairway_dcb::Error),
+    /// A transaction body failed with an error of its own.
+    #[error("{0}")]
+    Body(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// Waiting for a position timed out.
     #[error("view {view} did not reach position {position} within {timeout:?}")]
     Timeout {
@@ -76,16 +83,16 @@ impl From<TxFailure> for ViewError {
         match err {
             TxFailure::Body(body) => match body.downcast::<ViewError>() {
                 Ok(view) => *view,
-                Err(other) => ViewError::Store(other.to_string()),
+                Err(other) => ViewError::Body(other),
             },
-            TxFailure::Storage(storage) => ViewError::Store(storage.to_string()),
+            TxFailure::Storage(storage) => storage.into(),
         }
     }
 }
 
 impl From<fairway_dcb::StorageError> for ViewError {
     fn from(err: fairway_dcb::StorageError) -> Self {
-        ViewError::Store(err.to_string())
+        ViewError::Store(fairway_dcb::Error::Storage(err))
     }
 }
 
@@ -244,7 +251,10 @@ impl<V: View> ViewRuntime<V> {
                 let view_tx = ViewTx { tx: tx.clone(), data: keys.data.clone() };
                 let mut count = 0;
                 for event in events.iter().filter(|e| stored.is_none_or(|s| e.position() > s)) {
-                    view.apply(event, &view_tx).await.map_err(body_error)?;
+                    view.apply(event, &view_tx).await.map_err(|err| match err {
+                        ViewError::Event(source) => body_error(UndecodableEvent::new(event, source).into()),
+                        other => body_error(other),
+                    })?;
                     count += 1;
                 }
                 if let Some(last) = events.last().map(Recorded::position).max(through)
@@ -272,18 +282,13 @@ impl<V: View> ViewRuntime<V> {
         let start = self.progress().await?;
         info!(view = V::NAME, version = V::VERSION, checkpoint = ?start.checkpoint, active = start.active, "catching up");
         let from = start.checkpoint.map_or(Position::ZERO, Position::next);
-        let read = self
-            .backend
-            .events()
-            .read_with_head(self.view.query(), ReadOptions::forwards().from(from))
-            .await
-            .map_err(|e| ViewError::Store(e.to_string()))?;
+        let read = self.backend.events().read_with_head(self.view.query(), ReadOptions::forwards().from(from)).await?;
         let head = read.head.max(start.checkpoint);
         let mut batches = read.events.map_ok(Recorded::new).try_ready_chunks(BATCH);
         let mut processed = 0usize;
         let mut batch_count = 0usize;
         let mut checkpoint = start.checkpoint;
-        while let Some(batch) = batches.try_next().await.map_err(|e| ViewError::Store(e.1.to_string()))? {
+        while let Some(batch) = batches.try_next().await.map_err(|e| ViewError::Store(e.1))? {
             checkpoint = batch.last().map(Recorded::position).or(checkpoint);
             processed += self.apply_batch(batch, None, false).await?;
             batch_count += 1;
@@ -311,8 +316,7 @@ impl<V: View> ViewRuntime<V> {
                 .map_ok(Recorded::new)
                 .ready_chunks(BATCH);
             while let Some(chunk) = live.next().await {
-                let events: Vec<Recorded> =
-                    chunk.into_iter().collect::<Result<_, _>>().map_err(|e| ViewError::Store(e.to_string()))?;
+                let events: Vec<Recorded> = chunk.into_iter().collect::<Result<_, _>>()?;
                 let (first, last) = (events.first().map(Recorded::position), events.last().map(Recorded::position));
                 processed += self.apply_batch(events, None, false).await?;
                 debug!(processed, ?first, ?last, "applied live events");
@@ -331,8 +335,7 @@ impl<V: View> ViewRuntime<V> {
             .events()
             .read(self.view.query(), ReadOptions::forwards().from(from).limit(cap))
             .try_fold(0usize, |n, _| async move { Ok(n + 1) })
-            .await
-            .map_err(|e| ViewError::Store(e.to_string()))?;
+            .await?;
         Ok(count)
     }
 
@@ -351,8 +354,7 @@ impl<V: View> ViewRuntime<V> {
                 .events()
                 .read(self.view.query(), ReadOptions::forwards().from(from).limit(1))
                 .try_next()
-                .await
-                .map_err(|e| ViewError::Store(e.to_string()))?;
+                .await?;
             if next.is_none_or(|e| e.position > position) {
                 return Ok(());
             }

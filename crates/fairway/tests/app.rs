@@ -141,9 +141,9 @@ impl Automation for PageOnNewTicket {
     async fn handle(&self, event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
         let pager = ctx.dependency::<std::sync::Arc<Pager>>()?;
         if pager.down.load(Ordering::SeqCst) {
-            return Err(AutomationError("pager is down".into()));
+            return Err(AutomationError::msg("pager is down"));
         }
-        let opened = event.as_event::<TicketOpened>().expect("queried").map_err(AutomationError::from_error)?;
+        let opened = event.as_event::<TicketOpened>().expect("queried")?;
         pager.sent.lock().unwrap().push(opened.ticket);
         Ok(())
     }

@@ -45,10 +45,10 @@ impl Automation for Recorder {
             }
             "flaky" => {
                 self.failed.fetch_add(1, Ordering::SeqCst);
-                return Err(AutomationError("flaky service".into()));
+                return Err(AutomationError::msg("flaky service"));
             }
             "fail-once" if self.failed.fetch_add(1, Ordering::SeqCst) == 0 => {
-                return Err(AutomationError("first attempt fails".into()));
+                return Err(AutomationError::msg("first attempt fails"));
             }
             _ => {}
         }

@@ -36,7 +36,7 @@ impl Automation for SeatTutor {
             std::future::pending::<()>().await; // The worker dies here.
         }
         if self.fail.load(Ordering::SeqCst) {
-            return Err(AutomationError("tutor service unavailable".into()));
+            return Err(AutomationError::msg("tutor service unavailable"));
         }
         common::seat_tutor(event, ctx).await
     }

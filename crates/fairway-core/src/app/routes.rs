@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use fairway_dcb::Position;
 use serde_json::json;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::Shared;
 use super::idempotency::{Claim, ClaimError, Outcome, StoredResponse};
 use crate::command::{AppendStep, CommandRunner};
-use crate::registry::{CommandEnv, CommandFailure, DynView};
+use crate::registry::{CommandEnv, DynView};
+use crate::view::ViewError;
 
 /// Header naming a request's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -118,13 +119,10 @@ async fn execute(shared: &Shared, name: &str, body: &[u8], append_step: Option<A
     match (slice.handler)(env, body).await {
         Ok(reply) => StoredResponse::reply(&reply),
         Err(err) => {
-            let status = match err {
-                CommandFailure::BadRequest(_) => StatusCode::BAD_REQUEST,
-                CommandFailure::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                CommandFailure::Conflict(_) => StatusCode::CONFLICT,
-                CommandFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                CommandFailure::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
-            };
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if status.is_server_error() {
+                error!(command = name, error = %err, "command failed on the server side");
+            }
             respond(status, json!({ "error": err.to_string() }))
         }
     }
@@ -141,9 +139,10 @@ async fn view_after(shared: &Shared, name: &str, after: After) -> Result<Arc<dyn
         shared.views.get(name).ok_or_else(|| failure(StatusCode::NOT_FOUND, format!("unknown view {name:?}")))?;
     if let Some(after) = after.after {
         let position: Position = after.parse().map_err(|e| failure(StatusCode::BAD_REQUEST, e))?;
-        view.wait_for(position, super::READ_YOUR_WRITES_TIMEOUT)
-            .await
-            .map_err(|e| failure(StatusCode::GATEWAY_TIMEOUT, e))?;
+        view.wait_for(position, super::READ_YOUR_WRITES_TIMEOUT).await.map_err(|e| match e {
+            ViewError::Timeout { .. } => failure(StatusCode::GATEWAY_TIMEOUT, e),
+            other => failure(StatusCode::INTERNAL_SERVER_ERROR, other),
+        })?;
     }
     Ok(view.clone())
 }

@@ -31,6 +31,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, info_span, warn};
 
+use crate::BoxError;
 use crate::backend::{Backend, DynTx, TxFailure, transact_value};
 use crate::command::{Command, CommandError, CommandRunner, Executed};
 use crate::dependencies::Dependencies;
@@ -102,26 +103,95 @@ impl AutomationContext {
             .map_ok(Recorded::new)
             .try_collect()
             .await
-            .map_err(AutomationError::from_error)
+            .map_err(AutomationError::from)
     }
 
     /// The dependency of type `T` the app provided (see [`crate::App::provide`]).
     pub fn dependency<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, AutomationError> {
-        self.dependencies.get::<T>().map_err(AutomationError::from_error)
+        Ok(self.dependencies.get::<T>()?)
     }
 }
 
-/// A failed job attempt.
+/// A failed job attempt: any error, boxed with its source chain.
+///
+/// `?` converts every `std::error::Error + Send + Sync + 'static` into it, so a handler
+/// needs no `map_err`; [`AutomationError::msg`] makes one from a message. Like
+/// `anyhow::Error`, it does not implement `std::error::Error` itself (that would collide
+/// with the blanket `From`); it dereferences to `dyn Error` instead, so
+/// `err.source()` walks the chain, and [`AutomationError::downcast_ref`] finds the
+/// original type.
+pub struct AutomationError(BoxError);
+
+/// A failure with only a message (see [`AutomationError::msg`]).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct AutomationError(pub String);
+pub struct Message(pub String);
 
 impl AutomationError {
-    /// Wraps any error.
-    pub fn from_error(err: impl std::fmt::Display) -> Self {
-        AutomationError(err.to_string())
+    /// A failure with only a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        AutomationError(Box::new(Message(message.into())))
+    }
+
+    /// Wraps any error, keeping it as the source chain.
+    #[deprecated(since = "0.1.0", note = "`?` converts errors; or use `AutomationError::from`")]
+    pub fn from_error(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        err.into()
+    }
+
+    /// The wrapped error, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The wrapped error.
+    pub fn into_inner(self) -> BoxError {
+        self.0
     }
 }
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for AutomationError {
+    fn from(err: E) -> Self {
+        AutomationError(Box::new(err))
+    }
+}
+
+impl From<AutomationError> for BoxError {
+    fn from(err: AutomationError) -> Self {
+        err.0
+    }
+}
+
+impl std::ops::Deref for AutomationError {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl AsRef<dyn std::error::Error + Send + Sync + 'static> for AutomationError {
+    fn as_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for AutomationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Debug for AutomationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// The triggering event of a job is not in the log.
+#[derive(Debug, thiserror::Error)]
+#[error("triggering event {0} not found")]
+pub struct TriggerNotFound(pub Position);
 
 /// Tuning of an automation's queue.
 #[derive(Debug, Clone, Copy)]
@@ -174,7 +244,10 @@ async fn transact<R: Send + 'static>(
     backend: &dyn Backend,
     body: impl Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
 ) -> Result<R, AutomationError> {
-    transact_value(backend, body).await.map_err(AutomationError::from_error)
+    transact_value(backend, body).await.map_err(|err| match err {
+        TxFailure::Body(body) => AutomationError(body),
+        storage @ TxFailure::Storage(_) => storage.into(),
+    })
 }
 
 /// An automation bound to a store: its enqueuer, its workers and its dead-letter queue.
@@ -237,11 +310,8 @@ impl<A: Automation> AutomationRuntime<A> {
         .await?;
         let mut events = self.backend.events().subscribe(self.automation.query(), cursor).ready_chunks(256);
         while let Some(chunk) = events.next().await {
-            let positions: Vec<Position> = chunk
-                .into_iter()
-                .map(|e| e.map(|e| e.position))
-                .collect::<Result<_, _>>()
-                .map_err(AutomationError::from_error)?;
+            let positions: Vec<Position> =
+                chunk.into_iter().map(|e| e.map(|e| e.position)).collect::<Result<_, _>>()?;
             let (keys, positions) = (self.keys.clone(), Arc::new(positions));
             let enqueued = transact(self.backend.as_ref(), move |tx| {
                 let (keys, positions) = (keys.clone(), positions.clone());
@@ -307,10 +377,9 @@ impl<A: Automation> AutomationRuntime<A> {
                 .events()
                 .read(Query::all(), ReadOptions::forwards().from(position).limit(1))
                 .try_next()
-                .await
-                .map_err(AutomationError::from_error)?
+                .await?
                 .filter(|e| e.position == position)
-                .ok_or_else(|| AutomationError(format!("triggering event {position} not found")))?;
+                .ok_or(TriggerNotFound(position))?;
             let ctx = AutomationContext::new(self.backend.events(), self.dependencies.clone());
             // Renew the lease while the handler runs, in the same task: if the worker dies,
             // renewals stop with it and the lease expires.
@@ -324,7 +393,7 @@ impl<A: Automation> AutomationRuntime<A> {
             };
             let event = Recorded::new(event);
             let outcome = tokio::select! {
-                outcome = self.automation.handle(&event, &ctx) => outcome.map_err(|e| e.0),
+                outcome = self.automation.handle(&event, &ctx) => outcome.map_err(|e| e.to_string()),
                 never = renewals => never,
             };
             if let Err(error) = &outcome {
@@ -385,12 +454,12 @@ impl<A: Automation> AutomationRuntime<A> {
                 let until_due = next_due.map(|due| Duration::from_micros(due.saturating_sub(now_micros())));
                 let idle = until_due.map_or(self.settings.poll, |d| d.min(self.settings.poll));
                 tokio::select! {
-                    woken = wake_ups.wait(idle) => woken.map_err(AutomationError::from_error)?,
+                    woken = wake_ups.wait(idle) => woken?,
                     _ = stop_requested(&mut stop) => break,
                 }
             }
             // Armed before the next look, so a job enqueued in between is not slept through.
-            armed = Some(self.wake.arm(self.backend.as_ref()).await.map_err(AutomationError::from_error)?);
+            armed = Some(self.wake.arm(self.backend.as_ref()).await?);
         }
         debug!(automation = A::NAME, worker, "worker stopped");
         Ok(())

@@ -25,7 +25,7 @@ use fairway_dcb::Position;
 use fairway_dcb::kv::KeyValue;
 use serde::{Deserialize, Serialize};
 
-use super::{AutomationError, DeadLetter, QueueSettings};
+use super::{DeadLetter, Message, QueueSettings};
 use crate::backend::{Backend, DynTx, TxFailure};
 
 /// Longest delay between two attempts of a failing job.
@@ -123,7 +123,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn corrupt(what: String) -> TxFailure {
-    TxFailure::Body(Box::new(AutomationError(what)))
+    TxFailure::Body(Box::new(Message(what)))
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, TxFailure> {

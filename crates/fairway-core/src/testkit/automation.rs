@@ -66,7 +66,7 @@ impl AutomationTest {
         let commands = std::mem::take(&mut *recorder.lock().expect("recorder"));
         match outcome {
             Ok(()) => Reaction { automation: A::NAME, result: "handled", commands, error: None },
-            Err(e) => Reaction { automation: A::NAME, result: "failed", commands, error: Some(e.0) },
+            Err(e) => Reaction { automation: A::NAME, result: "failed", commands, error: Some(e.to_string()) },
         }
     }
 }

@@ -115,13 +115,12 @@ impl Command for SubscribeStudent {
 /// Seats a tutor in the course `event` defined; a repeated job finds the tutor already
 /// seated and succeeds (automations run at least once).
 pub async fn seat_tutor(event: &Recorded, ctx: &fairway::AutomationContext) -> Result<(), fairway::AutomationError> {
-    use fairway::{AutomationError, CommandError};
-    let course =
-        event.as_event::<CourseDefined>().expect("triggered by CourseDefined").map_err(AutomationError::from_error)?;
+    use fairway::CommandError;
+    let course = event.as_event::<CourseDefined>().expect("triggered by CourseDefined")?;
     let subscribe = SubscribeStudent { course_id: course.course_id, student_id: "tutor".into() };
     match ctx.execute(&subscribe).await {
         Ok(_) | Err(CommandError::Rejected(CourseError::AlreadySubscribed(_))) => Ok(()),
-        Err(other) => Err(AutomationError::from_error(other)),
+        Err(other) => Err(other.into()),
     }
 }
 

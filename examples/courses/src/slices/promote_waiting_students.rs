@@ -27,7 +27,7 @@ fn course_of(event: &Recorded) -> Result<Option<String>, AutomationError> {
     } else {
         return Ok(None);
     };
-    course.map(Some).map_err(AutomationError::from_error)
+    Ok(Some(course?))
 }
 
 #[automation]
@@ -44,9 +44,9 @@ impl Automation for PromoteWaitingStudents {
         let mut waiting: Vec<String> = Vec::new();
         for recorded in ctx.read(Query::from(waiting_list(&course))).await? {
             if let Some(joined) = recorded.as_event::<StudentJoinedWaitingList>() {
-                waiting.push(joined.map_err(AutomationError::from_error)?.student_id);
+                waiting.push(joined?.student_id);
             } else if let Some(subscribed) = recorded.as_event::<StudentSubscribed>() {
-                let subscribed = subscribed.map_err(AutomationError::from_error)?;
+                let subscribed = subscribed?;
                 waiting.retain(|s| *s != subscribed.student_id);
             }
         }
@@ -56,7 +56,7 @@ impl Automation for PromoteWaitingStudents {
                 Ok(_) | Err(CommandError::Rejected(SubscribeError::TooManyCourses(_))) => {}
                 Err(CommandError::Rejected(SubscribeError::AlreadySubscribed { .. })) => {}
                 Err(CommandError::Rejected(SubscribeError::Full(_))) => break,
-                Err(other) => return Err(AutomationError::from_error(other)),
+                Err(other) => return Err(other.into()),
             }
         }
         Ok(())
