@@ -1,9 +1,12 @@
 //! Macros of Fairway. Generated code names only `::fairway::…`, so users need no other
 //! dependency.
 
+mod args;
+
+use args::Flags;
 use proc_macro::TokenStream;
 use quote::quote;
-use syn::{Data, DeriveInput, Fields, LitStr, parse_macro_input};
+use syn::{Data, DeriveInput, LitStr, parse_macro_input};
 
 /// Derives `fairway::Event` for a struct with named fields.
 ///
@@ -15,6 +18,9 @@ use syn::{Data, DeriveInput, Fields, LitStr, parse_macro_input};
 /// The payload is the struct encoded with MessagePack maps (`rmp_serde::to_vec_named`), so
 /// fields may be added (with `#[serde(default)]`), removed or renamed (`#[serde(alias)]`)
 /// without migrating stored events. The struct must derive `Serialize` and `Deserialize`.
+///
+/// Any other argument, a duplicate `name`, or either attribute in the other's place is a
+/// compile error.
 #[proc_macro_derive(Event, attributes(event, tag))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -26,38 +32,34 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 
 fn expand_event(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let ident = &input.ident;
-    let mut name = ident.to_string();
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
-        attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("name") {
-                name = meta.value()?.parse::<LitStr>()?.value();
-                Ok(())
-            } else {
-                Err(meta.error("expected `name = \"...\"`"))
-            }
-        })?;
-    }
+    let name = event_name(input)?;
     let Data::Struct(data) = &input.data else {
         return Err(syn::Error::new_spanned(ident, "#[derive(Event)] supports structs"));
     };
     let mut tags = Vec::new();
-    if let Fields::Named(fields) = &data.fields {
-        for field in &fields.named {
-            for attr in field.attrs.iter().filter(|a| a.path().is_ident("tag")) {
-                let key: LitStr = attr.parse_args()?;
-                let field_ident = field.ident.as_ref().expect("named field");
-                let is_option = matches!(&field.ty, syn::Type::Path(p)
-                    if p.path.segments.last().is_some_and(|s| s.ident == "Option"));
-                tags.push(if is_option {
-                    quote! {
-                        if let ::std::option::Option::Some(value) = &self.#field_ident {
-                            tags.push(::fairway::dcb::Tag::new(#key, value)?);
-                        }
+    for field in &data.fields {
+        if let Some(attr) = field.attrs.iter().find(|a| a.path().is_ident("event")) {
+            return Err(syn::Error::new_spanned(attr, "#[event] goes on the event struct, not on a field"));
+        }
+        for attr in field.attrs.iter().filter(|a| a.path().is_ident("tag")) {
+            let key = tag_key(attr)?;
+            let Some(field_ident) = field.ident.as_ref() else {
+                return Err(syn::Error::new_spanned(
+                    attr,
+                    "#[tag] needs a named field (`struct E { #[tag(\"key\")] id: Id }`)",
+                ));
+            };
+            let is_option = matches!(&field.ty, syn::Type::Path(p)
+                if p.path.segments.last().is_some_and(|s| s.ident == "Option"));
+            tags.push(if is_option {
+                quote! {
+                    if let ::std::option::Option::Some(value) = &self.#field_ident {
+                        tags.push(::fairway::dcb::Tag::new(#key, value)?);
                     }
-                } else {
-                    quote! { tags.push(::fairway::dcb::Tag::new(#key, &self.#field_ident)?); }
-                });
-            }
+                }
+            } else {
+                quote! { tags.push(::fairway::dcb::Tag::new(#key, &self.#field_ident)?); }
+            });
         }
     }
     let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
@@ -78,20 +80,60 @@ fn expand_event(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     })
 }
 
+/// The event type name: the `name` of `#[event(name = "...")]`, or the struct's name.
+fn event_name(input: &DeriveInput) -> syn::Result<String> {
+    const ALLOWED: &str = "allowed: `name = \"...\"`";
+    let mut name: Option<LitStr> = None;
+    if let Some(attr) = input.attrs.iter().find(|a| a.path().is_ident("tag")) {
+        return Err(syn::Error::new_spanned(attr, "#[tag] goes on a field of the event struct, not on the struct"));
+    }
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
+        if !matches!(attr.meta, syn::Meta::List(_)) {
+            return Err(syn::Error::new_spanned(attr, format!("#[event] needs arguments; {ALLOWED}")));
+        }
+        attr.parse_nested_meta(|meta| {
+            let argument = args::path_text(&meta.path);
+            if argument != "name" {
+                return Err(meta.error(format!("unknown argument `{argument}` for #[event]; {ALLOWED}")));
+            }
+            if !meta.input.peek(syn::Token![=]) {
+                return Err(
+                    meta.error("argument `name` of #[event] needs a value: `#[event(name = \"CourseDefined\")]`")
+                );
+            }
+            let value: LitStr = meta.value()?.parse()?;
+            if name.is_some() {
+                return Err(syn::Error::new_spanned(&meta.path, "duplicate argument `name` for #[event]"));
+            }
+            name = Some(value);
+            Ok(())
+        })?;
+    }
+    Ok(name.map_or_else(|| input.ident.to_string(), |name| name.value()))
+}
+
+/// The key of a `#[tag("key")]` field attribute.
+fn tag_key(attr: &syn::Attribute) -> syn::Result<LitStr> {
+    attr.parse_args::<LitStr>().map_err(|err| {
+        let span = match &attr.meta {
+            syn::Meta::List(list) if !list.tokens.is_empty() => err.span(),
+            _ => attr.path().get_ident().map_or_else(proc_macro2::Span::call_site, |ident| ident.span()),
+        };
+        syn::Error::new(span, "#[tag] takes one string literal, the tag key: `#[tag(\"course\")]`")
+    })
+}
+
 /// Registers a command slice: put it on `impl fairway::Command for MyCommand`. The command
 /// type must implement `serde::Deserialize` (it is the HTTP body of `POST /commands/<NAME>`).
 ///
 /// `#[command(snapshots)]` folds from decision-model snapshots; the command must then also
-/// implement `fairway::SnapshotModel`.
+/// implement `fairway::SnapshotModel`. Any other argument is a compile error.
 #[proc_macro_attribute]
 pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
-    let snapshots = match args.to_string().as_str() {
-        "" => false,
-        "snapshots" => true,
-        other => {
-            let message = format!("unknown option `{other}`: expected `#[command]` or `#[command(snapshots)]`");
-            return syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error().into();
-        }
+    const FLAGS: Flags = Flags { attribute: "command", allowed: &["snapshots"] };
+    let snapshots = match FLAGS.parse(args.into()) {
+        Ok(given) => given[0],
+        Err(err) => return refused(err, item),
     };
     register(item, |ty| {
         let handler = if snapshots {
@@ -112,9 +154,12 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Registers a view slice: put it on `impl fairway::View for MyView`. The view type must
-/// implement `Default` (the runtime builds it).
+/// implement `Default` (the runtime builds it). `#[view]` takes no arguments.
 #[proc_macro_attribute]
-pub fn view(_args: TokenStream, item: TokenStream) -> TokenStream {
+pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
+    if let Err(err) = (Flags { attribute: "view", allowed: &[] }).parse(args.into()) {
+        return refused(err, item);
+    }
     register(item, |ty| {
         quote! {
             ::fairway::inventory::submit! {
@@ -131,9 +176,12 @@ pub fn view(_args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Registers an automation slice: put it on `impl fairway::Automation for MyAutomation`. The
 /// automation type must implement `Default` (the runtime builds it); outside services come
-/// from `AutomationContext::dependency`.
+/// from `AutomationContext::dependency`. `#[automation]` takes no arguments.
 #[proc_macro_attribute]
-pub fn automation(_args: TokenStream, item: TokenStream) -> TokenStream {
+pub fn automation(args: TokenStream, item: TokenStream) -> TokenStream {
+    if let Err(err) = (Flags { attribute: "automation", allowed: &[] }).parse(args.into()) {
+        return refused(err, item);
+    }
     register(item, |ty| {
         quote! {
             ::fairway::inventory::submit! {
@@ -145,6 +193,14 @@ pub fn automation(_args: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
     })
+}
+
+/// The error of refused attribute arguments, followed by the item unchanged (so the error
+/// is not buried under errors about the missing item).
+fn refused(err: syn::Error, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    let error = err.to_compile_error();
+    quote! { #error #item }.into()
 }
 
 fn register(item: TokenStream, submit: impl Fn(&syn::Type) -> proc_macro2::TokenStream) -> TokenStream {

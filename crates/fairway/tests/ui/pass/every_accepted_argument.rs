@@ -1,0 +1,113 @@
+//! Every argument the macros accept, in every form they accept it.
+
+use fairway::dcb::{Query, QueryItem};
+use fairway::{
+    Automation, AutomationContext, AutomationError, Command, Decision, Event, EventError, Recorded, View, ViewError,
+    ViewTx, automation, command, view,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(name = "NoteTaken")]
+struct Noted {
+    #[tag("note")]
+    note: String,
+    #[tag("author")]
+    #[tag("reviewer")]
+    author: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Event)]
+struct Plain {
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct TakeNote {
+    note: String,
+}
+
+impl fairway::SnapshotModel for TakeNote {
+    const MODEL_VERSION: u32 = 1;
+}
+
+#[command(snapshots)]
+impl Command for TakeNote {
+    const NAME: &'static str = "take-note";
+    type State = ();
+    type Error = std::convert::Infallible;
+
+    fn query(&self) -> Query {
+        QueryItem::types([Noted::NAME]).into()
+    }
+
+    fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
+        Ok(())
+    }
+
+    fn decide(&self, _: &()) -> Result<Decision, Self::Error> {
+        Ok(Decision::event(Noted { note: self.note.clone(), author: None }))
+    }
+}
+
+#[derive(Deserialize)]
+struct WritePlain {
+    text: String,
+}
+
+#[command]
+impl Command for WritePlain {
+    const NAME: &'static str = "write-plain";
+    type State = ();
+    type Error = std::convert::Infallible;
+
+    fn query(&self) -> Query {
+        QueryItem::types([Plain::NAME]).into()
+    }
+
+    fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
+        Ok(())
+    }
+
+    fn decide(&self, _: &()) -> Result<Decision, Self::Error> {
+        Ok(Decision::event(Plain { text: self.text.clone() }))
+    }
+}
+
+#[derive(Default)]
+struct Notes;
+
+#[view()]
+impl View for Notes {
+    const NAME: &'static str = "notes";
+    const VERSION: u32 = 1;
+
+    fn query(&self) -> Query {
+        QueryItem::types([Noted::NAME]).into()
+    }
+
+    async fn apply(&self, _: &Recorded, _: &ViewTx) -> Result<(), ViewError> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Echo;
+
+#[automation]
+impl Automation for Echo {
+    const NAME: &'static str = "echo";
+
+    fn query(&self) -> Query {
+        QueryItem::types([Noted::NAME]).into()
+    }
+
+    async fn handle(&self, _: &Recorded, _: &AutomationContext) -> Result<(), AutomationError> {
+        Ok(())
+    }
+}
+
+fn main() {
+    assert_eq!(Noted::NAME, "NoteTaken");
+    assert_eq!(Plain::NAME, "Plain");
+}
