@@ -79,8 +79,8 @@ impl Window {
     }
 
     /// The rest of the window once everything up to `covered` (reading forwards) or down
-    /// to `covered` (backwards) has been read, keys included up to `key` (the last key
-    /// whose block was read whole) or only partly when `key` is `None`.
+    /// to `covered` (backwards) has been read; `whole_block` tells whether the block
+    /// holding `covered` was read whole (otherwise its key is visited again).
     fn after(mut self, covered: Position, whole_block: bool, reverse: bool) -> Self {
         if reverse {
             if covered == Position::ZERO {
@@ -213,9 +213,8 @@ pub async fn read_page<T: KvTransaction>(
     };
     let ran_out = visited < max_keys && !skipped && stop.is_none_or(|s| s.whole_block);
     let rest = match stop {
-        _ if ran_out => Window::finished(),
-        Some(stop) => window.after(stop.covered, stop.whole_block, reverse),
-        None => Window::finished(),
+        Some(stop) if !ran_out => window.after(stop.covered, stop.whole_block, reverse),
+        _ => Window::finished(),
     };
     Ok(Page { events, rest, keys_used, fetched })
 }

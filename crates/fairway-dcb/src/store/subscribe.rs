@@ -86,12 +86,13 @@ impl<E: KvEngine> Subscription<E> {
             Some(after) => after.next(),
             None => Position::ZERO,
         };
-        let Some(head) = self.store.head().await? else { return Ok(false) };
-        if head < from {
-            return Ok(false);
+        let read = self.store.read_with_head(self.query.clone(), ReadOptions::forwards().from(from)).await?;
+        match read.head {
+            Some(head) if head >= from => {
+                self.round = Some(Round { events: read.events, head });
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        let options = ReadOptions::forwards().from(from).up_to(head);
-        self.round = Some(Round { events: self.store.read(self.query.clone(), options), head });
-        Ok(true)
     }
 }
