@@ -1,5 +1,6 @@
-//! `cargo xtask new` on a copy of the workspace: the only change is one new file per slice,
-//! the app discovers the new slices at start, and their generated tests pass.
+//! `cargo xtask new` on a copy of the workspace: the only change is one new file per slice
+//! (and, once its tests ran, its insta snapshots beside it); the app discovers the new
+//! slices at start, its *whole* test suite stays green, and the new slices answer over HTTP.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -114,12 +115,93 @@ fn scaffolding_only_adds_files_and_the_app_discovers_the_new_slices() {
     assert!(names("views").contains(&"event-counts".to_owned()), "{slices}");
     assert!(names("automations").contains(&"welcome-student".to_owned()), "{slices}");
 
-    let tests = run(cargo(&copy_root).args(["test", "--offline", "-p", "courses", "--lib"]));
+    // The new slices' snapshot tests record their first snapshots (as a user accepts them
+    // with `INSTA_UPDATE=always` or `cargo insta accept`)...
+    run(cargo(&copy_root).args(["test", "--offline", "-p", "courses", "--lib"]).env("INSTA_UPDATE", "always"));
+    let snapshots = copy_root.join("examples/courses/src/slices/snapshots");
+    let recorded = tree(&copy_root);
+    let new_files: Vec<&PathBuf> = recorded.keys().filter(|path| !after.contains_key(*path)).collect();
+    assert_eq!(new_files.len(), 3, "one snapshot per generated test: {new_files:?}");
+    for file in &new_files {
+        assert!(copy_root.join(file).starts_with(&snapshots), "{} is beside the slices", file.display());
+    }
+    let reaction = &recorded[&PathBuf::from(
+        "examples/courses/src/slices/snapshots/courses__slices__welcome_student__tests__handles_a_request.snap",
+    )];
+    assert!(String::from_utf8_lossy(reaction).contains("result: handled"), "{}", String::from_utf8_lossy(reaction));
+
+    // ...then the app's whole test suite (HTTP, races, crash tests included) runs green as
+    // CI runs it, with snapshots compared, never written.
+    let suite =
+        run(cargo(&copy_root).args(["test", "--offline", "-p", "courses"]).env("INSTA_UPDATE", "no").env("CI", "true"));
     for test in [
         "notify_teacher::tests::records_once",
-        "event_counts::tests::counts_events_by_type",
+        "event_counts::tests::counts_notes_by_id",
         "welcome_student::tests::handles_a_request",
+        "the_course_app_over_http",
     ] {
-        assert!(tests.contains(&format!("{test} ... ok")), "{test} did not pass:\n{tests}");
+        assert!(suite.contains(&format!("{test} ... ok")), "{test} did not pass:\n{suite}");
     }
+    let results: Vec<&str> = suite.lines().filter(|line| line.starts_with("test result:")).collect();
+    assert!(results.len() >= 5 && results.iter().all(|r| r.starts_with("test result: ok.")), "{suite}");
+
+    serve_and_ask(&copy_root);
+}
+
+/// Runs the copy's app binary and asks the new slices over HTTP.
+fn serve_and_ask(copy_root: &Path) {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let _app = KillOnDrop(
+        cargo(copy_root)
+            .args(["run", "--offline", "--quiet", "-p", "courses", "--", "--listen", &listen, "--data-dir"])
+            .arg(data.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while http(&listen, "GET", "/health", "").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the app serves within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let answers = [
+        http(&listen, "POST", "/commands/notify-teacher", r#"{"id": "t1"}"#),
+        http(&listen, "POST", "/commands/notify-teacher", r#"{"id": "t1"}"#),
+        http(&listen, "POST", "/commands/notify-teacher", r#"{"id": ""}"#),
+        http(&listen, "GET", "/views/event-counts", ""),
+        http(&listen, "GET", "/automations/welcome-student/dead-letters", ""),
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|a| a.as_ref().map_or(0, |(status, _)| *status)).collect();
+    assert_eq!(statuses, [200, 422, 400, 200, 200], "{answers:?}");
+    let bad_id = &answers[2].as_ref().unwrap().1;
+    assert!(bad_id.contains("id: must not be empty"), "a bad id is refused naming the field: {bad_id}");
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 request; the status and body, or `None` when nothing answers.
+fn http(address: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+    Some((status, body))
 }

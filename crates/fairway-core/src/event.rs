@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use fairway_dcb::{InvalidInput, Position, SequencedEvent, Tag};
+use fairway_dcb::{InvalidInput, Position, Query, QueryItem, SequencedEvent, Tag};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -25,10 +25,53 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// Decodes `event` if it is of this type; `None` for other types.
     fn from_raw(event: &fairway_dcb::Event) -> Option<Result<Self, EventError>> {
-        (event.event_type == Self::NAME).then(|| {
-            rmp_serde::from_slice(&event.payload)
-                .map_err(|e| EventError::Decode { name: Self::NAME, reason: e.to_string() })
-        })
+        (event.event_type == Self::NAME).then(|| Self::from_payload(&event.payload))
+    }
+
+    /// Decodes a stored payload of this type.
+    fn from_payload(payload: &[u8]) -> Result<Self, EventError> {
+        rmp_serde::from_slice(payload).map_err(|e| EventError::Decode { name: Self::NAME, reason: e.to_string() })
+    }
+}
+
+/// The closed set of event types a slice reads, decoded into one value: usually an enum
+/// whose variants each wrap one event type, with `#[derive(fairway::EventSet)]`; every
+/// [`Event`] is also a set of one.
+///
+/// The set names its types, so queries are built from it ([`EventSet::query`],
+/// [`EventSet::tagged`]) without listing names again, and an event whose type is not in
+/// the set is never decoded.
+///
+/// See the `fairway` crate's documentation for an example.
+pub trait EventSet: Sized + Send + 'static {
+    /// The stored type names of the set's events.
+    const TYPES: &'static [&'static str];
+
+    /// Decodes `event` if its type is in the set; `None` (without decoding) otherwise.
+    fn decode(event: &fairway_dcb::Event) -> Option<Result<Self, EventError>>;
+
+    /// A query item matching every type of the set.
+    fn item() -> QueryItem {
+        QueryItem::types(Self::TYPES.iter().copied())
+    }
+
+    /// A query item matching every type of the set carrying all of `tags`: one consistency
+    /// boundary.
+    fn tagged(tags: impl IntoIterator<Item = Tag>) -> QueryItem {
+        Self::item().with_tags(tags)
+    }
+
+    /// A query for every event of the set.
+    fn query() -> Query {
+        Self::item().into()
+    }
+}
+
+impl<E: Event> EventSet for E {
+    const TYPES: &'static [&'static str] = &[E::NAME];
+
+    fn decode(event: &fairway_dcb::Event) -> Option<Result<Self, EventError>> {
+        E::from_raw(event)
     }
 }
 
@@ -158,6 +201,12 @@ impl Recorded {
     /// in the event's evolution (use `#[serde(default)]` for new fields) and is reported.
     pub fn as_event<E: Event>(&self) -> Option<Result<E, EventError>> {
         E::from_raw(&self.inner.event)
+    }
+
+    /// Decodes it into the set `S` if its type is in the set; a payload that does not
+    /// decode is an [`UndecodableEvent`] naming the type and position.
+    pub fn decode<S: EventSet>(&self) -> Option<Result<S, UndecodableEvent>> {
+        S::decode(&self.inner.event).map(|decoded| decoded.map_err(|source| UndecodableEvent::new(self, source)))
     }
 
     /// The raw stored event.

@@ -15,13 +15,12 @@ use serde::de::DeserializeOwned;
 
 use tokio::sync::watch;
 
-use crate::BoxError;
+use crate::app::error::{ApiError, InvalidBody};
 use crate::automation::{Automation, AutomationError, AutomationRuntime, DeadLetter};
 use crate::backend::Backend;
-use crate::command::{Command, CommandError, CommandRunner, Executed};
+use crate::command::{Command, CommandRunner};
 use crate::dependencies::Dependencies;
-use crate::event::{DuplicateEventName, EventError, registered_event_types};
-use crate::snapshot::{SnapshotModel, Snapshots};
+use crate::event::{DuplicateEventName, registered_event_types};
 use crate::view::{Progress, View, ViewError, ViewRuntime};
 
 /// What a command handler answers.
@@ -46,55 +45,13 @@ impl CommandReply {
     }
 }
 
-/// Why a command handler did not append, mapped to HTTP statuses by the app. Each variant
-/// keeps the error it stands for as its [`source`](std::error::Error::source).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CommandFailure {
-    /// The request is not a valid command: its body does not decode, or a value it carries
-    /// breaks a rule of the store (400).
-    #[error("invalid command body: {0}")]
-    BadRequest(#[source] BoxError),
-    /// The command refused: the source is the command's own error (422).
-    #[error("{0}")]
-    Rejected(#[source] BoxError),
-    /// The boundary kept changing, or another request with the same idempotency key was
-    /// answered first (409).
-    #[error("{0}")]
-    Conflict(#[source] BoxError),
-    /// A fault of the server: a stored event does not decode, a decided event does not
-    /// encode, or the store failed (500).
-    #[error("{0}")]
-    Internal(#[source] BoxError),
-    /// The disk holding the store is full: nothing was written (507).
-    #[error("{0}")]
-    InsufficientStorage(#[source] fairway_dcb::StorageError),
-}
+/// Why a command handler did not append: the app's [`ApiError`].
+pub type CommandFailure = ApiError;
 
-impl CommandFailure {
-    /// The HTTP status the app answers this failure with.
-    pub fn status(&self) -> u16 {
-        match self {
-            CommandFailure::BadRequest(_) => 400,
-            CommandFailure::Rejected(_) => 422,
-            CommandFailure::Conflict(_) => 409,
-            CommandFailure::Internal(_) => 500,
-            CommandFailure::InsufficientStorage(_) => 507,
-        }
-    }
-}
-
-/// What a command handler runs with.
-#[derive(Clone)]
-pub struct CommandEnv {
-    /// Runs commands on the app's store.
-    pub runner: CommandRunner<Arc<dyn EventStore>>,
-    /// Decision-model snapshots in the same store.
-    pub snapshots: Snapshots,
-}
-
-/// A type-erased command entry point.
-pub type CommandHandler = fn(CommandEnv, serde_json::Value) -> BoxFuture<'static, Result<CommandReply, CommandFailure>>;
+/// A type-erased command entry point: decodes the body and runs the command with the
+/// app's runner (its snapshots, retry policy and idempotency step).
+pub type CommandHandler =
+    fn(CommandRunner<Arc<dyn EventStore>>, serde_json::Value) -> BoxFuture<'static, Result<CommandReply, ApiError>>;
 
 /// A registered command.
 pub struct CommandSlice {
@@ -110,52 +67,19 @@ inventory::collect!(CommandSlice);
 
 /// Decodes a command body; an error names the field at fault (`course_id: must not be
 /// empty`).
-fn decode_command<C: DeserializeOwned>(body: serde_json::Value) -> Result<C, CommandFailure> {
-    serde_path_to_error::deserialize(body).map_err(|e| CommandFailure::BadRequest(Box::new(e)))
-}
-
-fn reply<E: std::error::Error + Send + Sync + 'static>(
-    result: Result<Executed, CommandError<E>>,
-) -> Result<CommandReply, CommandFailure> {
-    use fairway_dcb::{Error as StoreError, StorageError};
-    match result {
-        Ok(executed) => Ok(CommandReply::appended(&executed.positions, executed.attempts)),
-        Err(CommandError::Rejected(e)) => Err(CommandFailure::Rejected(Box::new(e))),
-        Err(e @ (CommandError::Conflict { .. } | CommandError::Superseded)) => {
-            Err(CommandFailure::Conflict(Box::new(e)))
-        }
-        // A tag value of a decided event comes from the request.
-        Err(CommandError::Event(e @ EventError::Tag(_))) => Err(CommandFailure::BadRequest(Box::new(e))),
-        Err(CommandError::Store(StoreError::InvalidInput(e))) => Err(CommandFailure::BadRequest(Box::new(e))),
-        Err(CommandError::Store(StoreError::Storage(e @ StorageError::DiskFull { .. }))) => {
-            Err(CommandFailure::InsufficientStorage(e))
-        }
-        // Undecodable stored events, unencodable decided events, store failures.
-        Err(e) => Err(CommandFailure::Internal(Box::new(e))),
-    }
+fn decode_command<C: DeserializeOwned>(body: serde_json::Value) -> Result<C, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| ApiError::BadRequest(Box::new(InvalidBody(Box::new(e)))))
 }
 
 /// The handler of command `C` (used by `#[command]`).
 pub fn command_handler<C: Command + DeserializeOwned>(
-    env: CommandEnv,
+    runner: CommandRunner<Arc<dyn EventStore>>,
     body: serde_json::Value,
-) -> BoxFuture<'static, Result<CommandReply, CommandFailure>> {
+) -> BoxFuture<'static, Result<CommandReply, ApiError>> {
     async move {
         let command: C = decode_command(body)?;
-        reply(env.runner.execute(&command).await)
-    }
-    .boxed()
-}
-
-/// The handler of command `C` folding from decision-model snapshots (used by
-/// `#[command(snapshots)]`).
-pub fn command_handler_with_snapshots<C: SnapshotModel + DeserializeOwned>(
-    env: CommandEnv,
-    body: serde_json::Value,
-) -> BoxFuture<'static, Result<CommandReply, CommandFailure>> {
-    async move {
-        let command: C = decode_command(body)?;
-        reply(env.runner.execute_with_snapshots(&command, &env.snapshots).await)
+        let executed = runner.execute(&command).await?;
+        Ok(CommandReply::appended(&executed.positions, executed.attempts))
     }
     .boxed()
 }

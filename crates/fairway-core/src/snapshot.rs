@@ -35,6 +35,29 @@ pub trait SnapshotModel: Command<State: Serialize + DeserializeOwned> {
     const SNAPSHOT_EVERY: usize = 100;
 }
 
+/// How a command's decision model is stored in a snapshot: built from its
+/// [`SnapshotModel`] by `#[command(snapshots)]` (see [`Command::snapshot_codec`]).
+pub struct SnapshotCodec<C: Command> {
+    /// [`SnapshotModel::MODEL_VERSION`].
+    pub(crate) model_version: u32,
+    /// [`SnapshotModel::SNAPSHOT_EVERY`].
+    pub(crate) every: usize,
+    encode: fn(&C::State) -> Result<Vec<u8>, rmp_serde::encode::Error>,
+    decode: fn(&[u8]) -> Result<C::State, rmp_serde::decode::Error>,
+}
+
+impl<C: SnapshotModel> SnapshotCodec<C> {
+    /// The codec of `C`'s model.
+    pub fn of() -> Self {
+        SnapshotCodec {
+            model_version: C::MODEL_VERSION,
+            every: C::SNAPSHOT_EVERY,
+            encode: |state| rmp_serde::to_vec_named(state),
+            decode: |bytes| rmp_serde::from_slice(bytes),
+        }
+    }
+}
+
 /// Snapshots stored in the store's runtime keyspace.
 #[derive(Clone)]
 pub struct Snapshots {
@@ -55,12 +78,12 @@ impl Snapshots {
         Snapshots { backend, root }
     }
 
-    fn key<C: SnapshotModel>(&self, query: &Query) -> Option<Vec<u8>> {
+    fn key<C: Command>(&self, codec: &SnapshotCodec<C>, query: &Query) -> Option<Vec<u8>> {
         let key = [
             self.root.as_slice(),
             C::NAME.as_bytes(),
             b"\0",
-            &C::MODEL_VERSION.to_be_bytes(),
+            &codec.model_version.to_be_bytes(),
             format!("{query:?}").as_bytes(),
         ]
         .concat();
@@ -68,8 +91,8 @@ impl Snapshots {
     }
 
     /// The latest snapshot of `C`'s model for `query`, if a usable one exists.
-    pub(crate) async fn load<C: SnapshotModel>(&self, query: &Query) -> Option<Loaded<C::State>> {
-        let key = self.key::<C>(query)?;
+    pub(crate) async fn load<C: Command>(&self, codec: &SnapshotCodec<C>, query: &Query) -> Option<Loaded<C::State>> {
+        let key = self.key(codec, query)?;
         let bytes = transact_value(self.backend.as_ref(), move |tx| {
             let key = key.clone();
             async move { Ok(tx.get(&key).await?) }.boxed()
@@ -83,7 +106,7 @@ impl Snapshots {
             }
         };
         let position = Position::from_bytes(bytes.get(..POSITION_LEN)?)?;
-        match rmp_serde::from_slice(&bytes[POSITION_LEN..]) {
+        match (codec.decode)(&bytes[POSITION_LEN..]) {
             Ok(state) => Some(Loaded { state, position }),
             Err(err) => {
                 warn!(command = C::NAME, %err, "snapshot undecodable; folding from the start");
@@ -93,14 +116,15 @@ impl Snapshots {
     }
 
     /// The key and value of a snapshot of `state` as folded up to `position`.
-    pub(crate) fn encode<C: SnapshotModel>(
+    pub(crate) fn encode<C: Command>(
         &self,
+        codec: &SnapshotCodec<C>,
         query: &Query,
         state: &C::State,
         position: Position,
     ) -> Option<(Vec<u8>, Vec<u8>)> {
-        let key = self.key::<C>(query)?;
-        match rmp_serde::to_vec_named(state) {
+        let key = self.key(codec, query)?;
+        match (codec.encode)(state) {
             Ok(encoded) => Some((key, [position.to_bytes().as_slice(), &encoded].concat())),
             Err(err) => {
                 warn!(command = C::NAME, %err, "snapshot not encodable");
@@ -110,7 +134,7 @@ impl Snapshots {
     }
 
     /// Stores an encoded snapshot at `position`, unless a newer one is stored.
-    pub(crate) async fn save<C: SnapshotModel>(&self, key: Vec<u8>, value: Vec<u8>, position: Position) {
+    pub(crate) async fn save<C: Command>(&self, key: Vec<u8>, value: Vec<u8>, position: Position) {
         let value = Arc::new(value);
         let saved = transact_value(self.backend.as_ref(), move |tx| {
             let (key, value) = (key.clone(), value.clone());

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, debug, info, info_span};
 
 use crate::backend::{Backend, DynTx, TxFailure};
-use crate::event::{EventError, Recorded, UndecodableEvent};
+use crate::event::{EventError, EventSet, Recorded, UndecodableEvent};
 
 /// Events applied per transaction, at most.
 const BATCH: usize = 1024;
@@ -33,12 +33,18 @@ pub trait View: Send + Sync + 'static {
     const NAME: &'static str;
     /// Bump to rebuild the view from the log (no migrations).
     const VERSION: u32;
+    /// The events the view folds: an [`EventSet`] (or one [`Event`](crate::Event) type).
+    type Events: EventSet;
 
-    /// The events the view folds.
-    fn query(&self) -> Query;
+    /// The events the view reads: by default every event of [`View::Events`]. Narrow it
+    /// with tags if the view only follows some boundaries.
+    fn query(&self) -> Query {
+        Self::Events::query()
+    }
 
-    /// Applies one event, writing through `tx`.
-    fn apply(&self, event: &Recorded, tx: &ViewTx) -> impl Future<Output = Result<(), ViewError>> + Send;
+    /// Applies one event, writing through `tx` (which also tells the event's position and
+    /// time).
+    fn apply(&self, event: Self::Events, tx: &ViewTx) -> impl Future<Output = Result<(), ViewError>> + Send;
 }
 
 /// Failures of views.
@@ -101,6 +107,9 @@ impl From<fairway_dcb::StorageError> for ViewError {
 pub struct ViewTx {
     tx: Arc<dyn DynTx>,
     data: Vec<u8>,
+    position: Position,
+    recorded_at: std::time::SystemTime,
+    tags: Vec<fairway_dcb::Tag>,
 }
 
 fn end_of(prefix: &[u8]) -> Vec<u8> {
@@ -110,6 +119,22 @@ fn end_of(prefix: &[u8]) -> Vec<u8> {
 }
 
 impl ViewTx {
+    /// The position of the event being applied ([`Position::ZERO`] in reads).
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// When the event being applied was recorded (the Unix epoch in reads).
+    pub fn recorded_at(&self) -> std::time::SystemTime {
+        self.recorded_at
+    }
+
+    /// The value of the applied event's tag with `key` (`"c1"` for `course:c1`), if it has
+    /// one: views usually keep a document per tagged entity.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|tag| tag.key() == key).map(|tag| tag.value())
+    }
+
     fn key(&self, key: &str) -> Vec<u8> {
         [self.data.as_slice(), key.as_bytes()].concat()
     }
@@ -126,6 +151,18 @@ impl ViewTx {
             rmp_serde::to_vec_named(doc).map_err(|e| ViewError::Document { key: key.into(), reason: e.to_string() })?;
         self.tx.set(&self.key(key), &bytes);
         Ok(())
+    }
+
+    /// Changes the document under `key` (a default one if there is none) and writes it
+    /// back.
+    pub async fn update<T: Serialize + DeserializeOwned + Default>(
+        &self,
+        key: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<(), ViewError> {
+        let mut doc = self.get(key).await?.unwrap_or_default();
+        change(&mut doc);
+        self.put(key, &doc)
     }
 
     /// Removes a document.
@@ -248,14 +285,25 @@ impl<V: View> ViewRuntime<V> {
             let backend = backend.clone();
             async move {
                 let (stored, processed) = read_checkpoint(tx.as_ref(), &keys).await?;
-                let view_tx = ViewTx { tx: tx.clone(), data: keys.data.clone() };
                 let mut count = 0;
                 for event in events.iter().filter(|e| stored.is_none_or(|s| e.position() > s)) {
-                    view.apply(event, &view_tx).await.map_err(|err| match err {
+                    count += 1;
+                    let decoded = match event.decode::<V::Events>() {
+                        Some(Ok(decoded)) => decoded,
+                        Some(Err(undecodable)) => return Err(body_error(undecodable.into())),
+                        None => continue,
+                    };
+                    let view_tx = ViewTx {
+                        tx: tx.clone(),
+                        data: keys.data.clone(),
+                        position: event.position(),
+                        recorded_at: event.recorded_at(),
+                        tags: event.tags().to_vec(),
+                    };
+                    view.apply(decoded, &view_tx).await.map_err(|err| match err {
                         ViewError::Event(source) => body_error(UndecodableEvent::new(event, source).into()),
                         other => body_error(other),
                     })?;
-                    count += 1;
                 }
                 if let Some(last) = events.last().map(Recorded::position).max(through)
                     && stored.is_none_or(|s| last > s)
@@ -383,7 +431,9 @@ impl<V: View> ViewRuntime<V> {
                     Some(version) if version != V::VERSION => Keys::new(backend.as_ref(), V::NAME, version).data,
                     _ => keys.data,
                 };
-                let value = read(ViewTx { tx, data }).await.map_err(body_error)?;
+                let view_tx =
+                    ViewTx { tx, data, position: Position::ZERO, recorded_at: std::time::UNIX_EPOCH, tags: Vec::new() };
+                let value = read(view_tx).await.map_err(body_error)?;
                 *slot.lock().expect("slot") = Some(value);
                 Ok(())
             }

@@ -2,6 +2,7 @@
 //! dependency.
 
 mod args;
+mod event_set;
 
 use args::Flags;
 use proc_macro::TokenStream;
@@ -123,6 +124,29 @@ fn tag_key(attr: &syn::Attribute) -> syn::Result<LitStr> {
     })
 }
 
+/// Derives `fairway::EventSet` for an enum whose variants each wrap one event type: the
+/// events a slice reads, decoded into one value to `match` on.
+///
+/// ```ignore
+/// #[derive(EventSet)]
+/// enum Seats {
+///     Defined(CourseDefined),
+///     Subscribed(StudentSubscribed),
+/// }
+/// ```
+///
+/// The set's `TYPES` are the variants' event names, in order; decoding looks at the stored
+/// type name first and decodes only a type of the set. Anything but tuple variants of one
+/// field, or one event type in two variants, is a compile error.
+#[proc_macro_derive(EventSet)]
+pub fn derive_event_set(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    match event_set::expand(&input) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
 /// Registers a command slice: put it on `impl fairway::Command for MyCommand`. The command
 /// type must implement `serde::Deserialize` (it is the HTTP body of `POST /commands/<NAME>`).
 ///
@@ -135,18 +159,22 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(given) => given[0],
         Err(err) => return refused(err, item),
     };
-    register(item, |ty| {
-        let handler = if snapshots {
-            quote! { ::fairway::registry::command_handler_with_snapshots::<#ty> }
-        } else {
-            quote! { ::fairway::registry::command_handler::<#ty> }
-        };
+    let mut input = parse_macro_input!(item as syn::ItemImpl);
+    if snapshots {
+        // The command folds from snapshots wherever it runs: the runner asks the command.
+        input.items.push(syn::parse_quote! {
+            fn snapshot_codec() -> ::std::option::Option<::fairway::snapshot::SnapshotCodec<Self>> {
+                ::std::option::Option::Some(::fairway::snapshot::SnapshotCodec::of())
+            }
+        });
+    }
+    register(input, |ty| {
         quote! {
             ::fairway::inventory::submit! {
                 ::fairway::registry::CommandSlice {
                     rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
                     name: <#ty as ::fairway::Command>::NAME,
-                    handler: #handler,
+                    handler: ::fairway::registry::command_handler::<#ty>,
                 }
             }
         }
@@ -160,7 +188,7 @@ pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(err) = (Flags { attribute: "view", allowed: &[] }).parse(args.into()) {
         return refused(err, item);
     }
-    register(item, |ty| {
+    register(parse_macro_input!(item as syn::ItemImpl), |ty| {
         quote! {
             ::fairway::inventory::submit! {
                 ::fairway::registry::ViewSlice {
@@ -182,7 +210,7 @@ pub fn automation(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(err) = (Flags { attribute: "automation", allowed: &[] }).parse(args.into()) {
         return refused(err, item);
     }
-    register(item, |ty| {
+    register(parse_macro_input!(item as syn::ItemImpl), |ty| {
         quote! {
             ::fairway::inventory::submit! {
                 ::fairway::registry::AutomationSlice {
@@ -203,8 +231,7 @@ fn refused(err: syn::Error, item: TokenStream) -> TokenStream {
     quote! { #error #item }.into()
 }
 
-fn register(item: TokenStream, submit: impl Fn(&syn::Type) -> proc_macro2::TokenStream) -> TokenStream {
-    let input = parse_macro_input!(item as syn::ItemImpl);
+fn register(input: syn::ItemImpl, submit: impl Fn(&syn::Type) -> proc_macro2::TokenStream) -> TokenStream {
     if input.trait_.is_none() {
         return syn::Error::new_spanned(&input.self_ty, "put this attribute on the trait impl of the slice")
             .to_compile_error()

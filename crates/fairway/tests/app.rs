@@ -7,11 +7,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fairway::dcb::{Query, QueryItem};
+use fairway::dcb::{Query, QueryItem, Tag};
 use fairway::testkit::TestApp;
 use fairway::{
-    App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventError,
-    QueueSettings, Recorded, View, ViewError, ViewTx, automation, command, view,
+    App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, QueueSettings,
+    View, ViewError, ViewTx, automation, command, view,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -41,18 +41,16 @@ impl fairway::SnapshotModel for OpenTicket {
 #[command(snapshots)]
 impl Command for OpenTicket {
     const NAME: &'static str = "open-ticket";
+    type Events = TicketOpened;
     type State = bool;
     type Error = AlreadyOpen;
 
     fn query(&self) -> Query {
-        QueryItem::types([TicketOpened::NAME])
-            .with_tags([fairway::dcb::Tag::new("ticket", &self.ticket).unwrap()])
-            .into()
+        TicketOpened::tagged([Tag::new("ticket", &self.ticket).unwrap()]).into()
     }
 
-    fn evolve(&self, open: &mut bool, _: &Recorded) -> Result<(), EventError> {
+    fn evolve(&self, open: &mut bool, _: TicketOpened) {
         *open = true;
-        Ok(())
     }
 
     fn decide(&self, open: &bool) -> Result<Decision, AlreadyOpen> {
@@ -81,18 +79,15 @@ static PANICKED_ONCE: AtomicBool = AtomicBool::new(false);
 #[command]
 impl Command for CloseTicket {
     const NAME: &'static str = "close-ticket";
+    type Events = TicketClosed;
     type State = ();
     type Error = AlreadyOpen;
 
     fn query(&self) -> Query {
-        QueryItem::types([TicketClosed::NAME])
-            .with_tags([fairway::dcb::Tag::new("ticket", &self.ticket).unwrap()])
-            .into()
+        TicketClosed::tagged([Tag::new("ticket", &self.ticket).unwrap()]).into()
     }
 
-    fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
-        Ok(())
-    }
+    fn evolve(&self, _: &mut (), _: TicketClosed) {}
 
     fn decide(&self, _: &()) -> Result<Decision, AlreadyOpen> {
         if self.ticket == "fragile" && !PANICKED_ONCE.swap(true, Ordering::SeqCst) {
@@ -109,13 +104,9 @@ struct Tickets;
 impl View for Tickets {
     const NAME: &'static str = "tickets";
     const VERSION: u32 = 1;
+    type Events = TicketOpened;
 
-    fn query(&self) -> Query {
-        QueryItem::types([TicketOpened::NAME]).into()
-    }
-
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        let opened = event.as_event::<TicketOpened>().expect("queried")?;
+    async fn apply(&self, opened: TicketOpened, tx: &ViewTx) -> Result<(), ViewError> {
         tx.put(&opened.ticket, &opened.title)
     }
 }
@@ -133,17 +124,13 @@ struct PageOnNewTicket;
 #[automation]
 impl Automation for PageOnNewTicket {
     const NAME: &'static str = "page-on-new-ticket";
+    type Events = TicketOpened;
 
-    fn query(&self) -> Query {
-        QueryItem::types([TicketOpened::NAME]).into()
-    }
-
-    async fn handle(&self, event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
+    async fn handle(&self, opened: TicketOpened, ctx: &AutomationContext) -> Result<(), AutomationError> {
         let pager = ctx.dependency::<std::sync::Arc<Pager>>()?;
         if pager.down.load(Ordering::SeqCst) {
             return Err(AutomationError::msg("pager is down"));
         }
-        let opened = event.as_event::<TicketOpened>().expect("queried")?;
         pager.sent.lock().unwrap().push(opened.ticket);
         Ok(())
     }

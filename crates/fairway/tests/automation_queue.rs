@@ -8,11 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fairway::backend::Backend;
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, Position, Query, QueryItem, Tag};
-use fairway::{Automation, AutomationContext, AutomationError, AutomationRuntime, QueueSettings, Recorded};
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, Position};
+use fairway::{Automation, AutomationContext, AutomationError, AutomationRuntime, Event, QueueSettings};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-const TYPE: &str = "Triggered";
+/// The triggering event; its kind (also a tag) tells the handler what to do.
+#[derive(Serialize, Deserialize, Event)]
+struct Triggered {
+    #[tag("kind")]
+    kind: String,
+}
 
 /// Hangs forever on events tagged `kind:stuck`, fails on `kind:flaky` (and on
 /// `kind:fail-once` the first time), records every other event it handles.
@@ -31,14 +37,10 @@ impl Recorder {
 
 impl Automation for Recorder {
     const NAME: &'static str = "recorder";
+    type Events = Triggered;
 
-    fn query(&self) -> Query {
-        QueryItem::types([TYPE]).into()
-    }
-
-    async fn handle(&self, event: &Recorded, _ctx: &AutomationContext) -> Result<(), AutomationError> {
-        let kind = event.tags().iter().find(|t| t.key() == "kind").map(|t| t.value().to_owned()).unwrap_or_default();
-        match kind.as_str() {
+    async fn handle(&self, event: Triggered, ctx: &AutomationContext) -> Result<(), AutomationError> {
+        match event.kind.as_str() {
             "stuck" => {
                 self.stuck.fetch_add(1, Ordering::SeqCst);
                 std::future::pending::<()>().await;
@@ -52,7 +54,7 @@ impl Automation for Recorder {
             }
             _ => {}
         }
-        *self.handled.lock().unwrap().entry(event.position()).or_default() += 1;
+        *self.handled.lock().unwrap().entry(ctx.trigger()).or_default() += 1;
         Ok(())
     }
 }
@@ -64,10 +66,7 @@ fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
 
 /// Appends one event per kind, in order; returns their positions.
 async fn append(backend: &Arc<dyn Backend>, kinds: &[&str]) -> Vec<Position> {
-    let events: Vec<DcbEvent> = kinds
-        .iter()
-        .map(|kind| DcbEvent::new(TYPE, b"{}".to_vec()).with_tag(Tag::new("kind", kind).unwrap()))
-        .collect();
+    let events = kinds.iter().map(|kind| Triggered { kind: (*kind).to_owned() }.to_raw().unwrap()).collect();
     let appended = backend.events().append(events, None).await.unwrap();
     appended.positions
 }

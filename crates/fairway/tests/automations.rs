@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::{CourseDefined, DefineCourse, StudentSubscribed};
 use fairway::backend::Backend;
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, ReadOptions};
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, ReadOptions};
 use fairway::{
-    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandRunner, Event, QueueSettings, Recorded,
+    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandRunner, EventSet, QueueSettings,
 };
 use futures::TryStreamExt;
 
@@ -25,12 +25,9 @@ struct SeatTutor {
 
 impl Automation for SeatTutor {
     const NAME: &'static str = "seat-tutor";
+    type Events = CourseDefined;
 
-    fn query(&self) -> Query {
-        QueryItem::types([CourseDefined::NAME]).into()
-    }
-
-    async fn handle(&self, event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
+    async fn handle(&self, course: CourseDefined, ctx: &AutomationContext) -> Result<(), AutomationError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         if call == 0 && self.hang_first.load(Ordering::SeqCst) {
             std::future::pending::<()>().await; // The worker dies here.
@@ -38,7 +35,7 @@ impl Automation for SeatTutor {
         if self.fail.load(Ordering::SeqCst) {
             return Err(AutomationError::msg("tutor service unavailable"));
         }
-        common::seat_tutor(event, ctx).await
+        common::seat_tutor(course, ctx).await
     }
 }
 
@@ -58,8 +55,8 @@ fn fast() -> QueueSettings {
 }
 
 async fn tutor_seats(backend: &Arc<dyn Backend>) -> usize {
-    let query = Query::from(QueryItem::types([StudentSubscribed::NAME]));
-    let events: Vec<_> = backend.events().read(query, ReadOptions::forwards()).try_collect().await.unwrap();
+    let events: Vec<_> =
+        backend.events().read(StudentSubscribed::query(), ReadOptions::forwards()).try_collect().await.unwrap();
     events.len()
 }
 

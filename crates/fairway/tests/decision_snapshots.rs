@@ -2,12 +2,12 @@
 //! after the snapshot, decisions equal a full fold, and a new model version ignores old
 //! snapshots.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use fairway::backend::Backend;
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, Tag};
-use fairway::{Command, CommandRunner, Decision, Event, EventError, Recorded, SnapshotModel, Snapshots};
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, Tag};
+use fairway::{Command, CommandRunner, Decision, Event, EventSet, SnapshotModel, Snapshots, command};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Event)]
@@ -17,11 +17,25 @@ struct Deposited {
     amount: u64,
 }
 
-/// Events folded for accounts other than `race` (the tests run in parallel).
-static EVOLVED: AtomicUsize = AtomicUsize::new(0);
+/// Events folded per account (the tests run in parallel, each on its own accounts).
+static EVOLVED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+fn count_fold(account: &str) {
+    *EVOLVED.lock().unwrap().entry(account.to_owned()).or_default() += 1;
+}
+
+/// Events folded for `account` since the last call.
+fn evolved(account: &str) -> usize {
+    EVOLVED.lock().unwrap().remove(account).unwrap_or(0)
+}
+
+fn account(account: &str) -> Query {
+    Deposited::tagged([Tag::new("account", account).unwrap()]).into()
+}
 
 /// Deposits if the balance stays under a limit; the model version is a type parameter so
 /// one test can run two versions of one command.
+#[derive(Deserialize)]
 struct Deposit<const V: u32> {
     account: String,
     amount: u64,
@@ -35,25 +49,21 @@ const LIMIT: u64 = 1_000_000;
 
 impl<const V: u32> Command for Deposit<V> {
     const NAME: &'static str = "deposit";
+    type Events = Deposited;
     type State = u64;
     type Error = OverLimit;
 
     fn query(&self) -> Query {
-        QueryItem::types([Deposited::NAME]).with_tags([Tag::new("account", &self.account).unwrap()]).into()
+        account(&self.account)
     }
 
-    fn evolve(&self, balance: &mut u64, event: &Recorded) -> Result<(), EventError> {
-        if self.account != "race" {
-            EVOLVED.fetch_add(1, Ordering::SeqCst);
-        }
-        *balance += event.as_event::<Deposited>().expect("queried")?.amount;
-        Ok(())
+    fn evolve(&self, balance: &mut u64, deposited: Deposited) {
+        count_fold(&self.account);
+        *balance += deposited.amount;
     }
 
     fn decide(&self, balance: &u64) -> Result<Decision, OverLimit> {
-        if balance + self.amount > LIMIT {
-            return Err(OverLimit(LIMIT));
-        }
+        fairway::ensure!(balance + self.amount <= LIMIT, OverLimit(LIMIT));
         Ok(Decision::event(Deposited { account: self.account.clone(), amount: self.amount }))
     }
 }
@@ -63,8 +73,34 @@ impl<const V: u32> SnapshotModel for Deposit<V> {
     const SNAPSHOT_EVERY: usize = 50;
 }
 
-fn evolved() -> usize {
-    EVOLVED.swap(0, Ordering::SeqCst)
+/// The same deposit registered with `#[command(snapshots)]`: it folds from snapshots
+/// through a plain `execute` whenever its runner has them.
+#[derive(Deserialize)]
+struct RegisteredDeposit(Deposit<1>);
+
+#[command(snapshots)]
+impl Command for RegisteredDeposit {
+    const NAME: &'static str = "registered-deposit";
+    type Events = Deposited;
+    type State = u64;
+    type Error = OverLimit;
+
+    fn query(&self) -> Query {
+        self.0.query()
+    }
+
+    fn evolve(&self, balance: &mut u64, deposited: Deposited) {
+        self.0.evolve(balance, deposited);
+    }
+
+    fn decide(&self, balance: &u64) -> Result<Decision, OverLimit> {
+        self.0.decide(balance)
+    }
+}
+
+impl SnapshotModel for RegisteredDeposit {
+    const MODEL_VERSION: u32 = 1;
+    const SNAPSHOT_EVERY: usize = 50;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,28 +116,28 @@ async fn snapshots_spare_refolds_and_decide_like_a_full_fold() {
     let deposit = |amount| Deposit::<1> { account: "a".into(), amount };
 
     runner.execute_with_snapshots(&deposit(1_000), &snapshots).await.unwrap();
-    assert_eq!(evolved(), 500, "the first run folds the whole history and saves a snapshot");
+    assert_eq!(evolved("a"), 500, "the first run folds the whole history and saves a snapshot");
     runner.execute_with_snapshots(&deposit(1_000), &snapshots).await.unwrap();
-    assert_eq!(evolved(), 1, "the next run folds only the event appended after the snapshot");
+    assert_eq!(evolved("a"), 1, "the next run folds only the event appended after the snapshot");
 
     // Decisions match a full fold: the balance is 502,000; 498,000 more is the limit.
     let refused = runner.execute_with_snapshots(&deposit(498_001), &snapshots).await;
     assert!(matches!(refused, Err(fairway::CommandError::Rejected(OverLimit(_)))), "{refused:?}");
     assert!(runner.execute(&deposit(498_001)).await.is_err(), "a full fold refuses too");
     runner.execute_with_snapshots(&deposit(498_000), &snapshots).await.unwrap();
-    evolved();
+    evolved("a");
 
     // Another account's query has its own snapshot.
     let other = Deposit::<1> { account: "b".into(), amount: 5 };
     runner.execute_with_snapshots(&other, &snapshots).await.unwrap();
-    assert_eq!(evolved(), 0, "account b has no history yet");
+    assert_eq!((evolved("a"), evolved("b")), (0, 0), "account b has no history yet");
 
     // A new model version ignores the old snapshots and folds everything again.
     let v2 = Deposit::<2> { account: "a".into(), amount: 0 };
     runner.execute_with_snapshots(&v2, &snapshots).await.unwrap();
-    assert_eq!(evolved(), 503);
+    assert_eq!(evolved("a"), 503);
     runner.execute_with_snapshots(&v2, &snapshots).await.unwrap();
-    assert_eq!(evolved(), 1, "version 2 saved its own snapshot");
+    assert_eq!(evolved("a"), 1, "version 2 saved its own snapshot");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +171,38 @@ async fn racing_snapshotted_commands_keep_the_invariant() {
     let mut balance = 0;
     let mut events = store.read(Deposit::<7> { account: "race".into(), amount: 0 }.query(), Default::default());
     while let Some(event) = futures::TryStreamExt::try_next(&mut events).await.unwrap() {
-        balance += fairway::Recorded::new(event).as_event::<Deposited>().unwrap().unwrap().amount;
+        balance += Deposited::decode(&event.event).expect("a deposit").unwrap().amount;
     }
     assert_eq!(balance, LIMIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_registered_with_snapshots_folds_from_them_wherever_its_runner_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(EmbeddedEngine::open(dir.path(), EmbeddedOptions::default()).unwrap());
+    let store = Arc::new(DcbStore::new(engine, "snapshots-registered").unwrap());
+    let history: Vec<_> =
+        (0..200).map(|_| Deposited { account: "r".into(), amount: 1_000 }.to_raw().unwrap()).collect();
+    store.append(history, None).await.unwrap();
+    let backend: Arc<dyn Backend> = store.clone();
+    let deposit = |amount| RegisteredDeposit(Deposit { account: "r".into(), amount });
+
+    // Without snapshots, the runner folds the whole history every time.
+    let plain = CommandRunner::new(store.clone());
+    plain.execute(&deposit(1_000)).await.unwrap();
+    plain.execute(&deposit(1_000)).await.unwrap();
+    assert_eq!(evolved("r"), 200 + 201, "no snapshots: two full folds");
+
+    // With them, a plain `execute` folds from the latest snapshot.
+    let runner = CommandRunner::new(store.clone()).with_snapshots(Snapshots::new(backend));
+    runner.execute(&deposit(1_000)).await.unwrap();
+    assert_eq!(evolved("r"), 202, "the first run folds the whole history and saves a snapshot");
+    runner.execute(&deposit(1_000)).await.unwrap();
+    assert_eq!(evolved("r"), 1, "the next run folds only the event appended after the snapshot");
+
+    // Decisions match a full fold: the balance is 204,000; 796,000 more is the limit.
+    let refused = runner.execute(&deposit(796_001)).await;
+    assert!(matches!(refused, Err(fairway::CommandError::Rejected(OverLimit(_)))), "{refused:?}");
+    assert!(plain.execute(&deposit(796_001)).await.is_err(), "a full fold refuses too");
+    runner.execute(&deposit(796_000)).await.unwrap();
 }

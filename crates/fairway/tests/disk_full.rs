@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use fairway::dcb::{EventStore, Query, QueryItem, ReadOptions, Tag};
+use fairway::dcb::{EventStore, Query, ReadOptions, Tag};
 use fairway::testkit::TestApp;
-use fairway::{Command, Decision, Event, EventError, Recorded, View, ViewError, ViewTx, command, view};
+use fairway::{Command, Decision, Event, EventSet, View, ViewError, ViewTx, command, view};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -36,16 +36,16 @@ struct NoteExists(String);
 #[command]
 impl Command for AddNote {
     const NAME: &'static str = "add-note";
+    type Events = NoteAdded;
     type State = bool;
     type Error = NoteExists;
 
     fn query(&self) -> Query {
-        QueryItem::types([NoteAdded::NAME]).with_tags([Tag::new("note", &self.note).unwrap()]).into()
+        NoteAdded::tagged([Tag::new("note", &self.note).unwrap()]).into()
     }
 
-    fn evolve(&self, exists: &mut bool, _: &Recorded) -> Result<(), EventError> {
+    fn evolve(&self, exists: &mut bool, _: NoteAdded) {
         *exists = true;
-        Ok(())
     }
 
     fn decide(&self, exists: &bool) -> Result<Decision, NoteExists> {
@@ -63,13 +63,9 @@ struct Notes;
 impl View for Notes {
     const NAME: &'static str = "notes";
     const VERSION: u32 = 1;
+    type Events = NoteAdded;
 
-    fn query(&self) -> Query {
-        QueryItem::types([NoteAdded::NAME]).into()
-    }
-
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        let added = event.as_event::<NoteAdded>().expect("queried")?;
+    async fn apply(&self, added: NoteAdded, tx: &ViewTx) -> Result<(), ViewError> {
         tx.put(&added.note, &added.text.len())
     }
 }
@@ -197,8 +193,7 @@ async fn a_full_disk_answers_507_and_503_serves_views_and_recovers_without_a_res
     app.stop().await;
 
     let store = fairway::dcb::open_embedded(&data, "app").unwrap();
-    let events: Vec<_> =
-        store.read(QueryItem::types([NoteAdded::NAME]).into(), ReadOptions::forwards()).try_collect().await.unwrap();
+    let events: Vec<_> = store.read(NoteAdded::query(), ReadOptions::forwards()).try_collect().await.unwrap();
     let stored: Vec<String> =
         events.iter().map(|e| e.event.tags.iter().find(|t| t.key() == "note").unwrap().value().to_string()).collect();
     assert_eq!(stored, acked, "exactly the acknowledged commands are stored, in order");

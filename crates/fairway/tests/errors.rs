@@ -1,15 +1,16 @@
 //! Errors keep their type and source: a stored event that no longer decodes is a server
-//! fault (500) naming the event and its position, not a bad request; `?` converts any
-//! error inside an automation handler, keeping the error and its source chain.
+//! fault (500) naming the event and its position, not a bad request, and the runtime
+//! reports it before a command, view or automation sees it; `?` converts any error inside
+//! an automation handler, keeping the error and its source chain.
 
 use std::error::Error as _;
 use std::sync::Arc;
 
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Position, Query, QueryItem, Tag};
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, Tag};
 use fairway::testkit::{AutomationTest, TestApp};
 use fairway::{
-    Automation, AutomationContext, AutomationError, Command, Decision, Event, EventError, Recorded, View, ViewError,
-    ViewRuntime, ViewTx, automation, command,
+    Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, View, ViewError, ViewRuntime,
+    ViewTx, automation, command,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -43,7 +44,7 @@ impl Event for TicketOpenedV2 {
 struct AlreadyOpen(String);
 
 fn ticket_query(ticket: &str) -> Query {
-    QueryItem::types([TicketOpened::NAME]).with_tags([Tag::new("ticket", ticket).unwrap()]).into()
+    TicketOpened::tagged([Tag::new("ticket", ticket).unwrap()]).into()
 }
 
 /// Opens a ticket (stores the first version of the event).
@@ -55,6 +56,7 @@ struct OpenTicket {
 #[command]
 impl Command for OpenTicket {
     const NAME: &'static str = "open-ticket";
+    type Events = TicketOpened;
     type State = bool;
     type Error = AlreadyOpen;
 
@@ -62,9 +64,8 @@ impl Command for OpenTicket {
         ticket_query(&self.ticket)
     }
 
-    fn evolve(&self, open: &mut bool, _: &Recorded) -> Result<(), EventError> {
+    fn evolve(&self, open: &mut bool, _: TicketOpened) {
         *open = true;
-        Ok(())
     }
 
     fn decide(&self, open: &bool) -> Result<Decision, AlreadyOpen> {
@@ -75,7 +76,8 @@ impl Command for OpenTicket {
     }
 }
 
-/// Reads the ticket as the current code does: its fold decodes `TicketOpenedV2`.
+/// Reads the ticket as the current code does: its fold decodes `TicketOpenedV2` (the
+/// runtime decodes; an old event fails before `evolve` sees it).
 #[derive(Debug, Deserialize)]
 struct EscalateTicket {
     ticket: String,
@@ -88,6 +90,7 @@ struct NotOpen(String);
 #[command]
 impl Command for EscalateTicket {
     const NAME: &'static str = "escalate-ticket";
+    type Events = TicketOpenedV2;
     type State = Option<u8>;
     type Error = NotOpen;
 
@@ -95,11 +98,8 @@ impl Command for EscalateTicket {
         ticket_query(&self.ticket)
     }
 
-    fn evolve(&self, priority: &mut Option<u8>, event: &Recorded) -> Result<(), EventError> {
-        if let Some(opened) = event.as_event::<TicketOpenedV2>() {
-            *priority = Some(opened?.priority);
-        }
-        Ok(())
+    fn evolve(&self, priority: &mut Option<u8>, opened: TicketOpenedV2) {
+        *priority = Some(opened.priority);
     }
 
     fn decide(&self, priority: &Option<u8>) -> Result<Decision, NotOpen> {
@@ -154,14 +154,11 @@ impl PageOnTicket {
 #[automation]
 impl Automation for PageOnTicket {
     const NAME: &'static str = "page-on-ticket";
+    type Events = TicketOpened;
 
-    fn query(&self) -> Query {
-        QueryItem::types([TicketOpened::NAME]).into()
-    }
-
-    async fn handle(&self, event: &Recorded, _ctx: &AutomationContext) -> Result<(), AutomationError> {
-        let Some(opened) = event.as_event::<TicketOpened>() else { return Ok(()) };
-        let opened = opened?; // EventError
+    async fn handle(&self, opened: TicketOpened, _ctx: &AutomationContext) -> Result<(), AutomationError> {
+        let ticket = Tag::new("ticket", &opened.ticket)?; // InvalidInput
+        assert_eq!(ticket.value(), opened.ticket);
         let attempts: u32 = "3".parse()?; // ParseIntError
         assert_eq!(attempts, 3);
         PageOnTicket::page(&opened.ticket)?; // a user error with a source
@@ -176,13 +173,8 @@ async fn question_mark_converts_foreign_errors_in_an_automation_keeping_the_sour
     let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
     let store: fairway::dcb::EmbeddedStore = DcbStore::new(engine, "test").unwrap();
     let ctx = AutomationContext::new(Arc::new(store), fairway::dependencies::Dependencies::default());
-    let trigger = fairway::dcb::SequencedEvent {
-        position: Position::ZERO.next(),
-        recorded_at: std::time::SystemTime::now(),
-        event: TicketOpened { ticket: "t9".into() }.to_raw().unwrap(),
-    };
 
-    let err = PageOnTicket.handle(&Recorded::new(trigger), &ctx).await.unwrap_err();
+    let err = PageOnTicket.handle(TicketOpened { ticket: "t9".into() }, &ctx).await.unwrap_err();
     assert_eq!(err.to_string(), "the pager did not answer");
     assert!(err.downcast_ref::<PagerFailed>().is_some(), "the original type is kept: {err:?}");
     let source = err.source().expect("the chain is kept");
@@ -212,13 +204,9 @@ struct TicketPriorities;
 impl View for TicketPriorities {
     const NAME: &'static str = "ticket-priorities";
     const VERSION: u32 = 1;
+    type Events = TicketOpenedV2;
 
-    fn query(&self) -> Query {
-        QueryItem::types([TicketOpened::NAME]).into()
-    }
-
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        let opened = event.as_event::<TicketOpenedV2>().expect("queried")?;
+    async fn apply(&self, opened: TicketOpenedV2, tx: &ViewTx) -> Result<(), ViewError> {
         tx.put(&opened.ticket, &opened.priority)
     }
 }
@@ -238,4 +226,35 @@ async fn a_view_names_the_stored_event_that_no_longer_decodes() {
         err.to_string()
             .starts_with(&format!("stored event TicketOpened at position {} does not decode", appended.last()))
     );
+}
+
+/// Escalates every ticket as the current code reads it (not registered).
+struct EscalateOnOpen;
+
+impl Automation for EscalateOnOpen {
+    const NAME: &'static str = "escalate-on-open";
+    type Events = TicketOpenedV2;
+
+    async fn handle(&self, opened: TicketOpenedV2, _ctx: &AutomationContext) -> Result<(), AutomationError> {
+        panic!("an undecodable trigger reached the handler: {opened:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_automation_names_the_trigger_that_no_longer_decodes_before_handling_it() {
+    let reaction = AutomationTest::new().when(TicketOpened { ticket: "t1".into() }, &EscalateOnOpen).await;
+    assert_eq!(reaction.result, "failed", "{reaction:?}");
+    let error = reaction.error.expect("the failure is reported");
+    assert!(error.starts_with("stored event TicketOpened at position "), "{error}");
+    assert!(error.contains("does not decode: cannot decode TicketOpened: missing field `priority`"), "{error}");
+
+    // A trigger outside the automation's event set is not handled at all.
+    let reaction = AutomationTest::new().when(Unrelated { ticket: "t1".into() }, &EscalateOnOpen).await;
+    assert_eq!((reaction.result, reaction.error), ("ignored", None));
+}
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+struct Unrelated {
+    #[tag("ticket")]
+    ticket: String,
 }

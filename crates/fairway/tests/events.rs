@@ -1,10 +1,11 @@
-//! Typed events: names, tags, and payloads that survive changes to their struct.
+//! Typed events: names, tags, payloads that survive changes to their struct, and event
+//! sets that decode exactly their types.
 
 mod common;
 
-use common::{CourseDefined, StudentSubscribed};
-use fairway::dcb::Tag;
-use fairway::{Event, EventError};
+use common::{CourseDefined, CourseEvents, StudentSubscribed};
+use fairway::dcb::{Query, QueryItem, Tag};
+use fairway::{Event, EventError, EventSet};
 use serde::{Deserialize, Serialize};
 
 #[test]
@@ -76,4 +77,32 @@ fn old_payloads_decode_into_newer_structs() {
     let old = v1::PriceSet { item: "book".into(), cents: 1250, note: "launch".into() }.to_raw().unwrap();
     let new: v2::PriceSet = fairway::rmp_serde::from_slice(&old.payload).expect("maps keep old facts readable");
     assert_eq!(new, v2::PriceSet { item: "book".into(), amount: 1250, currency: "EUR".into() });
+}
+
+#[test]
+fn an_event_set_names_its_types_and_decodes_only_those() {
+    assert_eq!(CourseEvents::TYPES, ["CourseDefined", "StudentSubscribedToCourse"]);
+    assert_eq!(CourseDefined::TYPES, ["CourseDefined"], "an event is a set of one");
+    let course = Tag::parse("course:c1").unwrap();
+    let item = CourseEvents::tagged([course.clone()]);
+    assert_eq!(item, QueryItem::types(["CourseDefined", "StudentSubscribedToCourse"]).with_tags([course]));
+    assert_eq!(CourseEvents::query(), Query::from(CourseEvents::item()));
+
+    let defined = CourseDefined { course_id: "c1".into(), capacity: 3 };
+    let subscribed = StudentSubscribed { course_id: "c1".into(), student_id: "s1".into() };
+    let decoded = [defined.to_raw().unwrap(), subscribed.to_raw().unwrap()]
+        .iter()
+        .map(|raw| match CourseEvents::decode(raw).expect("in the set").expect("decodes") {
+            CourseEvents::Defined(e) => format!("defined {} for {}", e.course_id, e.capacity),
+            CourseEvents::Subscribed(e) => format!("{} joined {}", e.student_id, e.course_id),
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(decoded, ["defined c1 for 3", "s1 joined c1"]);
+
+    let other = Optional { owner: None }.to_raw().unwrap();
+    assert!(CourseEvents::decode(&other).is_none(), "a type outside the set is not decoded");
+    let mut broken = defined.to_raw().unwrap();
+    broken.payload = vec![0xc1];
+    let err = CourseEvents::decode(&broken).expect("in the set").unwrap_err();
+    assert!(matches!(err, EventError::Decode { name: "CourseDefined", .. }), "{err}");
 }

@@ -12,12 +12,12 @@ use fairway::backend::{Backend, DynTx, TxBody, TxFailure};
 use fairway::dcb::kv::{KeyValue, Watch};
 use fairway::dcb::{
     AppendCondition, AppendRecord, DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, EventStore, Query,
-    QueryItem, RecordedAppend, StorageError,
+    RecordedAppend, StorageError,
 };
 use fairway::testkit::TestApp;
 use fairway::{
-    App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventError,
-    QueueSettings, Recorded, View, ViewError, ViewTx, automation, command, view,
+    App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, QueueSettings,
+    View, ViewError, ViewTx, automation, command, view,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -44,16 +44,15 @@ struct Never;
 #[command]
 impl Command for TakeNote {
     const NAME: &'static str = "take-note";
+    type Events = NoteTaken;
     type State = ();
     type Error = Never;
 
     fn query(&self) -> Query {
-        QueryItem::types([NoteTaken::NAME]).into()
+        NoteTaken::query()
     }
 
-    fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
-        Ok(())
-    }
+    fn evolve(&self, _: &mut (), _: NoteTaken) {}
 
     fn decide(&self, _: &()) -> Result<Decision, Never> {
         Ok(Decision::event(NoteTaken { note: self.note.clone(), text: self.text.clone() }))
@@ -70,13 +69,9 @@ struct Notes;
 impl View for Notes {
     const NAME: &'static str = "notes";
     const VERSION: u32 = 1;
+    type Events = NoteTaken;
 
-    fn query(&self) -> Query {
-        QueryItem::types([NoteTaken::NAME]).into()
-    }
-
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        let taken = event.as_event::<NoteTaken>().expect("queried")?;
+    async fn apply(&self, taken: NoteTaken, tx: &ViewTx) -> Result<(), ViewError> {
         if FRAGILE.load(Ordering::SeqCst) {
             match taken.text.as_str() {
                 "poison" => {
@@ -100,12 +95,9 @@ struct Echo;
 #[automation]
 impl Automation for Echo {
     const NAME: &'static str = "echo";
+    type Events = NoteTaken;
 
-    fn query(&self) -> Query {
-        QueryItem::types([NoteTaken::NAME]).into()
-    }
-
-    async fn handle(&self, _event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
+    async fn handle(&self, _: NoteTaken, ctx: &AutomationContext) -> Result<(), AutomationError> {
         ctx.dependency::<Arc<Handled>>()?.0.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

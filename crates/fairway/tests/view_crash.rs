@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fairway::backend::Backend;
-use fairway::dcb::{EmbeddedEngine, EventStore, Position, Query, QueryItem, ReadOptions};
-use fairway::{Event, Recorded, View, ViewError, ViewRuntime, ViewTx};
+use fairway::dcb::{EmbeddedEngine, EventStore, Position, ReadOptions};
+use fairway::{Event, View, ViewError, ViewRuntime, ViewTx};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -38,13 +38,9 @@ struct TickCounts;
 impl View for TickCounts {
     const NAME: &'static str = "tick-counts";
     const VERSION: u32 = 1;
+    type Events = Ticked;
 
-    fn query(&self) -> Query {
-        QueryItem::types([Ticked::NAME]).into()
-    }
-
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        let tick = event.as_event::<Ticked>().expect("queried")?;
+    async fn apply(&self, tick: Ticked, tx: &ViewTx) -> Result<(), ViewError> {
         let key = format!("bucket-{:02}", tick.bucket);
         let count: u64 = tx.get(&key).await?.unwrap_or(0);
         tx.put(&key, &(count + 1))

@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{CourseDefined, DefineCourse, StudentSubscribed, SubscribeStudent};
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore, Query, QueryItem};
-use fairway::{CommandRunner, Event, Recorded, View, ViewError, ViewRuntime, ViewTx};
+use common::{CourseDefined, CourseEvents, DefineCourse, SubscribeStudent};
+use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore};
+use fairway::{CommandRunner, View, ViewError, ViewRuntime, ViewTx};
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
@@ -24,22 +24,19 @@ struct CourseList;
 impl View for CourseList {
     const NAME: &'static str = "course-list";
     const VERSION: u32 = 1;
+    type Events = CourseEvents;
 
-    fn query(&self) -> Query {
-        QueryItem::types([CourseDefined::NAME, StudentSubscribed::NAME]).into()
-    }
-
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        if let Some(defined) = event.as_event::<CourseDefined>() {
-            let defined = defined?;
-            tx.put(&defined.course_id, &CourseRow { capacity: defined.capacity, taken: 0 })?;
-        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
-            let subscribed = subscribed?;
-            let mut row: CourseRow = tx.get(&subscribed.course_id).await?.expect("course defined first");
-            row.taken += 1;
-            tx.put(&subscribed.course_id, &row)?;
+    async fn apply(&self, event: CourseEvents, tx: &ViewTx) -> Result<(), ViewError> {
+        match event {
+            CourseEvents::Defined(defined) => {
+                tx.put(&defined.course_id, &CourseRow { capacity: defined.capacity, taken: 0 })
+            }
+            CourseEvents::Subscribed(subscribed) => {
+                let mut row: CourseRow = tx.get(&subscribed.course_id).await?.expect("course defined first");
+                row.taken += 1;
+                tx.put(&subscribed.course_id, &row)
+            }
         }
-        Ok(())
     }
 }
 
@@ -49,36 +46,27 @@ struct CourseListV2;
 impl View for CourseListV2 {
     const NAME: &'static str = "course-list";
     const VERSION: u32 = 2;
+    type Events = CourseEvents;
 
-    fn query(&self) -> Query {
-        CourseList.query()
-    }
-
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        if let Some(defined) = event.as_event::<CourseDefined>() {
-            let defined = defined?;
-            tx.put(&defined.course_id, &defined.capacity)?;
-        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
-            let subscribed = subscribed?;
-            let left: u32 = tx.get(&subscribed.course_id).await?.unwrap_or(0);
-            tx.put(&subscribed.course_id, &left.saturating_sub(1))?;
+    async fn apply(&self, event: CourseEvents, tx: &ViewTx) -> Result<(), ViewError> {
+        match event {
+            CourseEvents::Defined(defined) => tx.put(&defined.course_id, &defined.capacity),
+            CourseEvents::Subscribed(subscribed) => {
+                tx.update(&subscribed.course_id, |left: &mut u32| *left = left.saturating_sub(1)).await
+            }
         }
-        Ok(())
     }
 }
 
-/// Counts every event it sees (detects double application).
+/// Counts every course defined (detects double application).
 struct Counter;
 
 impl View for Counter {
     const NAME: &'static str = "counter";
     const VERSION: u32 = 1;
+    type Events = CourseDefined;
 
-    fn query(&self) -> Query {
-        Query::all()
-    }
-
-    async fn apply(&self, _event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
+    async fn apply(&self, _: CourseDefined, tx: &ViewTx) -> Result<(), ViewError> {
         let n: u64 = tx.get("n").await?.unwrap_or(0);
         tx.put("n", &(n + 1))
     }

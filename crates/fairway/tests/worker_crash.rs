@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use common::{CourseDefined, DefineCourse, StudentSubscribed};
 use fairway::backend::Backend;
-use fairway::dcb::{EmbeddedEngine, EventStore, Query, QueryItem, ReadOptions};
+use fairway::dcb::{EmbeddedEngine, EventStore, ReadOptions};
 use fairway::{
-    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandRunner, Event, QueueSettings, Recorded,
+    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandRunner, EventSet, QueueSettings,
 };
 use futures::TryStreamExt;
 
@@ -46,16 +46,13 @@ struct SeatTutor {
 
 impl Automation for SeatTutor {
     const NAME: &'static str = "seat-tutor";
+    type Events = CourseDefined;
 
-    fn query(&self) -> Query {
-        QueryItem::types([CourseDefined::NAME]).into()
-    }
-
-    async fn handle(&self, event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
-        let position = event.position().to_string();
+    async fn handle(&self, course: CourseDefined, ctx: &AutomationContext) -> Result<(), AutomationError> {
+        let position = ctx.trigger().to_string();
         match &self.role {
             Role::Survivor { handled } => {
-                common::seat_tutor(event, ctx).await?;
+                common::seat_tutor(course, ctx).await?;
                 handled.lock().unwrap().push(position);
                 Ok(())
             }
@@ -63,12 +60,12 @@ impl Automation for SeatTutor {
                 let nth = started.fetch_add(1, Ordering::SeqCst) + 1;
                 if nth == *hang_at {
                     if *after_effect {
-                        common::seat_tutor(event, ctx).await?;
+                        common::seat_tutor(course.clone(), ctx).await?;
                     }
                     std::fs::write(log_dir.join(HANGING), &position).unwrap();
                     std::future::pending::<()>().await; // Killed here, holding the lease.
                 }
-                common::seat_tutor(event, ctx).await?;
+                common::seat_tutor(course, ctx).await?;
                 let mut log =
                     std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(FINISHED)).unwrap();
                 std::io::Write::write_all(&mut log, format!("{position}\n").as_bytes()).unwrap();
@@ -117,11 +114,11 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 /// Tutor seats per course, from the log.
 async fn seats_per_course(backend: &Arc<dyn Backend>) -> BTreeMap<String, usize> {
-    let query = Query::from(QueryItem::types([StudentSubscribed::NAME]));
-    let events: Vec<_> = backend.events().read(query, ReadOptions::forwards()).try_collect().await.unwrap();
+    let events: Vec<_> =
+        backend.events().read(StudentSubscribed::query(), ReadOptions::forwards()).try_collect().await.unwrap();
     let mut seats = BTreeMap::new();
     for event in events {
-        let subscribed: StudentSubscribed = Recorded::new(event).as_event().unwrap().unwrap();
+        let subscribed = StudentSubscribed::decode(&event.event).expect("a subscription").unwrap();
         *seats.entry(subscribed.course_id).or_default() += 1;
     }
     seats

@@ -84,16 +84,19 @@ async fn catch_up_eps(dir: &std::path::Path, events: usize) -> f64 {
     let store = DcbStore::new(engine.clone(), "catch-up").unwrap();
     let courses = 1_000;
     let defined: Vec<_> = (0..courses)
-        .map(|c| CourseDefined { course_id: format!("c{c}"), capacity: 10_000 }.to_raw().unwrap())
+        .map(|c| CourseDefined { course_id: format!("c{c}").as_str().into(), capacity: 10_000 }.to_raw().unwrap())
         .collect();
     store.append(defined, None).await.unwrap();
     for batch in 0..(events - courses).div_ceil(1_000) {
         let subscribed: Vec<_> = (0..1_000)
             .map(|i| {
                 let n = batch * 1_000 + i;
-                StudentSubscribed { course_id: format!("c{}", n % courses), student_id: format!("s{n}") }
-                    .to_raw()
-                    .unwrap()
+                StudentSubscribed {
+                    course_id: format!("c{}", n % courses).as_str().into(),
+                    student_id: format!("s{n}").as_str().into(),
+                }
+                .to_raw()
+                .unwrap()
             })
             .collect();
         store.append(subscribed, None).await.unwrap();

@@ -1,7 +1,7 @@
 //! The facts of the domain.
 
-use fairway::Event;
-use fairway::dcb::{InvalidInput, NameRule, Query, QueryItem, Tag};
+use fairway::dcb::{InvalidInput, NameRule, Tag};
+use fairway::{Event, EventSet};
 use serde::{Deserialize, Serialize};
 
 /// A course was defined.
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct CourseDefined {
     /// The course.
     #[tag("course")]
-    pub course_id: String,
+    pub course_id: Id,
     /// Seats.
     pub capacity: u32,
 }
@@ -19,7 +19,7 @@ pub struct CourseDefined {
 pub struct CourseCapacityChanged {
     /// The course.
     #[tag("course")]
-    pub course_id: String,
+    pub course_id: Id,
     /// The new number of seats.
     pub capacity: u32,
 }
@@ -29,10 +29,10 @@ pub struct CourseCapacityChanged {
 pub struct StudentRegistered {
     /// The student.
     #[tag("student")]
-    pub student_id: String,
+    pub student_id: Id,
     /// Unique across students.
     #[tag("email")]
-    pub email: String,
+    pub email: Id,
 }
 
 /// A student subscribed to a course.
@@ -40,10 +40,10 @@ pub struct StudentRegistered {
 pub struct StudentSubscribed {
     /// The course.
     #[tag("course")]
-    pub course_id: String,
+    pub course_id: Id,
     /// The student.
     #[tag("student")]
-    pub student_id: String,
+    pub student_id: Id,
 }
 
 /// A student left a course.
@@ -51,10 +51,10 @@ pub struct StudentSubscribed {
 pub struct StudentUnsubscribed {
     /// The course.
     #[tag("course")]
-    pub course_id: String,
+    pub course_id: Id,
     /// The student.
     #[tag("student")]
-    pub student_id: String,
+    pub student_id: Id,
 }
 
 /// A student asked for a seat in a full course; promoted in order when seats free up.
@@ -62,15 +62,58 @@ pub struct StudentUnsubscribed {
 pub struct StudentJoinedWaitingList {
     /// The course.
     #[tag("course")]
-    pub course_id: String,
+    pub course_id: Id,
     /// The student.
     #[tag("student")]
-    pub student_id: String,
+    pub student_id: Id,
 }
 
-/// A course's waiting list and the events that change who is on it or in the course.
-pub fn waiting_list(course_id: &str) -> QueryItem {
-    QueryItem::types([StudentJoinedWaitingList::NAME, StudentSubscribed::NAME]).with_tags([tag("course", course_id)])
+/// A course's seats: its definition, capacity and who is in it. Tagged with [`course`], one
+/// course's boundary; its [`Enrolment`] part tagged with [`student`], a student's courses.
+#[derive(Debug, EventSet)]
+pub enum CourseLife {
+    /// Defined.
+    Defined(CourseDefined),
+    /// Capacity changed.
+    CapacityChanged(CourseCapacityChanged),
+    /// A student came in.
+    Subscribed(StudentSubscribed),
+    /// A student left.
+    Unsubscribed(StudentUnsubscribed),
+}
+
+/// A course's seats and its waiting list (tagged with [`course`]).
+#[derive(Debug, EventSet)]
+pub enum CourseActivity {
+    /// Defined.
+    Defined(CourseDefined),
+    /// Capacity changed.
+    CapacityChanged(CourseCapacityChanged),
+    /// A student came in.
+    Subscribed(StudentSubscribed),
+    /// A student left.
+    Unsubscribed(StudentUnsubscribed),
+    /// A student queued.
+    Joined(StudentJoinedWaitingList),
+}
+
+/// Who comes and goes: in a course (tagged with [`course`]) or a student's courses (tagged
+/// with [`student`]).
+#[derive(Debug, EventSet)]
+pub enum Enrolment {
+    /// A student came in.
+    Subscribed(StudentSubscribed),
+    /// A student left.
+    Unsubscribed(StudentUnsubscribed),
+}
+
+/// A course's waiting list: who queued, and who got in since.
+#[derive(Debug, EventSet)]
+pub enum WaitingList {
+    /// A student queued.
+    Joined(StudentJoinedWaitingList),
+    /// A student got in.
+    Subscribed(StudentSubscribed),
 }
 
 /// The tag keys ids are used with: `course:`, `student:`, `email:`.
@@ -164,28 +207,53 @@ impl From<&str> for Id {
     }
 }
 
+/// `course:<id>`.
+pub fn course(id: &Id) -> Tag {
+    tag("course", id)
+}
+
+/// `student:<id>`.
+pub fn student(id: &Id) -> Tag {
+    tag("student", id)
+}
+
 /// `key:value` for a checked id.
 pub fn tag(key: &str, id: &str) -> Tag {
     Tag::new(key, id).expect("ids are checked when requests are decoded")
 }
 
-/// Every event of a course's life (definition, capacity, subscriptions).
-pub fn course_boundary(course_id: &str) -> QueryItem {
-    QueryItem::types([
-        CourseDefined::NAME,
-        CourseCapacityChanged::NAME,
-        StudentSubscribed::NAME,
-        StudentUnsubscribed::NAME,
-    ])
-    .with_tags([tag("course", course_id)])
-}
+/// Event constructors for Given/When/Then tests.
+#[cfg(test)]
+pub mod given {
+    use super::*;
 
-/// A student's subscriptions.
-pub fn student_subscriptions(student_id: &str) -> QueryItem {
-    QueryItem::types([StudentSubscribed::NAME, StudentUnsubscribed::NAME]).with_tags([tag("student", student_id)])
-}
+    /// `course` defined with `capacity` seats.
+    pub fn defined(course: &str, capacity: u32) -> CourseDefined {
+        CourseDefined { course_id: course.into(), capacity }
+    }
 
-/// Everything about one course, as a query.
-pub fn course_query(course_id: &str) -> Query {
-    course_boundary(course_id).into()
+    /// `course` resized to `capacity` seats.
+    pub fn resized(course: &str, capacity: u32) -> CourseCapacityChanged {
+        CourseCapacityChanged { course_id: course.into(), capacity }
+    }
+
+    /// `student` subscribed to `course`.
+    pub fn subscribed(course: &str, student: &str) -> StudentSubscribed {
+        StudentSubscribed { course_id: course.into(), student_id: student.into() }
+    }
+
+    /// `student` left `course`.
+    pub fn unsubscribed(course: &str, student: &str) -> StudentUnsubscribed {
+        StudentUnsubscribed { course_id: course.into(), student_id: student.into() }
+    }
+
+    /// `student` queued for `course`.
+    pub fn waiting(course: &str, student: &str) -> StudentJoinedWaitingList {
+        StudentJoinedWaitingList { course_id: course.into(), student_id: student.into() }
+    }
+
+    /// `student` registered with `email`.
+    pub fn registered(student: &str, email: &str) -> StudentRegistered {
+        StudentRegistered { student_id: student.into(), email: email.into() }
+    }
 }

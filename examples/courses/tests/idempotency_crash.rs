@@ -226,7 +226,7 @@ async fn keys_retried_after_kill_9_are_replayed_or_run_once() {
             t if t == StudentRegistered::NAME => recorded.as_event::<StudentRegistered>().unwrap().unwrap().student_id,
             _ => continue,
         };
-        created.entry(entity).or_default().push(recorded.position());
+        created.entry(entity.into()).or_default().push(recorded.position());
     }
     assert_eq!(created.len(), settled.len(), "one entity per key");
     for (request, body) in &settled {

@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use courses::events::{
-    CourseCapacityChanged, CourseDefined, StudentJoinedWaitingList, StudentSubscribed, StudentUnsubscribed,
-};
+use courses::events::CourseActivity;
+use courses::events::StudentSubscribed;
 use fairway::Recorded;
 use fairway::dcb::{EventStore, Query, ReadOptions};
 use fairway::testkit::TestApp;
@@ -35,22 +34,19 @@ struct Row {
 fn fold(log: &[Recorded]) -> BTreeMap<String, Row> {
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for event in log {
-        if let Some(e) = event.as_event::<CourseDefined>() {
-            let e = e.unwrap();
-            rows.entry(e.course_id).or_default().capacity = e.capacity.into();
-        } else if let Some(e) = event.as_event::<CourseCapacityChanged>() {
-            let e = e.unwrap();
-            rows.entry(e.course_id).or_default().capacity = e.capacity.into();
-        } else if let Some(e) = event.as_event::<StudentSubscribed>() {
-            let e = e.unwrap();
-            let row = rows.entry(e.course_id).or_default();
-            row.subscribed += 1;
-            row.waiting.retain(|s| *s != e.student_id);
-        } else if let Some(e) = event.as_event::<StudentUnsubscribed>() {
-            rows.entry(e.unwrap().course_id).or_default().subscribed -= 1;
-        } else if let Some(e) = event.as_event::<StudentJoinedWaitingList>() {
-            let e = e.unwrap();
-            rows.entry(e.course_id).or_default().waiting.push(e.student_id);
+        let Some(event) = event.decode::<CourseActivity>() else { continue };
+        match event.unwrap() {
+            CourseActivity::Defined(e) => rows.entry(e.course_id.into()).or_default().capacity = e.capacity.into(),
+            CourseActivity::CapacityChanged(e) => {
+                rows.entry(e.course_id.into()).or_default().capacity = e.capacity.into()
+            }
+            CourseActivity::Subscribed(e) => {
+                let row = rows.entry(e.course_id.into()).or_default();
+                row.subscribed += 1;
+                row.waiting.retain(|s| *s != e.student_id);
+            }
+            CourseActivity::Unsubscribed(e) => rows.entry(e.course_id.into()).or_default().subscribed -= 1,
+            CourseActivity::Joined(e) => rows.entry(e.course_id.into()).or_default().waiting.push(e.student_id.into()),
         }
     }
     rows

@@ -32,6 +32,7 @@
 
 mod answers;
 mod config;
+pub mod error;
 pub mod idempotency;
 mod routes;
 mod supervisor;
@@ -48,6 +49,7 @@ use tracing::{error, info, warn};
 
 pub use answers::MAX_BODY_BYTES;
 pub use config::AppConfig;
+pub use error::ApiError;
 pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use supervisor::{HealthReport, SupervisionPolicy, TaskState, TaskStatus};
 

@@ -2,21 +2,21 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use fairway_dcb::Position;
 use serde_json::json;
 use tracing::{error, warn};
 
 use super::Shared;
+use super::error::ApiError;
 use super::idempotency::{Claim, ClaimError, Outcome, StoredResponse};
 use crate::command::{AppendStep, CommandRunner};
-use crate::registry::{CommandEnv, DynView};
-use crate::view::ViewError;
+use crate::registry::{DynAutomation, DynView};
 
 /// Header naming a request's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -42,8 +42,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     super::answers::json_answers(routes)
 }
 
-fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, axum::Json(json!({ "error": message.to_string() }))).into_response()
+fn failure(error: ApiError) -> Response {
+    error.into_response()
 }
 
 async fn run_command(
@@ -53,23 +53,23 @@ async fn run_command(
     body: Bytes,
 ) -> Response {
     if !shared.slices.commands.contains_key(name.as_str()) {
-        return failure(StatusCode::NOT_FOUND, format!("unknown command {name:?}"));
+        return failure(ApiError::NotFound(format!("unknown command {name:?}")));
     }
     let Some(key) = headers.get(IDEMPOTENCY_KEY) else {
         return stored_response(execute(&shared, &name, &body, None).await);
     };
     let Ok(key) = key.to_str() else {
-        return failure(StatusCode::BAD_REQUEST, "Idempotency-Key must be visible ASCII");
+        return failure(ApiError::bad_request("Idempotency-Key must be visible ASCII"));
     };
     let ticket = match shared.idempotency.claim(&name, key, &body).await {
         Ok(Claim::Run(ticket)) => ticket,
         Ok(Claim::Replay(stored)) => return replayed(stored),
         Ok(Claim::InProgress) => {
-            return failure(StatusCode::CONFLICT, format!("a request with Idempotency-Key {key:?} is in progress"));
+            return failure(ApiError::conflict(format!("a request with Idempotency-Key {key:?} is in progress")));
         }
         Ok(Claim::Mismatch) => return mismatch(key),
-        Err(err @ ClaimError::BadKey(_)) => return failure(StatusCode::BAD_REQUEST, err),
-        Err(err) => return failure(StatusCode::INTERNAL_SERVER_ERROR, err),
+        Err(err @ ClaimError::BadKey(_)) => return failure(ApiError::BadRequest(Box::new(err))),
+        Err(err) => return failure(ApiError::Internal(Box::new(err))),
     };
     let stored = execute(&shared, &name, &body, Some(ticket.append_step())).await;
     match ticket.finish(stored).await {
@@ -79,7 +79,7 @@ async fn run_command(
         Err(err) => {
             warn!(command = name, %err, "the response could not be stored for its Idempotency-Key");
             let message = format!("the command appended nothing, but its response could not be stored: {err}");
-            failure(StatusCode::INTERNAL_SERVER_ERROR, message)
+            failure(ApiError::internal(message))
         }
     }
 }
@@ -91,7 +91,7 @@ fn replayed(stored: StoredResponse) -> Response {
 }
 
 fn mismatch(key: &str) -> Response {
-    failure(StatusCode::UNPROCESSABLE_ENTITY, format!("Idempotency-Key {key:?} was used with another body"))
+    failure(ApiError::Rejected(format!("Idempotency-Key {key:?} was used with another body").into()))
 }
 
 fn stored_response(stored: StoredResponse) -> Response {
@@ -102,29 +102,27 @@ fn stored_response(stored: StoredResponse) -> Response {
 /// Runs command `name` on `body` (appending through `append_step` if given); the
 /// response as status and JSON body.
 async fn execute(shared: &Shared, name: &str, body: &[u8], append_step: Option<Arc<dyn AppendStep>>) -> StoredResponse {
-    let respond = |status: StatusCode, body: serde_json::Value| StoredResponse {
-        status: status.as_u16(),
-        body: serde_json::to_vec(&body).expect("JSON encodes"),
+    let respond = |error: ApiError| {
+        if error.status().is_server_error() {
+            error!(command = name, %error, "command failed on the server side");
+        }
+        StoredResponse {
+            status: error.status().as_u16(),
+            body: serde_json::to_vec(&error.body()).expect("JSON encodes"),
+        }
     };
     let slice = shared.slices.commands[name];
     let body: serde_json::Value = match serde_json::from_slice(body) {
         Ok(body) => body,
-        Err(err) => return respond(StatusCode::BAD_REQUEST, json!({ "error": format!("body is not JSON: {err}") })),
+        Err(err) => return respond(ApiError::bad_request(format!("body is not JSON: {err}"))),
     };
-    let mut runner = CommandRunner::new(shared.events.clone());
+    let mut runner = CommandRunner::new(shared.events.clone()).with_snapshots(shared.snapshots.clone());
     if let Some(step) = append_step {
         runner = runner.with_append_step(step);
     }
-    let env = CommandEnv { runner, snapshots: shared.snapshots.clone() };
-    match (slice.handler)(env, body).await {
+    match (slice.handler)(runner, body).await {
         Ok(reply) => StoredResponse::reply(&reply),
-        Err(err) => {
-            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if status.is_server_error() {
-                error!(command = name, error = %err, "command failed on the server side");
-            }
-            respond(status, json!({ "error": err.to_string() }))
-        }
+        Err(error) => respond(error),
     }
 }
 
@@ -134,15 +132,11 @@ struct After {
     after: Option<String>,
 }
 
-async fn view_after(shared: &Shared, name: &str, after: After) -> Result<Arc<dyn DynView>, Response> {
-    let view =
-        shared.views.get(name).ok_or_else(|| failure(StatusCode::NOT_FOUND, format!("unknown view {name:?}")))?;
+async fn view_after(shared: &Shared, name: &str, after: After) -> Result<Arc<dyn DynView>, ApiError> {
+    let view = shared.views.get(name).ok_or_else(|| ApiError::NotFound(format!("unknown view {name:?}")))?;
     if let Some(after) = after.after {
-        let position: Position = after.parse().map_err(|e| failure(StatusCode::BAD_REQUEST, e))?;
-        view.wait_for(position, super::READ_YOUR_WRITES_TIMEOUT).await.map_err(|e| match e {
-            ViewError::Timeout { .. } => failure(StatusCode::GATEWAY_TIMEOUT, e),
-            other => failure(StatusCode::INTERNAL_SERVER_ERROR, other),
-        })?;
+        let position: Position = after.parse().map_err(|e| ApiError::BadRequest(Box::new(e)))?;
+        view.wait_for(position, super::READ_YOUR_WRITES_TIMEOUT).await?;
     }
     Ok(view.clone())
 }
@@ -151,32 +145,19 @@ async fn list_view(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
     Query(after): Query<After>,
-) -> Response {
-    let view = match view_after(&shared, &name, after).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
-    match view.list().await {
-        Ok(docs) => {
-            axum::Json(docs.into_iter().map(|(k, v)| json!({ "key": k, "doc": v })).collect::<Vec<_>>()).into_response()
-        }
-        Err(err) => failure(StatusCode::INTERNAL_SERVER_ERROR, err),
-    }
+) -> Result<Response, ApiError> {
+    let docs = view_after(&shared, &name, after).await?.list().await?;
+    Ok(Json(docs.into_iter().map(|(k, v)| json!({ "key": k, "doc": v })).collect::<Vec<_>>()).into_response())
 }
 
 async fn get_view(
     State(shared): State<Arc<Shared>>,
     Path((name, key)): Path<(String, String)>,
     Query(after): Query<After>,
-) -> Response {
-    let view = match view_after(&shared, &name, after).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
-    match view.get(key.clone()).await {
-        Ok(Some(doc)) => axum::Json(doc).into_response(),
-        Ok(None) => failure(StatusCode::NOT_FOUND, format!("view {name:?} has no document {key:?}")),
-        Err(err) => failure(StatusCode::INTERNAL_SERVER_ERROR, err),
+) -> Result<Response, ApiError> {
+    match view_after(&shared, &name, after).await?.get(key.clone()).await? {
+        Some(doc) => Ok(Json(doc).into_response()),
+        None => Err(ApiError::NotFound(format!("view {name:?} has no document {key:?}"))),
     }
 }
 
@@ -185,21 +166,18 @@ async fn get_view(
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
     let report = shared.health.report();
     let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(report)).into_response()
+    (status, Json(report)).into_response()
 }
 
 async fn list_slices(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(shared.slices.describe()).into_response()
+    Json(shared.slices.describe()).into_response()
 }
 
 /// Every view's projector: checkpoint, events applied, events still to apply.
-async fn progress(State(shared): State<Arc<Shared>>) -> Response {
+async fn progress(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let mut views = Vec::new();
     for view in shared.views.values() {
-        let (progress, remaining) = match (view.progress().await, view.remaining(REMAINING_CAP).await) {
-            (Ok(progress), Ok(remaining)) => (progress, remaining),
-            (Err(err), _) | (_, Err(err)) => return failure(StatusCode::INTERNAL_SERVER_ERROR, err),
-        };
+        let (progress, remaining) = (view.progress().await?, view.remaining(REMAINING_CAP).await?);
         views.push(json!({
             "name": view.name(),
             "version": view.version(),
@@ -211,20 +189,17 @@ async fn progress(State(shared): State<Arc<Shared>>) -> Response {
             "total": progress.processed + remaining as u64,
         }));
     }
-    axum::Json(json!({ "views": views })).into_response()
+    Ok(Json(json!({ "views": views })).into_response())
 }
 
-fn unknown_automation(name: &str) -> Response {
-    failure(StatusCode::NOT_FOUND, format!("unknown automation {name:?}"))
+fn automation<'a>(shared: &'a Shared, name: &str) -> Result<&'a Arc<dyn DynAutomation>, ApiError> {
+    shared.automations.get(name).ok_or_else(|| ApiError::NotFound(format!("unknown automation {name:?}")))
 }
 
-async fn list_automations(State(shared): State<Arc<Shared>>) -> Response {
+async fn list_automations(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let mut automations = Vec::new();
     for automation in shared.automations.values() {
-        let (pending, dead) = match (automation.pending().await, automation.dead_letters().await) {
-            (Ok(pending), Ok(dead)) => (pending, dead.len()),
-            (Err(err), _) | (_, Err(err)) => return failure(StatusCode::INTERNAL_SERVER_ERROR, err),
-        };
+        let (pending, dead) = (automation.pending().await?, automation.dead_letters().await?.len());
         automations.push(json!({
             "name": automation.name(),
             "workers": automation.workers(),
@@ -232,37 +207,25 @@ async fn list_automations(State(shared): State<Arc<Shared>>) -> Response {
             "dead_letters": dead,
         }));
     }
-    axum::Json(json!({ "automations": automations })).into_response()
+    Ok(Json(json!({ "automations": automations })).into_response())
 }
 
-async fn dead_letters(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    let Some(automation) = shared.automations.get(name.as_str()) else { return unknown_automation(&name) };
-    match automation.dead_letters().await {
-        Ok(dead) => axum::Json(dead).into_response(),
-        Err(err) => failure(StatusCode::INTERNAL_SERVER_ERROR, err),
-    }
+async fn dead_letters(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(automation(&shared, &name)?.dead_letters().await?).into_response())
 }
 
 async fn replay_dead_letter(
     State(shared): State<Arc<Shared>>,
     Path((name, position)): Path<(String, String)>,
-) -> Response {
-    let Some(automation) = shared.automations.get(name.as_str()) else { return unknown_automation(&name) };
-    let position: Position = match position.parse() {
-        Ok(position) => position,
-        Err(err) => return failure(StatusCode::BAD_REQUEST, err),
-    };
-    match automation.replay(position).await {
-        Ok(true) => axum::Json(json!({ "replayed": position.to_string() })).into_response(),
-        Ok(false) => failure(StatusCode::NOT_FOUND, format!("automation {name:?} has no dead letter at {position}")),
-        Err(err) => failure(StatusCode::INTERNAL_SERVER_ERROR, err),
+) -> Result<Response, ApiError> {
+    let automation = automation(&shared, &name)?;
+    let position: Position = position.parse().map_err(|e| ApiError::BadRequest(Box::new(e)))?;
+    if !automation.replay(position).await? {
+        return Err(ApiError::NotFound(format!("automation {name:?} has no dead letter at {position}")));
     }
+    Ok(Json(json!({ "replayed": position.to_string() })).into_response())
 }
 
-async fn purge_dead_letters(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    let Some(automation) = shared.automations.get(name.as_str()) else { return unknown_automation(&name) };
-    match automation.purge().await {
-        Ok(purged) => axum::Json(json!({ "purged": purged })).into_response(),
-        Err(err) => failure(StatusCode::INTERNAL_SERVER_ERROR, err),
-    }
+async fn purge_dead_letters(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "purged": automation(&shared, &name)?.purge().await? })).into_response())
 }

@@ -35,7 +35,9 @@ use crate::BoxError;
 use crate::backend::{Backend, DynTx, TxFailure, transact_value};
 use crate::command::{Command, CommandError, CommandRunner, Executed};
 use crate::dependencies::Dependencies;
-use crate::event::Recorded;
+use crate::event::{EventSet, Recorded};
+use crate::snapshot::Snapshots;
+#[cfg(feature = "testkit")]
 use crate::testkit::Outcome;
 use queue::{Claim, QueueKeys, now_micros};
 use wake::Wake;
@@ -45,14 +47,20 @@ pub trait Automation: Send + Sync + 'static {
     /// Stable name (queue keyspace, routes).
     const NAME: &'static str;
 
-    /// The triggering events.
-    fn query(&self) -> Query;
+    /// The triggering events: an [`EventSet`] (or one [`Event`](crate::Event) type).
+    type Events: EventSet;
 
-    /// Handles one triggering event, usually by running commands through `ctx`. An error
-    /// makes the job retry later.
+    /// The events that trigger a job: by default every event of [`Automation::Events`].
+    fn query(&self) -> Query {
+        Self::Events::query()
+    }
+
+    /// Handles one triggering event, usually by running commands through `ctx` (which also
+    /// tells the trigger's position). An error makes the job retry later; `?` converts any
+    /// error.
     fn handle(
         &self,
-        event: &Recorded,
+        event: Self::Events,
         ctx: &AutomationContext,
     ) -> impl Future<Output = Result<(), AutomationError>> + Send;
 
@@ -67,16 +75,41 @@ pub trait Automation: Send + Sync + 'static {
 pub struct AutomationContext {
     runner: CommandRunner<Arc<dyn EventStore>>,
     dependencies: Dependencies,
+    #[cfg(feature = "testkit")]
     recorder: Option<Arc<std::sync::Mutex<Vec<Outcome>>>>,
+    trigger: Position,
 }
 
 impl AutomationContext {
     /// A context running commands on `events` with `dependencies`.
     pub fn new(events: Arc<dyn EventStore>, dependencies: Dependencies) -> Self {
-        AutomationContext { runner: CommandRunner::new(events), dependencies, recorder: None }
+        AutomationContext::with_runner(CommandRunner::new(events), dependencies)
+    }
+
+    /// A context running commands through `runner` (with its snapshots and retry policy).
+    pub fn with_runner(runner: CommandRunner<Arc<dyn EventStore>>, dependencies: Dependencies) -> Self {
+        AutomationContext {
+            runner,
+            dependencies,
+            #[cfg(feature = "testkit")]
+            recorder: None,
+            trigger: Position::ZERO,
+        }
+    }
+
+    /// Handles the event at `position`.
+    pub(crate) fn triggered_by(mut self, position: Position) -> Self {
+        self.trigger = position;
+        self
+    }
+
+    /// The position of the triggering event (e.g. to derive ids of appended events).
+    pub fn trigger(&self) -> Position {
+        self.trigger
     }
 
     /// Records the outcome of every command run through this context (for tests).
+    #[cfg(feature = "testkit")]
     pub(crate) fn recording(mut self, recorder: Arc<std::sync::Mutex<Vec<Outcome>>>) -> Self {
         self.recorder = Some(recorder);
         self
@@ -85,6 +118,7 @@ impl AutomationContext {
     /// Runs a command.
     pub async fn execute<C: Command>(&self, command: &C) -> Result<Executed, CommandError<C::Error>> {
         let result = self.runner.execute(command).await;
+        #[cfg(feature = "testkit")]
         if let Some(recorder) = &self.recorder {
             recorder.lock().expect("recorder").push(Outcome::of::<C>(&result));
         }
@@ -96,14 +130,17 @@ impl AutomationContext {
         self.runner.store()
     }
 
-    /// Every event matching `query`, oldest first.
-    pub async fn read(&self, query: Query) -> Result<Vec<Recorded>, AutomationError> {
-        self.events()
-            .read(query, ReadOptions::forwards())
-            .map_ok(Recorded::new)
-            .try_collect()
-            .await
-            .map_err(AutomationError::from)
+    /// Every event of the set `S` matching `query`, oldest first, decoded (events of
+    /// other types are skipped without decoding).
+    pub async fn read<S: EventSet>(&self, query: impl Into<Query>) -> Result<Vec<S>, AutomationError> {
+        let mut events = self.events().read(query.into(), ReadOptions::forwards());
+        let mut decoded = Vec::new();
+        while let Some(event) = events.try_next().await? {
+            if let Some(event) = Recorded::new(event).decode::<S>() {
+                decoded.push(event?);
+            }
+        }
+        Ok(decoded)
     }
 
     /// The dependency of type `T` the app provided (see [`crate::App::provide`]).
@@ -380,7 +417,8 @@ impl<A: Automation> AutomationRuntime<A> {
                 .await?
                 .filter(|e| e.position == position)
                 .ok_or(TriggerNotFound(position))?;
-            let ctx = AutomationContext::new(self.backend.events(), self.dependencies.clone());
+            let runner = CommandRunner::new(self.backend.events()).with_snapshots(Snapshots::new(self.backend.clone()));
+            let ctx = AutomationContext::with_runner(runner, self.dependencies.clone()).triggered_by(position);
             // Renew the lease while the handler runs, in the same task: if the worker dies,
             // renewals stop with it and the lease expires.
             let renewals = async {
@@ -391,10 +429,13 @@ impl<A: Automation> AutomationRuntime<A> {
                     }
                 }
             };
-            let event = Recorded::new(event);
-            let outcome = tokio::select! {
-                outcome = self.automation.handle(&event, &ctx) => outcome.map_err(|e| e.to_string()),
-                never = renewals => never,
+            let outcome = match Recorded::new(event).decode::<A::Events>() {
+                None => Ok(()),
+                Some(Err(undecodable)) => Err(undecodable.to_string()),
+                Some(Ok(event)) => tokio::select! {
+                    outcome = self.automation.handle(event, &ctx) => outcome.map_err(|e| e.to_string()),
+                    never = renewals => never,
+                },
             };
             if let Err(error) = &outcome {
                 warn!(%error, "job failed");

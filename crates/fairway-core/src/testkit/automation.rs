@@ -22,7 +22,8 @@ pub struct AutomationTest {
 pub struct Reaction {
     /// The automation's name.
     pub automation: &'static str,
-    /// `handled` or `failed` (the job would be retried).
+    /// `handled`, `failed` (the job would be retried) or `ignored` (the trigger is not in
+    /// the automation's event set).
     pub result: &'static str,
     /// Every command the handler ran, in order, with its outcome.
     pub commands: Vec<Outcome>,
@@ -61,8 +62,15 @@ impl AutomationTest {
             .expect("the store reads")
             .expect("the trigger was appended");
         let recorder = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let ctx = AutomationContext::new(test.store.clone(), self.dependencies).recording(recorder.clone());
-        let outcome = automation.handle(&Recorded::new(last), &ctx).await;
+        let position = last.position;
+        let ctx = AutomationContext::with_runner(test.runner(), self.dependencies)
+            .triggered_by(position)
+            .recording(recorder.clone());
+        let outcome = match Recorded::new(last).decode::<A::Events>() {
+            None => return Reaction { automation: A::NAME, result: "ignored", commands: Vec::new(), error: None },
+            Some(Err(undecodable)) => Err(undecodable.into()),
+            Some(Ok(event)) => automation.handle(event, &ctx).await,
+        };
         let commands = std::mem::take(&mut *recorder.lock().expect("recorder"));
         match outcome {
             Ok(()) => Reaction { automation: A::NAME, result: "handled", commands, error: None },

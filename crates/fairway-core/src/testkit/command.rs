@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{EventView, Given, TestStore};
-use crate::command::{Command, CommandError, CommandRunner, Executed};
+use crate::command::{Command, CommandError, Executed};
 use crate::event::Event;
 
 /// A command test: a fresh store holding the given events.
@@ -51,9 +51,10 @@ impl CommandTest {
         self
     }
 
-    /// Runs `command` against a fresh store holding the given events.
+    /// Runs `command` against a fresh store holding the given events, as the app runs it
+    /// (from decision-model snapshots when it is registered with `#[command(snapshots)]`).
     pub async fn when<C: Command>(self, command: &C) -> Outcome {
         let test = TestStore::with(self.given).await;
-        Outcome::of::<C>(&CommandRunner::new(test.store.clone()).execute(command).await)
+        Outcome::of::<C>(&test.runner().execute(command).await)
     }
 }

@@ -23,6 +23,9 @@ use std::sync::Arc;
 use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore, EventStore};
 use serde::Serialize;
 
+use crate::command::CommandRunner;
+use crate::snapshot::Snapshots;
+
 pub use app::TestApp;
 pub use automation::{AutomationTest, Reaction};
 pub use command::{CommandTest, Outcome};
@@ -82,5 +85,11 @@ impl TestStore {
             store.append(vec![event], None).await.expect("given events append");
         }
         TestStore { store: Arc::new(store), _dir: dir }
+    }
+
+    /// Runs commands as the app does: with decision-model snapshots in the same store.
+    fn runner(&self) -> CommandRunner<Arc<dyn EventStore>> {
+        let snapshots = Snapshots::new(self.store.clone());
+        CommandRunner::new(self.store.clone() as Arc<dyn EventStore>).with_snapshots(snapshots)
     }
 }

@@ -1,8 +1,8 @@
 //! A small course-subscription domain used by the tests: events and two commands.
 #![allow(dead_code)]
 
-use fairway::dcb::{Query, QueryItem, Tag};
-use fairway::{Command, Decision, Event, EventError, Recorded};
+use fairway::dcb::{Query, Tag};
+use fairway::{Command, Decision, Event, EventSet};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
@@ -19,6 +19,13 @@ pub struct StudentSubscribed {
     pub course_id: String,
     #[tag("student")]
     pub student_id: String,
+}
+
+/// What the course commands and views read of a course.
+#[derive(Debug, EventSet)]
+pub enum CourseEvents {
+    Defined(CourseDefined),
+    Subscribed(StudentSubscribed),
 }
 
 fn course(id: &str) -> Tag {
@@ -45,16 +52,16 @@ pub enum CourseError {
 
 impl Command for DefineCourse {
     const NAME: &'static str = "DefineCourse";
+    type Events = CourseDefined;
     type State = bool;
     type Error = CourseError;
 
     fn query(&self) -> Query {
-        QueryItem::types([CourseDefined::NAME]).with_tags([course(&self.course_id)]).into()
+        CourseDefined::tagged([course(&self.course_id)]).into()
     }
 
-    fn evolve(&self, exists: &mut bool, _event: &Recorded) -> Result<(), EventError> {
+    fn evolve(&self, exists: &mut bool, _: CourseDefined) {
         *exists = true;
-        Ok(())
     }
 
     fn decide(&self, exists: &bool) -> Result<Decision, CourseError> {
@@ -80,21 +87,22 @@ pub struct Seats {
 
 impl Command for SubscribeStudent {
     const NAME: &'static str = "SubscribeStudent";
+    type Events = CourseEvents;
     type State = Seats;
     type Error = CourseError;
 
     fn query(&self) -> Query {
-        QueryItem::types([CourseDefined::NAME, StudentSubscribed::NAME]).with_tags([course(&self.course_id)]).into()
+        CourseEvents::tagged([course(&self.course_id)]).into()
     }
 
-    fn evolve(&self, seats: &mut Seats, event: &Recorded) -> Result<(), EventError> {
-        if let Some(defined) = event.as_event::<CourseDefined>() {
-            seats.capacity = Some(defined?.capacity);
-        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
-            seats.taken += 1;
-            seats.already |= subscribed?.student_id == self.student_id;
+    fn evolve(&self, seats: &mut Seats, event: CourseEvents) {
+        match event {
+            CourseEvents::Defined(defined) => seats.capacity = Some(defined.capacity),
+            CourseEvents::Subscribed(subscribed) => {
+                seats.taken += 1;
+                seats.already |= subscribed.student_id == self.student_id;
+            }
         }
-        Ok(())
     }
 
     fn decide(&self, seats: &Seats) -> Result<Decision, CourseError> {
@@ -112,11 +120,13 @@ impl Command for SubscribeStudent {
     }
 }
 
-/// Seats a tutor in the course `event` defined; a repeated job finds the tutor already
+/// Seats a tutor in the `course` just defined; a repeated job finds the tutor already
 /// seated and succeeds (automations run at least once).
-pub async fn seat_tutor(event: &Recorded, ctx: &fairway::AutomationContext) -> Result<(), fairway::AutomationError> {
+pub async fn seat_tutor(
+    course: CourseDefined,
+    ctx: &fairway::AutomationContext,
+) -> Result<(), fairway::AutomationError> {
     use fairway::CommandError;
-    let course = event.as_event::<CourseDefined>().expect("triggered by CourseDefined")?;
     let subscribe = SubscribeStudent { course_id: course.course_id, student_id: "tutor".into() };
     match ctx.execute(&subscribe).await {
         Ok(_) | Err(CommandError::Rejected(CourseError::AlreadySubscribed(_))) => Ok(()),

@@ -1,77 +1,84 @@
 //! Command: change a course's capacity (never below the students already in it).
 
-use fairway::dcb::Query;
-use fairway::{Command, Decision, EventError, Recorded, command};
-use serde::Deserialize;
+use fairway::prelude::*;
 
-use crate::events::{CourseCapacityChanged, CourseDefined, Id, StudentSubscribed, StudentUnsubscribed, course_query};
+use crate::events::{CourseCapacityChanged, CourseLife, Id, course};
 
 /// `POST /commands/change-capacity {"course_id": "c1", "capacity": 40}`
 #[derive(Debug, Deserialize)]
 pub struct ChangeCapacity {
-    /// The course.
     pub course_id: Id,
-    /// The new number of seats.
     pub capacity: u32,
 }
 
-/// The course as this decision needs it.
 #[derive(Default)]
 pub struct Course {
     exists: bool,
-    subscribed: u32,
+    students: u32,
 }
 
-/// Why the capacity cannot change.
 #[derive(Debug, thiserror::Error)]
-pub enum ChangeCapacityError {
-    /// No such course.
+pub enum CapacityError {
     #[error("course {0} does not exist")]
-    NotFound(String),
-    /// More students than seats.
-    #[error("course {course} has {subscribed} students; capacity {capacity} is too small")]
-    TooSmall {
-        /// The course.
-        course: String,
-        /// Students in it.
-        subscribed: u32,
-        /// The refused capacity.
-        capacity: u32,
-    },
+    NotFound(Id),
+    #[error("course {0} has {1} students; capacity {2} is too small")]
+    TooSmall(Id, u32, u32),
 }
 
 #[command]
 impl Command for ChangeCapacity {
     const NAME: &'static str = "change-capacity";
+    type Events = CourseLife;
     type State = Course;
-    type Error = ChangeCapacityError;
+    type Error = CapacityError;
 
     fn query(&self) -> Query {
-        course_query(&self.course_id)
+        CourseLife::tagged([course(&self.course_id)]).into()
     }
 
-    fn evolve(&self, course: &mut Course, event: &Recorded) -> Result<(), EventError> {
-        if event.as_event::<CourseDefined>().is_some() {
-            course.exists = true;
-        } else if event.as_event::<StudentSubscribed>().is_some() {
-            course.subscribed += 1;
-        } else if event.as_event::<StudentUnsubscribed>().is_some() {
-            course.subscribed = course.subscribed.saturating_sub(1);
+    fn evolve(&self, course: &mut Course, event: CourseLife) {
+        match event {
+            CourseLife::Defined(_) => course.exists = true,
+            CourseLife::Subscribed(_) => course.students += 1,
+            CourseLife::Unsubscribed(_) => course.students = course.students.saturating_sub(1),
+            CourseLife::CapacityChanged(_) => {}
         }
-        Ok(())
     }
 
-    fn decide(&self, course: &Course) -> Result<Decision, ChangeCapacityError> {
-        if !course.exists {
-            return Err(ChangeCapacityError::NotFound(self.course_id.to_string()));
-        }
-        if self.capacity < course.subscribed {
-            return Err(ChangeCapacityError::TooSmall {
-                course: self.course_id.to_string(),
-                subscribed: course.subscribed,
-                capacity: self.capacity,
-            });
-        }
-        Ok(Decision::event(CourseCapacityChanged { course_id: self.course_id.to_string(), capacity: self.capacity }))
+    fn decide(&self, course: &Course) -> Result<Decision, CapacityError> {
+        let id = &self.course_id;
+        ensure!(course.exists, CapacityError::NotFound(id.clone()));
+        ensure!(course.students <= self.capacity, CapacityError::TooSmall(id.clone(), course.students, self.capacity));
+        Ok(Decision::event(CourseCapacityChanged { course_id: id.clone(), capacity: self.capacity }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::CommandTest;
+
+    use super::*;
+    use crate::events::given::{defined, subscribed, unsubscribed};
+
+    fn resize(capacity: u32) -> ChangeCapacity {
+        ChangeCapacity { course_id: "go".into(), capacity }
+    }
+
+    #[tokio::test]
+    async fn a_course_shrinks_to_the_students_in_it() {
+        let given = CommandTest::new().given(defined("go", 3)).given(subscribed("go", "ada"));
+        let given = given.given(subscribed("go", "bob")).given(unsubscribed("go", "bob"));
+        insta::assert_yaml_snapshot!(given.when(&resize(1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_course_cannot_shrink_below_its_students() {
+        let given = CommandTest::new().given(defined("go", 3)).given(subscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(given.given(subscribed("go", "bob")).when(&resize(1)).await);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_course_has_no_capacity() {
+        insta::assert_yaml_snapshot!(CommandTest::new().when(&resize(1)).await);
     }
 }

@@ -3,18 +3,13 @@
 //! Version 2 added the waiting list: bumping `VERSION` rebuilt the view from the log while
 //! version 1 kept serving.
 
-use fairway::dcb::{Query, QueryItem};
-use fairway::{Event, Recorded, View, ViewError, ViewTx, view};
-use serde::{Deserialize, Serialize};
+use fairway::prelude::*;
 
-use crate::events::{
-    CourseCapacityChanged, CourseDefined, StudentJoinedWaitingList, StudentSubscribed, StudentUnsubscribed,
-};
+use crate::events::{CourseActivity, CourseCapacityChanged, CourseDefined, Id};
 
 /// One course. `GET /views/courses/<course_id>`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CourseRow {
-    /// Seats.
     pub capacity: u32,
     /// Students in it.
     pub subscribed: u32,
@@ -22,10 +17,9 @@ pub struct CourseRow {
     pub seats_left: u32,
     /// Students waiting for a seat, first come first.
     #[serde(default)]
-    pub waiting: Vec<String>,
+    pub waiting: Vec<Id>,
 }
 
-/// The course list.
 #[derive(Default)]
 pub struct CourseList;
 
@@ -33,47 +27,45 @@ pub struct CourseList;
 impl View for CourseList {
     const NAME: &'static str = "courses";
     const VERSION: u32 = 2;
+    type Events = CourseActivity;
 
-    fn query(&self) -> Query {
-        QueryItem::types([
-            CourseDefined::NAME,
-            CourseCapacityChanged::NAME,
-            StudentSubscribed::NAME,
-            StudentUnsubscribed::NAME,
-            StudentJoinedWaitingList::NAME,
-        ])
-        .into()
+    async fn apply(&self, event: CourseActivity, tx: &ViewTx) -> Result<(), ViewError> {
+        let Some(course) = tx.tag("course") else { return Ok(()) };
+        tx.update(course, |row: &mut CourseRow| {
+            match event {
+                CourseActivity::Defined(CourseDefined { capacity, .. })
+                | CourseActivity::CapacityChanged(CourseCapacityChanged { capacity, .. }) => row.capacity = capacity,
+                CourseActivity::Subscribed(e) => {
+                    row.subscribed += 1;
+                    row.waiting.retain(|s| *s != e.student_id);
+                }
+                CourseActivity::Unsubscribed(_) => row.subscribed = row.subscribed.saturating_sub(1),
+                CourseActivity::Joined(e) => row.waiting.push(e.student_id),
+            }
+            row.seats_left = row.capacity.saturating_sub(row.subscribed);
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::ViewTest;
+
+    use super::*;
+    use crate::events::given::{defined, resized, subscribed, unsubscribed, waiting};
+
+    #[tokio::test]
+    async fn the_course_list_shows_seats_and_the_waiting_list() {
+        let given = ViewTest::new().given(defined("go", 1)).given(defined("rust", 3)).given(subscribed("go", "ada"));
+        let given = given.given(waiting("go", "bob")).given(waiting("go", "cyd")).given(subscribed("rust", "ada"));
+        insta::assert_yaml_snapshot!(given.then(CourseList).await);
     }
 
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        let course = if let Some(e) = event.as_event::<CourseDefined>() {
-            e?.course_id
-        } else if let Some(e) = event.as_event::<CourseCapacityChanged>() {
-            e?.course_id
-        } else if let Some(e) = event.as_event::<StudentSubscribed>() {
-            e?.course_id
-        } else if let Some(e) = event.as_event::<StudentUnsubscribed>() {
-            e?.course_id
-        } else if let Some(e) = event.as_event::<StudentJoinedWaitingList>() {
-            e?.course_id
-        } else {
-            return Ok(());
-        };
-        let mut row = tx.get::<CourseRow>(&course).await?.unwrap_or_default();
-        if let Some(e) = event.as_event::<CourseDefined>() {
-            row.capacity = e?.capacity;
-        } else if let Some(e) = event.as_event::<CourseCapacityChanged>() {
-            row.capacity = e?.capacity;
-        } else if let Some(e) = event.as_event::<StudentSubscribed>() {
-            let student = e?.student_id;
-            row.subscribed += 1;
-            row.waiting.retain(|s| *s != student);
-        } else if event.as_event::<StudentUnsubscribed>().is_some() {
-            row.subscribed = row.subscribed.saturating_sub(1);
-        } else if let Some(e) = event.as_event::<StudentJoinedWaitingList>() {
-            row.waiting.push(e?.student_id);
-        }
-        row.seats_left = row.capacity.saturating_sub(row.subscribed);
-        tx.put(&course, &row)
+    #[tokio::test]
+    async fn seats_follow_capacity_and_departures() {
+        let given = ViewTest::new().given(defined("go", 1)).given(subscribed("go", "ada")).given(waiting("go", "bob"));
+        let given = given.given(resized("go", 3)).given(subscribed("go", "bob")).given(unsubscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(given.then(CourseList).await);
     }
 }

@@ -1,47 +1,62 @@
 //! Command: define a course once.
 
-use fairway::dcb::Query;
-use fairway::{Command, Decision, Event, EventError, Recorded, command};
-use serde::Deserialize;
+use fairway::prelude::*;
 
-use crate::events::{CourseDefined, Id, course_query};
+use crate::events::{CourseDefined, Id, course};
 
 /// `POST /commands/define-course {"course_id": "c1", "capacity": 30}`
 #[derive(Debug, Deserialize)]
 pub struct DefineCourse {
-    /// The course.
     pub course_id: Id,
-    /// Seats.
     pub capacity: u32,
 }
 
-/// Why a course cannot be defined.
 #[derive(Debug, thiserror::Error)]
 pub enum DefineCourseError {
-    /// Defined before.
     #[error("course {0} already exists")]
-    AlreadyExists(String),
+    AlreadyExists(Id),
 }
 
 #[command]
 impl Command for DefineCourse {
     const NAME: &'static str = "define-course";
+    type Events = CourseDefined;
     type State = bool;
     type Error = DefineCourseError;
 
     fn query(&self) -> Query {
-        course_query(&self.course_id)
+        CourseDefined::tagged([course(&self.course_id)]).into()
     }
 
-    fn evolve(&self, exists: &mut bool, event: &Recorded) -> Result<(), EventError> {
-        *exists |= event.event_type() == CourseDefined::NAME;
-        Ok(())
+    fn evolve(&self, exists: &mut bool, _: CourseDefined) {
+        *exists = true;
     }
 
     fn decide(&self, exists: &bool) -> Result<Decision, DefineCourseError> {
-        if *exists {
-            return Err(DefineCourseError::AlreadyExists(self.course_id.to_string()));
-        }
-        Ok(Decision::event(CourseDefined { course_id: self.course_id.to_string(), capacity: self.capacity }))
+        ensure!(!exists, DefineCourseError::AlreadyExists(self.course_id.clone()));
+        Ok(Decision::event(CourseDefined { course_id: self.course_id.clone(), capacity: self.capacity }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::CommandTest;
+
+    use super::*;
+    use crate::events::given::defined;
+
+    #[tokio::test]
+    async fn a_new_course_is_defined() {
+        let outcome = CommandTest::new().when(&DefineCourse { course_id: "go".into(), capacity: 30 }).await;
+        insta::assert_yaml_snapshot!(outcome);
+    }
+
+    #[tokio::test]
+    async fn a_course_is_defined_once() {
+        let outcome = CommandTest::new()
+            .given(defined("go", 30))
+            .when(&DefineCourse { course_id: "go".into(), capacity: 5 })
+            .await;
+        insta::assert_yaml_snapshot!(outcome);
     }
 }

@@ -1,25 +1,17 @@
 //! Command: a student queues for a seat in a full course. The `promote-waiting-students`
 //! automation subscribes them, in order, when seats free up.
 
-use fairway::dcb::Query;
-use fairway::{Command, Decision, EventError, Recorded, command};
-use serde::Deserialize;
+use fairway::prelude::*;
 
-use crate::events::{
-    CourseCapacityChanged, CourseDefined, Id, StudentJoinedWaitingList, StudentSubscribed, StudentUnsubscribed,
-    course_boundary, waiting_list,
-};
+use crate::events::{CourseActivity, Id, StudentJoinedWaitingList, course};
 
 /// `POST /commands/join-waiting-list {"course_id": "c1", "student_id": "s1"}`
 #[derive(Debug, Deserialize)]
 pub struct JoinWaitingList {
-    /// The course.
     pub course_id: Id,
-    /// The student.
     pub student_id: Id,
 }
 
-/// The course as this decision needs it.
 #[derive(Default)]
 pub struct Queue {
     capacity: Option<u32>,
@@ -28,75 +20,83 @@ pub struct Queue {
     student_waiting: bool,
 }
 
-/// Why the student cannot queue.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinWaitingListError {
-    /// No such course.
     #[error("course {0} does not exist")]
-    NoCourse(String),
-    /// Seats are free: subscribe instead.
+    NoCourse(Id),
     #[error("course {0} has free seats; subscribe instead")]
-    NotFull(String),
-    /// Already in the course.
-    #[error("student {student} is already subscribed to {course}")]
-    AlreadySubscribed {
-        /// The student.
-        student: String,
-        /// The course.
-        course: String,
-    },
-    /// Already queued.
-    #[error("student {student} is already waiting for {course}")]
-    AlreadyWaiting {
-        /// The student.
-        student: String,
-        /// The course.
-        course: String,
-    },
+    NotFull(Id),
+    #[error("student {0} is already subscribed to {1}")]
+    AlreadySubscribed(Id, Id),
+    #[error("student {0} is already waiting for {1}")]
+    AlreadyWaiting(Id, Id),
 }
 
 #[command]
 impl Command for JoinWaitingList {
     const NAME: &'static str = "join-waiting-list";
+    type Events = CourseActivity;
     type State = Queue;
     type Error = JoinWaitingListError;
 
     fn query(&self) -> Query {
-        Query::from(course_boundary(&self.course_id)).or(waiting_list(&self.course_id))
+        CourseActivity::tagged([course(&self.course_id)]).into()
     }
 
-    fn evolve(&self, queue: &mut Queue, event: &Recorded) -> Result<(), EventError> {
-        if let Some(defined) = event.as_event::<CourseDefined>() {
-            queue.capacity = Some(defined?.capacity);
-        } else if let Some(changed) = event.as_event::<CourseCapacityChanged>() {
-            queue.capacity = Some(changed?.capacity);
-        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
-            queue.in_course += 1;
-            if subscribed?.student_id == self.student_id {
-                queue.student_in_course = true;
-                queue.student_waiting = false;
+    fn evolve(&self, queue: &mut Queue, event: CourseActivity) {
+        let me = &self.student_id;
+        match event {
+            CourseActivity::Defined(e) => queue.capacity = Some(e.capacity),
+            CourseActivity::CapacityChanged(e) => queue.capacity = Some(e.capacity),
+            CourseActivity::Subscribed(e) => {
+                queue.in_course += 1;
+                queue.student_in_course |= e.student_id == *me;
+                queue.student_waiting &= e.student_id != *me;
             }
-        } else if let Some(left) = event.as_event::<StudentUnsubscribed>() {
-            queue.in_course = queue.in_course.saturating_sub(1);
-            queue.student_in_course &= left?.student_id != self.student_id;
-        } else if let Some(joined) = event.as_event::<StudentJoinedWaitingList>() {
-            queue.student_waiting |= joined?.student_id == self.student_id;
+            CourseActivity::Unsubscribed(e) => {
+                queue.in_course = queue.in_course.saturating_sub(1);
+                queue.student_in_course &= e.student_id != *me;
+            }
+            CourseActivity::Joined(e) => queue.student_waiting |= e.student_id == *me,
         }
-        Ok(())
     }
 
     fn decide(&self, queue: &Queue) -> Result<Decision, JoinWaitingListError> {
-        let (course, student) = (self.course_id.to_string(), self.student_id.to_string());
+        let (course, student) = (self.course_id.clone(), self.student_id.clone());
         let capacity = queue.capacity.ok_or_else(|| JoinWaitingListError::NoCourse(course.clone()))?;
-        if queue.student_in_course {
-            return Err(JoinWaitingListError::AlreadySubscribed { student, course });
-        }
-        if queue.student_waiting {
-            return Err(JoinWaitingListError::AlreadyWaiting { student, course });
-        }
-        if queue.in_course < capacity {
-            return Err(JoinWaitingListError::NotFull(course));
-        }
+        ensure!(!queue.student_in_course, JoinWaitingListError::AlreadySubscribed(student, course));
+        ensure!(!queue.student_waiting, JoinWaitingListError::AlreadyWaiting(student, course));
+        ensure!(queue.in_course >= capacity, JoinWaitingListError::NotFull(course));
         Ok(Decision::event(StudentJoinedWaitingList { course_id: course, student_id: student }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::CommandTest;
+
+    use super::*;
+    use crate::events::given::{defined, subscribed, waiting};
+
+    fn join(student: &str) -> JoinWaitingList {
+        JoinWaitingList { course_id: "go".into(), student_id: student.into() }
+    }
+
+    #[tokio::test]
+    async fn a_full_course_queues_the_student() {
+        let outcome = CommandTest::new().given(defined("go", 1)).given(subscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(outcome.when(&join("bob")).await);
+    }
+
+    #[tokio::test]
+    async fn a_course_with_free_seats_sends_the_student_to_subscribe() {
+        let outcome = CommandTest::new().given(defined("go", 2)).given(subscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(outcome.when(&join("bob")).await);
+    }
+
+    #[tokio::test]
+    async fn a_student_queues_once() {
+        let given = CommandTest::new().given(defined("go", 1)).given(subscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(given.given(waiting("go", "bob")).when(&join("bob")).await);
     }
 }

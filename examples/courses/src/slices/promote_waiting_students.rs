@@ -6,59 +6,68 @@
 //! is harmless: a promoted student is no longer waiting, and a second subscription would be
 //! refused by the command's own condition.
 
-use fairway::dcb::Query;
-use fairway::{Automation, AutomationContext, AutomationError, CommandError, Event, Recorded, automation};
+use fairway::prelude::*;
 
-use crate::events::{
-    CourseCapacityChanged, StudentJoinedWaitingList, StudentSubscribed, StudentUnsubscribed, waiting_list,
-};
+use crate::events::{CourseCapacityChanged, StudentUnsubscribed, WaitingList, course};
 use crate::slices::subscribe_student::{SubscribeError, SubscribeStudent};
 
-/// Promotes waiting students when seats free up.
 #[derive(Default)]
 pub struct PromoteWaitingStudents;
 
-/// The course whose seats changed.
-fn course_of(event: &Recorded) -> Result<Option<String>, AutomationError> {
-    let course = if let Some(changed) = event.as_event::<CourseCapacityChanged>() {
-        changed.map(|e| e.course_id)
-    } else if let Some(left) = event.as_event::<StudentUnsubscribed>() {
-        left.map(|e| e.course_id)
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(course?))
+#[derive(EventSet)]
+pub enum SeatsFreed {
+    Resized(CourseCapacityChanged),
+    Left(StudentUnsubscribed),
 }
 
 #[automation]
 impl Automation for PromoteWaitingStudents {
     const NAME: &'static str = "promote-waiting-students";
+    type Events = SeatsFreed;
 
-    fn query(&self) -> Query {
-        fairway::dcb::QueryItem::types([CourseCapacityChanged::NAME, StudentUnsubscribed::NAME]).into()
-    }
-
-    async fn handle(&self, event: &Recorded, ctx: &AutomationContext) -> Result<(), AutomationError> {
-        let Some(course) = course_of(event)? else { return Ok(()) };
+    async fn handle(&self, event: SeatsFreed, ctx: &AutomationContext) -> Result<(), AutomationError> {
+        let (SeatsFreed::Resized(CourseCapacityChanged { course_id, .. })
+        | SeatsFreed::Left(StudentUnsubscribed { course_id, .. })) = event;
         // Who is waiting, in order: joined and not subscribed since.
-        let mut waiting: Vec<String> = Vec::new();
-        for recorded in ctx.read(Query::from(waiting_list(&course))).await? {
-            if let Some(joined) = recorded.as_event::<StudentJoinedWaitingList>() {
-                waiting.push(joined?.student_id);
-            } else if let Some(subscribed) = recorded.as_event::<StudentSubscribed>() {
-                let subscribed = subscribed?;
-                waiting.retain(|s| *s != subscribed.student_id);
+        let mut waiting = Vec::new();
+        for event in ctx.read(WaitingList::tagged([course(&course_id)])).await? {
+            match event {
+                WaitingList::Joined(joined) => waiting.push(joined.student_id),
+                WaitingList::Subscribed(subscribed) => waiting.retain(|s| *s != subscribed.student_id),
             }
         }
-        for student in waiting {
-            let subscribe = SubscribeStudent { course_id: course.as_str().into(), student_id: student.as_str().into() };
-            match ctx.execute(&subscribe).await {
+        for student_id in waiting {
+            match ctx.execute(&SubscribeStudent { course_id: course_id.clone(), student_id }).await {
                 Ok(_) | Err(CommandError::Rejected(SubscribeError::TooManyCourses(_))) => {}
-                Err(CommandError::Rejected(SubscribeError::AlreadySubscribed { .. })) => {}
+                Err(CommandError::Rejected(SubscribeError::AlreadySubscribed(..))) => {}
                 Err(CommandError::Rejected(SubscribeError::Full(_))) => break,
                 Err(other) => return Err(other.into()),
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::AutomationTest;
+
+    use super::*;
+    use crate::events::given::{defined, resized, subscribed, unsubscribed, waiting};
+
+    #[tokio::test]
+    async fn more_seats_promote_the_first_waiting_students() {
+        let given = AutomationTest::new().given(defined("go", 1)).given(subscribed("go", "ada"));
+        let given = given.given(waiting("go", "bob")).given(waiting("go", "cyd")).given(waiting("go", "dan"));
+        insta::assert_yaml_snapshot!(given.when(resized("go", 3), &PromoteWaitingStudents).await);
+    }
+
+    #[tokio::test]
+    async fn a_student_leaving_promotes_the_next_one_in_line() {
+        let given = AutomationTest::new().given(defined("go", 2)).given(subscribed("go", "ada"));
+        let given = given.given(waiting("go", "bob")).given(waiting("go", "cyd")).given(subscribed("go", "bob"));
+        let given = given.given(waiting("go", "dan"));
+        // bob got in on his own: cyd is next, then the course is full again for dan.
+        insta::assert_yaml_snapshot!(given.when(unsubscribed("go", "ada"), &PromoteWaitingStudents).await);
     }
 }

@@ -1,32 +1,24 @@
 //! Command: register a student under a globally unique email.
 
-use fairway::dcb::{Query, QueryItem};
-use fairway::{Command, Decision, Event, EventError, Recorded, command};
-use serde::Deserialize;
+use fairway::prelude::*;
 
-use crate::events::{Id, StudentRegistered, tag};
+use crate::events::{Id, StudentRegistered, student, tag};
 
 /// `POST /commands/register-student {"student_id": "s1", "email": "ada@example.org"}`
 #[derive(Debug, Deserialize)]
 pub struct RegisterStudent {
-    /// The student.
     pub student_id: Id,
-    /// Must be unused.
     pub email: Id,
 }
 
-/// Why the student cannot register.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterStudentError {
-    /// The id is taken.
     #[error("student {0} is already registered")]
-    IdTaken(String),
-    /// The email is taken.
+    IdTaken(Id),
     #[error("email {0} is already in use")]
-    EmailTaken(String),
+    EmailTaken(Id),
 }
 
-/// What was found: (id taken, email taken).
 #[derive(Default)]
 pub struct Taken {
     id: bool,
@@ -36,34 +28,56 @@ pub struct Taken {
 #[command]
 impl Command for RegisterStudent {
     const NAME: &'static str = "register-student";
+    type Events = StudentRegistered;
     type State = Taken;
     type Error = RegisterStudentError;
 
     /// Two boundaries: the id and the email. Uniqueness needs no other lock.
     fn query(&self) -> Query {
-        Query::from(QueryItem::types([StudentRegistered::NAME]).with_tags([tag("student", &self.student_id)]))
-            .or(QueryItem::types([StudentRegistered::NAME]).with_tags([tag("email", &self.email)]))
+        Query::from(StudentRegistered::tagged([student(&self.student_id)]))
+            .or(StudentRegistered::tagged([tag("email", &self.email)]))
     }
 
-    fn evolve(&self, taken: &mut Taken, event: &Recorded) -> Result<(), EventError> {
-        if let Some(registered) = event.as_event::<StudentRegistered>() {
-            let registered = registered?;
-            taken.id |= registered.student_id == self.student_id;
-            taken.email |= registered.email == self.email;
-        }
-        Ok(())
+    fn evolve(&self, taken: &mut Taken, registered: StudentRegistered) {
+        taken.id |= registered.student_id == self.student_id;
+        taken.email |= registered.email == self.email;
     }
 
     fn decide(&self, taken: &Taken) -> Result<Decision, RegisterStudentError> {
-        if taken.id {
-            return Err(RegisterStudentError::IdTaken(self.student_id.to_string()));
-        }
-        if taken.email {
-            return Err(RegisterStudentError::EmailTaken(self.email.to_string()));
-        }
-        Ok(Decision::event(StudentRegistered {
-            student_id: self.student_id.to_string(),
-            email: self.email.to_string(),
-        }))
+        ensure!(!taken.id, RegisterStudentError::IdTaken(self.student_id.clone()));
+        ensure!(!taken.email, RegisterStudentError::EmailTaken(self.email.clone()));
+        Ok(Decision::event(StudentRegistered { student_id: self.student_id.clone(), email: self.email.clone() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::CommandTest;
+
+    use super::*;
+    use crate::events::given::registered;
+
+    fn register(student: &str, email: &str) -> RegisterStudent {
+        RegisterStudent { student_id: student.into(), email: email.into() }
+    }
+
+    #[tokio::test]
+    async fn a_student_registers() {
+        let outcome =
+            CommandTest::new().given(registered("bob", "bob@x.org")).when(&register("ada", "ada@x.org")).await;
+        insta::assert_yaml_snapshot!(outcome);
+    }
+
+    #[tokio::test]
+    async fn an_email_is_used_once() {
+        let outcome =
+            CommandTest::new().given(registered("bob", "ada@x.org")).when(&register("ada", "ada@x.org")).await;
+        insta::assert_yaml_snapshot!(outcome);
+    }
+
+    #[tokio::test]
+    async fn an_id_is_used_once() {
+        let outcome = CommandTest::new().given(registered("ada", "a@x.org")).when(&register("ada", "ada@x.org")).await;
+        insta::assert_yaml_snapshot!(outcome);
     }
 }

@@ -1,19 +1,18 @@
 //! View: the courses each student is in.
 
-use fairway::dcb::{Query, QueryItem};
-use fairway::{Event, Recorded, View, ViewError, ViewTx, view};
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
-use crate::events::{StudentSubscribed, StudentUnsubscribed};
+use fairway::prelude::*;
+
+use crate::events::{Enrolment, Id};
 
 /// A student's schedule. `GET /views/schedules/<student_id>`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Schedule {
     /// Course ids, sorted.
-    pub courses: Vec<String>,
+    pub courses: BTreeSet<Id>,
 }
 
-/// Schedules by student.
 #[derive(Default)]
 pub struct StudentSchedule;
 
@@ -21,25 +20,29 @@ pub struct StudentSchedule;
 impl View for StudentSchedule {
     const NAME: &'static str = "schedules";
     const VERSION: u32 = 1;
+    type Events = Enrolment;
 
-    fn query(&self) -> Query {
-        QueryItem::types([StudentSubscribed::NAME, StudentUnsubscribed::NAME]).into()
+    async fn apply(&self, event: Enrolment, tx: &ViewTx) -> Result<(), ViewError> {
+        let Some(student) = tx.tag("student") else { return Ok(()) };
+        tx.update(student, |schedule: &mut Schedule| match event {
+            Enrolment::Subscribed(e) => _ = schedule.courses.insert(e.course_id),
+            Enrolment::Unsubscribed(e) => _ = schedule.courses.remove(&e.course_id),
+        })
+        .await
     }
+}
 
-    async fn apply(&self, event: &Recorded, tx: &ViewTx) -> Result<(), ViewError> {
-        if let Some(e) = event.as_event::<StudentSubscribed>() {
-            let e = e?;
-            let mut schedule: Schedule = tx.get(&e.student_id).await?.unwrap_or_default();
-            if let Err(at) = schedule.courses.binary_search(&e.course_id) {
-                schedule.courses.insert(at, e.course_id);
-            }
-            tx.put(&e.student_id, &schedule)?;
-        } else if let Some(e) = event.as_event::<StudentUnsubscribed>() {
-            let e = e?;
-            let mut schedule: Schedule = tx.get(&e.student_id).await?.unwrap_or_default();
-            schedule.courses.retain(|c| *c != e.course_id);
-            tx.put(&e.student_id, &schedule)?;
-        }
-        Ok(())
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::ViewTest;
+
+    use super::*;
+    use crate::events::given::{subscribed, unsubscribed};
+
+    #[tokio::test]
+    async fn a_schedule_lists_the_courses_a_student_is_in() {
+        let given = ViewTest::new().given(subscribed("rust", "ada")).given(subscribed("go", "ada"));
+        let given = given.given(subscribed("go", "bob")).given(unsubscribed("rust", "ada"));
+        insta::assert_yaml_snapshot!(given.then(StudentSchedule).await);
     }
 }

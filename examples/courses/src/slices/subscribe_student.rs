@@ -4,14 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use fairway::dcb::Query;
-use fairway::{Command, Decision, EventError, Recorded, command};
-use serde::Deserialize;
+use fairway::prelude::*;
 
-use crate::events::{
-    CourseCapacityChanged, CourseDefined, Id, StudentSubscribed, StudentUnsubscribed, course_boundary,
-    student_subscriptions,
-};
+use crate::events::{CourseLife, Enrolment, Id, StudentSubscribed, course, student};
 
 /// Most courses per student.
 pub const MAX_COURSES_PER_STUDENT: usize = 5;
@@ -19,94 +14,104 @@ pub const MAX_COURSES_PER_STUDENT: usize = 5;
 /// `POST /commands/subscribe-student {"course_id": "c1", "student_id": "s1"}`
 #[derive(Debug, Deserialize)]
 pub struct SubscribeStudent {
-    /// The course.
     pub course_id: Id,
-    /// The student.
     pub student_id: Id,
 }
 
-/// The decision model.
 #[derive(Default)]
 pub struct Seats {
     capacity: Option<u32>,
-    in_course: BTreeSet<String>,
-    student_courses: BTreeSet<String>,
+    students: BTreeSet<Id>,
+    courses: BTreeSet<Id>,
 }
 
-/// Why the student cannot subscribe.
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
-    /// No such course.
     #[error("course {0} does not exist")]
-    NoCourse(String),
-    /// No seat left.
+    NoCourse(Id),
     #[error("course {0} is full")]
-    Full(String),
-    /// Already in.
-    #[error("student {student} is already subscribed to {course}")]
-    AlreadySubscribed {
-        /// The student.
-        student: String,
-        /// The course.
-        course: String,
-    },
-    /// Too many courses.
+    Full(Id),
+    #[error("student {0} is already subscribed to {1}")]
+    AlreadySubscribed(Id, Id),
     #[error("student {0} is already in {MAX_COURSES_PER_STUDENT} courses")]
-    TooManyCourses(String),
+    TooManyCourses(Id),
 }
 
 #[command]
 impl Command for SubscribeStudent {
     const NAME: &'static str = "subscribe-student";
+    type Events = CourseLife;
     type State = Seats;
     type Error = SubscribeError;
 
     fn query(&self) -> Query {
-        Query::from(course_boundary(&self.course_id)).or(student_subscriptions(&self.student_id))
+        Query::from(CourseLife::tagged([course(&self.course_id)])).or(Enrolment::tagged([student(&self.student_id)]))
     }
 
-    fn evolve(&self, seats: &mut Seats, event: &Recorded) -> Result<(), EventError> {
-        if let Some(defined) = event.as_event::<CourseDefined>() {
-            seats.capacity = Some(defined?.capacity);
-        } else if let Some(changed) = event.as_event::<CourseCapacityChanged>() {
-            seats.capacity = Some(changed?.capacity);
-        } else if let Some(subscribed) = event.as_event::<StudentSubscribed>() {
-            let subscribed = subscribed?;
-            if subscribed.course_id == self.course_id {
-                seats.in_course.insert(subscribed.student_id.clone());
-            }
-            if subscribed.student_id == self.student_id {
-                seats.student_courses.insert(subscribed.course_id);
-            }
-        } else if let Some(left) = event.as_event::<StudentUnsubscribed>() {
-            let left = left?;
-            if left.course_id == self.course_id {
-                seats.in_course.remove(&left.student_id);
-            }
-            if left.student_id == self.student_id {
-                seats.student_courses.remove(&left.course_id);
-            }
+    fn evolve(&self, seats: &mut Seats, event: CourseLife) {
+        match event {
+            CourseLife::Defined(e) => seats.capacity = Some(e.capacity),
+            CourseLife::CapacityChanged(e) => seats.capacity = Some(e.capacity),
+            CourseLife::Subscribed(e) if e.course_id == self.course_id => _ = seats.students.insert(e.student_id),
+            CourseLife::Subscribed(e) if e.student_id == self.student_id => _ = seats.courses.insert(e.course_id),
+            CourseLife::Unsubscribed(e) if e.course_id == self.course_id => _ = seats.students.remove(&e.student_id),
+            CourseLife::Unsubscribed(e) => _ = seats.courses.remove(&e.course_id),
+            CourseLife::Subscribed(_) => {}
         }
-        Ok(())
     }
 
     fn decide(&self, seats: &Seats) -> Result<Decision, SubscribeError> {
-        let capacity = seats.capacity.ok_or_else(|| SubscribeError::NoCourse(self.course_id.to_string()))?;
-        if seats.in_course.contains(&*self.student_id) {
-            return Err(SubscribeError::AlreadySubscribed {
-                student: self.student_id.to_string(),
-                course: self.course_id.to_string(),
-            });
+        let (course, student) = (&self.course_id, &self.student_id);
+        let capacity = seats.capacity.ok_or_else(|| SubscribeError::NoCourse(course.clone()))?;
+        ensure!(!seats.students.contains(student), SubscribeError::AlreadySubscribed(student.clone(), course.clone()));
+        ensure!(seats.students.len() < capacity as usize, SubscribeError::Full(course.clone()));
+        ensure!(seats.courses.len() < MAX_COURSES_PER_STUDENT, SubscribeError::TooManyCourses(student.clone()));
+        Ok(Decision::event(StudentSubscribed { course_id: course.clone(), student_id: student.clone() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::CommandTest;
+
+    use super::*;
+    use crate::events::given::{defined, resized, subscribed, unsubscribed};
+
+    fn subscribe(course: &str, student: &str) -> SubscribeStudent {
+        SubscribeStudent { course_id: course.into(), student_id: student.into() }
+    }
+
+    #[tokio::test]
+    async fn a_student_takes_a_free_seat() {
+        let given = CommandTest::new().given(defined("go", 1)).given(subscribed("go", "ada"));
+        let given = given.given(unsubscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(given.when(&subscribe("go", "bob")).await);
+    }
+
+    #[tokio::test]
+    async fn a_full_course_refuses() {
+        let given = CommandTest::new().given(defined("go", 2)).given(subscribed("go", "ada"));
+        let given = given.given(resized("go", 1));
+        insta::assert_yaml_snapshot!(given.when(&subscribe("go", "bob")).await);
+    }
+
+    #[tokio::test]
+    async fn a_student_subscribes_once() {
+        let given = CommandTest::new().given(defined("go", 2)).given(subscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(given.when(&subscribe("go", "ada")).await);
+    }
+
+    #[tokio::test]
+    async fn a_student_takes_at_most_five_courses() {
+        let mut given = CommandTest::new().given(defined("go", 9));
+        for course in ["c1", "c2", "c3", "c4", "c5"] {
+            given = given.given(defined(course, 9)).given(subscribed(course, "ada"));
         }
-        if seats.in_course.len() >= capacity as usize {
-            return Err(SubscribeError::Full(self.course_id.to_string()));
-        }
-        if seats.student_courses.len() >= MAX_COURSES_PER_STUDENT {
-            return Err(SubscribeError::TooManyCourses(self.student_id.to_string()));
-        }
-        Ok(Decision::event(StudentSubscribed {
-            course_id: self.course_id.to_string(),
-            student_id: self.student_id.to_string(),
-        }))
+        insta::assert_yaml_snapshot!(given.when(&subscribe("go", "ada")).await);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_course_refuses() {
+        insta::assert_yaml_snapshot!(CommandTest::new().when(&subscribe("go", "ada")).await);
     }
 }

@@ -1,64 +1,65 @@
 //! Command: a student leaves a course they are in.
 
-use fairway::dcb::Query;
-use fairway::{Command, Decision, EventError, Recorded, command};
-use serde::Deserialize;
+use fairway::prelude::*;
 
-use crate::events::{Id, StudentSubscribed, StudentUnsubscribed, student_subscriptions};
+use crate::events::{Enrolment, Id, StudentUnsubscribed, student};
 
 /// `POST /commands/unsubscribe-student {"course_id": "c1", "student_id": "s1"}`
 #[derive(Debug, Deserialize)]
 pub struct UnsubscribeStudent {
-    /// The course.
     pub course_id: Id,
-    /// The student.
     pub student_id: Id,
 }
 
-/// Why the student cannot leave.
 #[derive(Debug, thiserror::Error)]
-pub enum UnsubscribeError {
-    /// Not in the course.
-    #[error("student {student} is not subscribed to {course}")]
-    NotSubscribed {
-        /// The student.
-        student: String,
-        /// The course.
-        course: String,
-    },
-}
+#[error("student {0} is not subscribed to {1}")]
+pub struct NotSubscribed(Id, Id);
 
 #[command]
 impl Command for UnsubscribeStudent {
     const NAME: &'static str = "unsubscribe-student";
+    type Events = Enrolment;
     type State = bool;
-    type Error = UnsubscribeError;
+    type Error = NotSubscribed;
 
     fn query(&self) -> Query {
-        student_subscriptions(&self.student_id).into()
+        Enrolment::tagged([student(&self.student_id)]).into()
     }
 
-    fn evolve(&self, subscribed: &mut bool, event: &Recorded) -> Result<(), EventError> {
-        if let Some(e) = event.as_event::<StudentSubscribed>() {
-            *subscribed |= e?.course_id == self.course_id;
-        } else if let Some(e) = event.as_event::<StudentUnsubscribed>()
-            && e?.course_id == self.course_id
-        {
-            *subscribed = false;
+    fn evolve(&self, subscribed: &mut bool, event: Enrolment) {
+        match event {
+            Enrolment::Subscribed(e) => *subscribed |= e.course_id == self.course_id,
+            Enrolment::Unsubscribed(e) => *subscribed &= e.course_id != self.course_id,
         }
-        Ok(())
     }
 
-    fn decide(&self, subscribed: &bool) -> Result<Decision, UnsubscribeError> {
-        if !subscribed {
-            return Err(UnsubscribeError::NotSubscribed {
-                student: self.student_id.to_string(),
-                course: self.course_id.to_string(),
-            });
-        }
-        Ok(Decision::event(StudentUnsubscribed {
-            course_id: self.course_id.to_string(),
-            student_id: self.student_id.to_string(),
-        }))
+    fn decide(&self, subscribed: &bool) -> Result<Decision, NotSubscribed> {
+        let (course_id, student_id) = (self.course_id.clone(), self.student_id.clone());
+        ensure!(*subscribed, NotSubscribed(student_id, course_id));
+        Ok(Decision::event(StudentUnsubscribed { course_id, student_id }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fairway::testkit::CommandTest;
+
+    use super::*;
+    use crate::events::given::{subscribed, unsubscribed};
+
+    fn leave(course: &str) -> UnsubscribeStudent {
+        UnsubscribeStudent { course_id: course.into(), student_id: "ada".into() }
+    }
+
+    #[tokio::test]
+    async fn a_student_leaves_a_course_they_are_in() {
+        let outcome = CommandTest::new().given(subscribed("go", "ada")).given(subscribed("rust", "ada"));
+        insta::assert_yaml_snapshot!(outcome.when(&leave("go")).await);
+    }
+
+    #[tokio::test]
+    async fn a_student_cannot_leave_twice() {
+        let outcome = CommandTest::new().given(subscribed("go", "ada")).given(unsubscribed("go", "ada"));
+        insta::assert_yaml_snapshot!(outcome.when(&leave("go")).await);
     }
 }

@@ -1,8 +1,11 @@
 //! `#[command]` accepts `snapshots` only, once, as a bare word.
 
-use fairway::dcb::{Query, QueryItem};
-use fairway::{Command, Decision, EventError, Recorded, command};
-use serde::Deserialize;
+use fairway::dcb::Query;
+use fairway::{Command, Decision, Event, EventSet, command};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+struct Anything {}
 
 macro_rules! command_with {
     ($name:ident, [$($args:tt)*]) => {
@@ -12,16 +15,15 @@ macro_rules! command_with {
         #[command($($args)*)]
         impl Command for $name {
             const NAME: &'static str = stringify!($name);
+            type Events = Anything;
             type State = ();
             type Error = std::convert::Infallible;
 
             fn query(&self) -> Query {
-                QueryItem::types(["Anything"]).into()
+                Anything::query()
             }
 
-            fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
-                Ok(())
-            }
+            fn evolve(&self, _: &mut (), _: Anything) {}
 
             fn decide(&self, _: &()) -> Result<Decision, Self::Error> {
                 Ok(Decision::none())

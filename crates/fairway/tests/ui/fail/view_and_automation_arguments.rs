@@ -1,7 +1,10 @@
 //! `#[view]` and `#[automation]` take no arguments.
 
-use fairway::dcb::{Query, QueryItem};
-use fairway::{Automation, AutomationContext, AutomationError, Recorded, View, ViewError, ViewTx, automation, view};
+use fairway::{Automation, AutomationContext, AutomationError, Event, View, ViewError, ViewTx, automation, view};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+struct Anything {}
 
 #[derive(Default)]
 struct Notes;
@@ -10,12 +13,9 @@ struct Notes;
 impl View for Notes {
     const NAME: &'static str = "notes";
     const VERSION: u32 = 1;
+    type Events = Anything;
 
-    fn query(&self) -> Query {
-        QueryItem::types(["Anything"]).into()
-    }
-
-    async fn apply(&self, _: &Recorded, _: &ViewTx) -> Result<(), ViewError> {
+    async fn apply(&self, _: Anything, _: &ViewTx) -> Result<(), ViewError> {
         Ok(())
     }
 }
@@ -26,12 +26,9 @@ struct Echo;
 #[automation(every = 5)]
 impl Automation for Echo {
     const NAME: &'static str = "echo";
+    type Events = Anything;
 
-    fn query(&self) -> Query {
-        QueryItem::types(["Anything"]).into()
-    }
-
-    async fn handle(&self, _: &Recorded, _: &AutomationContext) -> Result<(), AutomationError> {
+    async fn handle(&self, _: Anything, _: &AutomationContext) -> Result<(), AutomationError> {
         Ok(())
     }
 }
@@ -42,12 +39,9 @@ struct Echo2;
 #[automation(snapshots)]
 impl Automation for Echo2 {
     const NAME: &'static str = "echo-2";
+    type Events = Anything;
 
-    fn query(&self) -> Query {
-        QueryItem::types(["Anything"]).into()
-    }
-
-    async fn handle(&self, _: &Recorded, _: &AutomationContext) -> Result<(), AutomationError> {
+    async fn handle(&self, _: Anything, _: &AutomationContext) -> Result<(), AutomationError> {
         Ok(())
     }
 }

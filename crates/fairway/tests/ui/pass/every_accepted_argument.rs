@@ -1,9 +1,9 @@
 //! Every argument the macros accept, in every form they accept it.
 
-use fairway::dcb::{Query, QueryItem};
+use fairway::dcb::Query;
 use fairway::{
-    Automation, AutomationContext, AutomationError, Command, Decision, Event, EventError, Recorded, View, ViewError,
-    ViewTx, automation, command, view,
+    Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, View, ViewError, ViewTx,
+    automation, command, view,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,16 +34,15 @@ impl fairway::SnapshotModel for TakeNote {
 #[command(snapshots)]
 impl Command for TakeNote {
     const NAME: &'static str = "take-note";
+    type Events = Noted;
     type State = ();
     type Error = std::convert::Infallible;
 
     fn query(&self) -> Query {
-        QueryItem::types([Noted::NAME]).into()
+        Noted::query()
     }
 
-    fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
-        Ok(())
-    }
+    fn evolve(&self, _: &mut (), _: Noted) {}
 
     fn decide(&self, _: &()) -> Result<Decision, Self::Error> {
         Ok(Decision::event(Noted { note: self.note.clone(), author: None }))
@@ -58,16 +57,15 @@ struct WritePlain {
 #[command]
 impl Command for WritePlain {
     const NAME: &'static str = "write-plain";
+    type Events = Plain;
     type State = ();
     type Error = std::convert::Infallible;
 
     fn query(&self) -> Query {
-        QueryItem::types([Plain::NAME]).into()
+        Plain::query()
     }
 
-    fn evolve(&self, _: &mut (), _: &Recorded) -> Result<(), EventError> {
-        Ok(())
-    }
+    fn evolve(&self, _: &mut (), _: Plain) {}
 
     fn decide(&self, _: &()) -> Result<Decision, Self::Error> {
         Ok(Decision::event(Plain { text: self.text.clone() }))
@@ -81,12 +79,9 @@ struct Notes;
 impl View for Notes {
     const NAME: &'static str = "notes";
     const VERSION: u32 = 1;
+    type Events = Noted;
 
-    fn query(&self) -> Query {
-        QueryItem::types([Noted::NAME]).into()
-    }
-
-    async fn apply(&self, _: &Recorded, _: &ViewTx) -> Result<(), ViewError> {
+    async fn apply(&self, _: Noted, _: &ViewTx) -> Result<(), ViewError> {
         Ok(())
     }
 }
@@ -97,12 +92,9 @@ struct Echo;
 #[automation]
 impl Automation for Echo {
     const NAME: &'static str = "echo";
+    type Events = Noted;
 
-    fn query(&self) -> Query {
-        QueryItem::types([Noted::NAME]).into()
-    }
-
-    async fn handle(&self, _: &Recorded, _: &AutomationContext) -> Result<(), AutomationError> {
+    async fn handle(&self, _: Noted, _: &AutomationContext) -> Result<(), AutomationError> {
         Ok(())
     }
 }

@@ -1,0 +1,174 @@
+//! [`ApiError`]: every failure the app answers, mapped to its HTTP status in one place.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fairway_dcb::{Error as StoreError, StorageError};
+use serde_json::json;
+use tracing::error;
+
+use crate::BoxError;
+use crate::automation::AutomationError;
+use crate::command::CommandError;
+use crate::event::EventError;
+use crate::view::ViewError;
+
+/// A failure answered as `{"error": "<message>"}` with the status of its kind. Each variant
+/// keeps the error it stands for as its [`source`](std::error::Error::source); conversions
+/// from the runtime's errors (`?` in a handler) decide the kind.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The request is malformed: its body does not decode (the message names the field),
+    /// or a value it carries breaks a rule of the store (400).
+    #[error("{0}")]
+    BadRequest(#[source] BoxError),
+    /// No such command, view, document, automation or dead letter (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The boundary kept changing, or another request with the same idempotency key is in
+    /// progress or was answered first (409).
+    #[error("{0}")]
+    Conflict(#[source] BoxError),
+    /// The command refused: the source is the command's own error (422).
+    #[error("{0}")]
+    Rejected(#[source] BoxError),
+    /// A fault of the server: a stored event does not decode, a decided event does not
+    /// encode, or the store failed (500).
+    #[error("{0}")]
+    Internal(#[source] BoxError),
+    /// A wait for read-your-writes ran out (504).
+    #[error("{0}")]
+    Timeout(#[source] BoxError),
+    /// The disk holding the store is full: nothing was written (507).
+    #[error("{0}")]
+    InsufficientStorage(#[source] StorageError),
+}
+
+/// A request body that does not decode into the command.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid command body: {0}")]
+pub struct InvalidBody(#[source] pub BoxError);
+
+impl ApiError {
+    /// The HTTP status of this failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+        }
+    }
+
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(message.into().into())
+    }
+
+    /// A 409 with `message`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict(message.into().into())
+    }
+
+    /// A 500 with `message`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::Internal(message.into().into())
+    }
+
+    /// The JSON body: `{"error": "<message>"}`.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": self.to_string() })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            error!(error = %self, "request failed on the server side");
+        }
+        (status, Json(self.body())).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::InvalidInput(e) => ApiError::BadRequest(Box::new(e)),
+            StoreError::Storage(e @ StorageError::DiskFull { .. }) => ApiError::InsufficientStorage(e),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<ViewError> for ApiError {
+    fn from(err: ViewError) -> Self {
+        match err {
+            e @ ViewError::Timeout { .. } => ApiError::Timeout(Box::new(e)),
+            ViewError::Store(store) => store.into(),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<AutomationError> for ApiError {
+    fn from(err: AutomationError) -> Self {
+        match err.into_inner().downcast::<StoreError>() {
+            Ok(store) => (*store).into(),
+            Err(other) => ApiError::Internal(other),
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for ApiError {
+    fn from(err: CommandError<E>) -> Self {
+        match err {
+            CommandError::Rejected(e) => ApiError::Rejected(Box::new(e)),
+            e @ (CommandError::Conflict { .. } | CommandError::Superseded) => ApiError::Conflict(Box::new(e)),
+            // A tag value of a decided event comes from the request.
+            CommandError::Event(e @ EventError::Tag(_)) => ApiError::BadRequest(Box::new(InvalidBody(Box::new(e)))),
+            CommandError::Store(StoreError::InvalidInput(e)) => {
+                ApiError::BadRequest(Box::new(InvalidBody(Box::new(e))))
+            }
+            CommandError::Store(store) => store.into(),
+            // Undecodable stored events, unencodable decided events.
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("course c1 is full")]
+    struct Full;
+
+    #[test]
+    fn every_failure_has_its_status() {
+        let disk_full =
+            StorageError::DiskFull { dir: "d".into(), filesystem: "/".into(), available: 0, needed: 16 << 20 };
+        let cases: Vec<(ApiError, u16)> = vec![
+            (ApiError::from(CommandError::Rejected(Full)), 422),
+            (CommandError::<Full>::Conflict { attempts: 3 }.into(), 409),
+            (CommandError::<Full>::Superseded.into(), 409),
+            (CommandError::<Full>::Store(StoreError::Storage(disk_full)).into(), 507),
+            (
+                ViewError::Timeout { view: "v", position: fairway_dcb::Position::ZERO, timeout: Default::default() }
+                    .into(),
+                504,
+            ),
+            (ApiError::NotFound("unknown view \"x\"".into()), 404),
+            (ApiError::bad_request("no"), 400),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.body()["error"], error.to_string());
+        }
+    }
+}
