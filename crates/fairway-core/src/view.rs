@@ -106,10 +106,14 @@ impl From<fairway_dcb::StorageError> for ViewError {
 /// under string keys.
 pub struct ViewTx {
     tx: Arc<dyn DynTx>,
-    data: Vec<u8>,
-    position: Position,
-    recorded_at: std::time::SystemTime,
-    tags: Vec<fairway_dcb::Tag>,
+    data: Arc<[u8]>,
+    applied: Option<Applied>,
+}
+
+/// The event a [`ViewTx`] applies: an index into its batch (no copy per event).
+struct Applied {
+    batch: Arc<Vec<Recorded>>,
+    index: usize,
 }
 
 fn end_of(prefix: &[u8]) -> Vec<u8> {
@@ -121,22 +125,26 @@ fn end_of(prefix: &[u8]) -> Vec<u8> {
 impl ViewTx {
     /// The position of the event being applied ([`Position::ZERO`] in reads).
     pub fn position(&self) -> Position {
-        self.position
+        self.applied().map_or(Position::ZERO, Recorded::position)
+    }
+
+    fn applied(&self) -> Option<&Recorded> {
+        self.applied.as_ref().map(|applied| &applied.batch[applied.index])
     }
 
     /// When the event being applied was recorded (the Unix epoch in reads).
     pub fn recorded_at(&self) -> std::time::SystemTime {
-        self.recorded_at
+        self.applied().map_or(std::time::UNIX_EPOCH, Recorded::recorded_at)
     }
 
     /// The value of the applied event's tag with `key` (`"c1"` for `course:c1`), if it has
     /// one: views usually keep a document per tagged entity.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|tag| tag.key() == key).map(|tag| tag.value())
+        self.applied()?.tags().iter().find(|tag| tag.key() == key).map(|tag| tag.value())
     }
 
     fn key(&self, key: &str) -> Vec<u8> {
-        [self.data.as_slice(), key.as_bytes()].concat()
+        [&*self.data, key.as_bytes()].concat()
     }
 
     /// Reads a document.
@@ -286,20 +294,17 @@ impl<V: View> ViewRuntime<V> {
             async move {
                 let (stored, processed) = read_checkpoint(tx.as_ref(), &keys).await?;
                 let mut count = 0;
-                for event in events.iter().filter(|e| stored.is_none_or(|s| e.position() > s)) {
+                let data: Arc<[u8]> = keys.data.as_slice().into();
+                for (index, event) in events.iter().enumerate().filter(|(_, e)| stored.is_none_or(|s| e.position() > s))
+                {
                     count += 1;
                     let decoded = match event.decode::<V::Events>() {
                         Some(Ok(decoded)) => decoded,
                         Some(Err(undecodable)) => return Err(body_error(undecodable.into())),
                         None => continue,
                     };
-                    let view_tx = ViewTx {
-                        tx: tx.clone(),
-                        data: keys.data.clone(),
-                        position: event.position(),
-                        recorded_at: event.recorded_at(),
-                        tags: event.tags().to_vec(),
-                    };
+                    let applied = Some(Applied { batch: events.clone(), index });
+                    let view_tx = ViewTx { tx: tx.clone(), data: data.clone(), applied };
                     view.apply(decoded, &view_tx).await.map_err(|err| match err {
                         ViewError::Event(source) => body_error(UndecodableEvent::new(event, source).into()),
                         other => body_error(other),
@@ -431,8 +436,7 @@ impl<V: View> ViewRuntime<V> {
                     Some(version) if version != V::VERSION => Keys::new(backend.as_ref(), V::NAME, version).data,
                     _ => keys.data,
                 };
-                let view_tx =
-                    ViewTx { tx, data, position: Position::ZERO, recorded_at: std::time::UNIX_EPOCH, tags: Vec::new() };
+                let view_tx = ViewTx { tx, data: data.as_slice().into(), applied: None };
                 let value = read(view_tx).await.map_err(body_error)?;
                 *slot.lock().expect("slot") = Some(value);
                 Ok(())
