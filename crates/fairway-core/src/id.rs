@@ -35,7 +35,7 @@ impl Id {
     /// Longest tag key an id is guaranteed to fit under, in bytes.
     pub const MAX_KEY_LEN: usize = 32;
     /// Longest id, in bytes: `key:id` must fit a tag of
-    /// [`MAX_TAG_LEN`](fairway_dcb::limits::MAX_TAG_LEN) bytes.
+    /// [`MAX_TAG_LEN`] bytes.
     pub const MAX_LEN: usize = MAX_TAG_LEN - Self::MAX_KEY_LEN - 1;
 
     /// Checks `value`.

@@ -14,8 +14,8 @@ pub mod command;
 pub mod dependencies;
 pub mod event;
 pub mod id;
+mod keys;
 pub mod registry;
-pub mod snapshot;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod view;
@@ -26,6 +26,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub use app::{ApiError, App, AppConfig};
 pub use automation::{Automation, AutomationContext, AutomationError, AutomationRuntime, DeadLetter, QueueSettings};
 pub use command::{AppendStep, Command, CommandError, CommandRunner, Decision, Executed};
+// Snapshots keep their path at the root (`#[command(snapshots)]` emits
+// `::fairway::snapshot::SnapshotCodec`).
+pub use command::snapshot;
 pub use event::{
     DuplicateEventName, Event, EventError, EventSet, EventType, Recorded, UndecodableEvent, registered_event_types,
 };

@@ -54,9 +54,9 @@ pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use supervisor::{HealthReport, SupervisionPolicy, TaskState, TaskStatus};
 
 use crate::backend::Backend;
+use crate::command::snapshot::Snapshots;
 use crate::dependencies::Dependencies;
 use crate::registry::{DynAutomation, DynView, RegistryError, Slices, discover};
-use crate::snapshot::Snapshots;
 use idempotency::Idempotency;
 use supervisor::{Health, Task, supervise};
 

@@ -1,13 +1,6 @@
-//! The durable job queue of one automation, kept in the store beside the events.
-//!
-//! | key (after the automation's keyspace) | value |
-//! |---|---|
-//! | `c` | the enqueuer's cursor: the last triggering position enqueued |
-//! | `q <position>` | a job: attempts, due times, lease, last error |
-//! | `w <due µs, u64 BE> <position>` | nothing: the due-time index |
-//! | `x <position>` | a dead letter |
-//! | `k` | rewritten by every enqueue and replay, for workers of other processes to watch |
-//! | `i` | how far jobs written before the due-time index existed have been indexed |
+//! The durable job queue of one automation, kept in the store beside the events: its
+//! records (jobs, dead letters, the enqueuer's cursor, the wake key; their keys are built in
+//! [`crate::keys`]) and the transactions on them.
 //!
 //! Every job has exactly one due entry, at `max(not_before, lease_until)`: the time from
 //! which a worker may claim it (a fresh job: when it was enqueued; a failed one: the end of
@@ -26,7 +19,8 @@ use fairway_dcb::kv::KeyValue;
 use serde::{Deserialize, Serialize};
 
 use super::{DeadLetter, Message, QueueSettings};
-use crate::backend::{Backend, DynTx, TxFailure};
+use crate::backend::{DynTx, TxFailure};
+use crate::keys::{QueueKeys, after, end_of};
 
 /// Longest delay between two attempts of a failing job.
 const MAX_JOB_BACKOFF: Duration = Duration::from_secs(300);
@@ -67,55 +61,6 @@ pub(super) fn now_micros() -> u64 {
 
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// The keys of one automation's queue.
-#[derive(Clone)]
-pub(super) struct QueueKeys {
-    pub(super) cursor: Vec<u8>,
-    jobs: Vec<u8>,
-    due: Vec<u8>,
-    dead: Vec<u8>,
-    pub(super) wake: Vec<u8>,
-    indexed: Vec<u8>,
-}
-
-fn end_of(prefix: &[u8]) -> Vec<u8> {
-    [prefix, &[0xff]].concat()
-}
-
-impl QueueKeys {
-    pub(super) fn new(backend: &dyn Backend, name: &str) -> Self {
-        let root = backend.keyspace(&format!("automation/{name}"));
-        let key = |section: &[u8]| [root.as_slice(), section].concat();
-        QueueKeys {
-            cursor: key(b"c"),
-            jobs: key(b"q"),
-            due: key(b"w"),
-            dead: key(b"x"),
-            wake: key(b"k"),
-            indexed: key(b"i"),
-        }
-    }
-
-    fn job(&self, position: Position) -> Vec<u8> {
-        [self.jobs.as_slice(), &position.to_bytes()].concat()
-    }
-
-    fn due_entry(&self, due_micros: u64, position: Position) -> Vec<u8> {
-        [self.due.as_slice(), &due_micros.to_be_bytes(), &position.to_bytes()].concat()
-    }
-
-    /// The due time and position of a due entry.
-    fn parse_due_entry(&self, key: &[u8]) -> Option<(u64, Position)> {
-        let rest = key.strip_prefix(self.due.as_slice())?;
-        let (due, position) = rest.split_at_checked(8)?;
-        Some((u64::from_be_bytes(due.try_into().ok()?), Position::from_bytes(position)?))
-    }
-
-    fn dead(&self, position: Position) -> Vec<u8> {
-        [self.dead.as_slice(), &position.to_bytes()].concat()
-    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -218,7 +163,7 @@ pub(super) async fn claim(
                 if let Some(job) = stale {
                     tx.set(&keys.due_entry(job.due_micros(), position), &[]);
                 }
-                cursor = [key.as_slice(), &[0]].concat();
+                cursor = after(&key);
             }
         }
     }
@@ -329,108 +274,21 @@ pub(super) async fn index_older_jobs(tx: &dyn DynTx, keys: &QueueKeys) -> Result
         None => keys.jobs.clone(),
     };
     let page = tx.scan(&begin, &end_of(&keys.jobs), INDEX_PAGE).await?;
+    let mut last = None;
     for kv in &page {
-        let position = Position::from_bytes(&kv.key[keys.jobs.len()..])
-            .ok_or_else(|| corrupt(format!("job key without position {:?}", kv.key)))?;
+        let position =
+            keys.job_position(&kv.key).ok_or_else(|| corrupt(format!("job key without position {:?}", kv.key)))?;
         let job: Job = decode(&kv.value)?;
         tx.set(&keys.due_entry(job.due_micros(), position), &[]);
+        last = Some(position);
     }
     let done = page.len() < INDEX_PAGE;
-    match page.last() {
-        Some(last) if !done => tx.set(&keys.indexed, &last.key[keys.jobs.len()..]),
+    match last {
+        Some(last) if !done => tx.set(&keys.indexed, &last.to_bytes()),
         _ => tx.set(&keys.indexed, INDEXED),
     }
     Ok(done)
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions};
-    use futures::FutureExt;
-    use futures::future::BoxFuture;
-
-    use super::*;
-    use crate::backend::transact_value;
-
-    fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
-        let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
-        Arc::new(DcbStore::new(engine, "queue").unwrap())
-    }
-
-    async fn run<R: Send + 'static>(
-        backend: &Arc<dyn Backend>,
-        body: impl Fn(Arc<dyn DynTx>, QueueKeys) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
-    ) -> R {
-        let keys = QueueKeys::new(backend.as_ref(), "test");
-        transact_value(backend.as_ref(), move |tx| body(tx, keys.clone())).await.unwrap()
-    }
-
-    fn position(n: u16) -> Position {
-        Position::new(1, 0, n)
-    }
-
-    async fn claim_now(backend: &Arc<dyn Backend>) -> Claim {
-        run(backend, |tx, keys| {
-            async move { claim(tx.as_ref(), &keys, "w", Duration::from_secs(60), now_micros()).await }.boxed()
-        })
-        .await
-    }
-
-    #[tokio::test]
-    async fn jobs_written_before_the_index_are_indexed_once_then_claimed() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = backend(dir.path());
-        let count = INDEX_PAGE as u16 + 88;
-        // The layout of earlier versions: job records only.
-        run(&backend, move |tx, keys| {
-            async move {
-                for n in 0..count {
-                    tx.set(&keys.job(position(n)), &encode(&Job::fresh(0)));
-                }
-                Ok(())
-            }
-            .boxed()
-        })
-        .await;
-        assert_eq!(claim_now(&backend).await, Claim::Idle(None), "unindexed jobs are invisible to claims");
-        let first = run(&backend, |tx, keys| async move { index_older_jobs(tx.as_ref(), &keys).await }.boxed()).await;
-        assert!(!first, "one page at a time");
-        let second = run(&backend, |tx, keys| async move { index_older_jobs(tx.as_ref(), &keys).await }.boxed()).await;
-        assert!(second, "done after the second page");
-        for n in 0..count {
-            assert_eq!(claim_now(&backend).await, Claim::Claimed(position(n), 1));
-        }
-        assert!(matches!(claim_now(&backend).await, Claim::Idle(Some(_))), "all leased now");
-        let again = run(&backend, |tx, keys| async move { index_older_jobs(tx.as_ref(), &keys).await }.boxed()).await;
-        assert!(again, "the marker says done");
-    }
-
-    #[tokio::test]
-    async fn claims_follow_due_times_and_skip_stale_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = backend(dir.path());
-        let now = now_micros();
-        run(&backend, move |tx, keys| {
-            async move {
-                // Position 1 is due later than position 2; position 3 is not due yet.
-                put_job(tx.as_ref(), &keys, position(1), None, &Job::fresh(now - 10));
-                put_job(tx.as_ref(), &keys, position(2), None, &Job::fresh(now - 20));
-                put_job(tx.as_ref(), &keys, position(3), None, &Job::fresh(now + 60_000_000));
-                // A due entry whose job is gone.
-                tx.set(&keys.due_entry(now - 30, position(9)), &[]);
-                Ok(())
-            }
-            .boxed()
-        })
-        .await;
-        assert_eq!(claim_now(&backend).await, Claim::Claimed(position(2), 1));
-        assert_eq!(claim_now(&backend).await, Claim::Claimed(position(1), 1));
-        assert_eq!(claim_now(&backend).await, Claim::Idle(Some(now + 60_000_000)));
-        let entries =
-            run(&backend, |tx, keys| async move { Ok(tx.scan(&keys.due, &end_of(&keys.due), 0).await?.len()) }.boxed())
-                .await;
-        assert_eq!(entries, 3, "one entry per job, the stale one removed");
-    }
-}
+mod tests;

@@ -17,8 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
+use super::Command;
 use crate::backend::{Backend, transact_value};
-use crate::command::Command;
+use crate::keys::SnapshotKeys;
 
 /// Longest snapshot key; queries beyond it are not snapshotted.
 const MAX_KEY_LEN: usize = 4_096;
@@ -62,7 +63,7 @@ impl<C: SnapshotModel> SnapshotCodec<C> {
 #[derive(Clone)]
 pub struct Snapshots {
     backend: Arc<dyn Backend>,
-    root: Vec<u8>,
+    keys: SnapshotKeys,
 }
 
 /// A loaded snapshot.
@@ -74,19 +75,12 @@ pub(crate) struct Loaded<S> {
 impl Snapshots {
     /// Snapshots in `backend`.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        let root = backend.keyspace("snapshot");
-        Snapshots { backend, root }
+        let keys = SnapshotKeys::new(backend.as_ref());
+        Snapshots { backend, keys }
     }
 
     fn key<C: Command>(&self, codec: &SnapshotCodec<C>, query: &Query) -> Option<Vec<u8>> {
-        let key = [
-            self.root.as_slice(),
-            C::NAME.as_bytes(),
-            b"\0",
-            &codec.model_version.to_be_bytes(),
-            format!("{query:?}").as_bytes(),
-        ]
-        .concat();
+        let key = self.keys.snapshot(C::NAME, codec.model_version, query);
         (key.len() <= MAX_KEY_LEN).then_some(key)
     }
 

@@ -1,0 +1,303 @@
+//! [`AutomationRuntime`]: an automation bound to a store. Its enqueuer turns triggering
+//! events into jobs, its workers claim and run them (renewing their lease meanwhile) and
+//! sleep while none is due; the admin calls list, replay and purge dead letters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fairway_dcb::{Position, Query, ReadOptions};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::queue::{self, Claim, now_micros};
+use super::wake::{self, Wake};
+use super::{Automation, AutomationContext, AutomationError, DeadLetter, QueueSettings, TriggerNotFound};
+use crate::backend::{Backend, DynTx, TxFailure, transact_value};
+use crate::command::CommandRunner;
+use crate::command::snapshot::Snapshots;
+use crate::dependencies::Dependencies;
+use crate::event::Recorded;
+use crate::keys::QueueKeys;
+
+/// Resolves once `stop` is true; never if its sender is gone without asking to stop.
+async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs `body` in a transaction and returns its value.
+async fn transact<R: Send + 'static>(
+    backend: &dyn Backend,
+    body: impl Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
+) -> Result<R, AutomationError> {
+    transact_value(backend, body).await.map_err(|err| match err {
+        TxFailure::Body(body) => AutomationError(body),
+        storage @ TxFailure::Storage(_) => storage.into(),
+    })
+}
+
+/// An automation bound to a store: its enqueuer, its workers and its dead-letter queue.
+pub struct AutomationRuntime<A: Automation> {
+    automation: Arc<A>,
+    backend: Arc<dyn Backend>,
+    keys: QueueKeys,
+    settings: QueueSettings,
+    dependencies: Dependencies,
+    wake: Wake,
+}
+
+impl<A: Automation> Clone for AutomationRuntime<A> {
+    fn clone(&self) -> Self {
+        AutomationRuntime {
+            automation: self.automation.clone(),
+            backend: self.backend.clone(),
+            keys: self.keys.clone(),
+            settings: self.settings,
+            dependencies: self.dependencies.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+impl<A: Automation> AutomationRuntime<A> {
+    /// Binds `automation` to `backend`.
+    pub fn new(automation: A, backend: Arc<dyn Backend>, settings: QueueSettings) -> Self {
+        let keys = QueueKeys::new(backend.as_ref(), A::NAME);
+        let wake = Wake::new(keys.wake.clone());
+        AutomationRuntime {
+            automation: Arc::new(automation),
+            backend,
+            keys,
+            settings,
+            dependencies: Dependencies::new(),
+            wake,
+        }
+    }
+
+    /// Gives handlers access to `dependencies`.
+    pub fn with_dependencies(mut self, dependencies: Dependencies) -> Self {
+        self.dependencies = dependencies;
+        self
+    }
+
+    /// The queue settings.
+    pub fn settings(&self) -> QueueSettings {
+        self.settings
+    }
+
+    /// Follows the triggering events forever, enqueuing a job per event and waking idle
+    /// workers.
+    pub async fn run_enqueuer(self) -> Result<(), AutomationError> {
+        let keys = self.keys.clone();
+        let cursor = transact(self.backend.as_ref(), move |tx| {
+            let keys = keys.clone();
+            async move { Ok(tx.get(&keys.cursor).await?.and_then(|b| Position::from_bytes(&b))) }.boxed()
+        })
+        .await?;
+        let mut events = self.backend.events().subscribe(self.automation.query(), cursor).ready_chunks(256);
+        while let Some(chunk) = events.next().await {
+            let positions: Vec<Position> =
+                chunk.into_iter().map(|e| e.map(|e| e.position)).collect::<Result<_, _>>()?;
+            let (keys, positions) = (self.keys.clone(), Arc::new(positions));
+            let enqueued = transact(self.backend.as_ref(), move |tx| {
+                let (keys, positions) = (keys.clone(), positions.clone());
+                async move { queue::enqueue(tx.as_ref(), &keys, &positions).await }.boxed()
+            })
+            .await?;
+            if enqueued > 0 {
+                self.wake.notify();
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims the first due job under a lease owned by `worker`.
+    async fn claim(&self, worker: &str) -> Result<Claim, AutomationError> {
+        let (keys, worker, lease) = (self.keys.clone(), worker.to_owned(), self.settings.lease);
+        transact(self.backend.as_ref(), move |tx| {
+            let (keys, worker) = (keys.clone(), worker.clone());
+            async move { queue::claim(tx.as_ref(), &keys, &worker, lease, now_micros()).await }.boxed()
+        })
+        .await
+    }
+
+    /// Updates the job at `position` if `worker` still holds it.
+    async fn settle(
+        &self,
+        worker: &str,
+        position: Position,
+        outcome: Result<(), String>,
+    ) -> Result<(), AutomationError> {
+        let (keys, worker, settings) = (self.keys.clone(), worker.to_owned(), self.settings);
+        let outcome = Arc::new(outcome);
+        transact(self.backend.as_ref(), move |tx| {
+            let (keys, worker, outcome) = (keys.clone(), worker.clone(), outcome.clone());
+            async move { queue::settle(tx.as_ref(), &keys, &worker, position, &outcome, &settings).await }.boxed()
+        })
+        .await
+    }
+
+    /// Extends the lease of `worker` on the job at `position`.
+    async fn renew(&self, worker: &str, position: Position) -> Result<(), AutomationError> {
+        let (keys, worker, lease) = (self.keys.clone(), worker.to_owned(), self.settings.lease);
+        transact(self.backend.as_ref(), move |tx| {
+            let (keys, worker) = (keys.clone(), worker.clone());
+            async move { queue::renew(tx.as_ref(), &keys, &worker, position, lease).await }.boxed()
+        })
+        .await
+    }
+
+    /// Runs one due job, if any; returns whether one ran.
+    pub async fn work_once(&self, worker: &str) -> Result<bool, AutomationError> {
+        Ok(matches!(self.work_next(worker).await?, Claim::Claimed(..)))
+    }
+
+    /// Runs one due job if there is one; else says when the next one becomes due.
+    async fn work_next(&self, worker: &str) -> Result<Claim, AutomationError> {
+        let claim = self.claim(worker).await?;
+        let Claim::Claimed(position, attempt) = claim else { return Ok(claim) };
+        let span = info_span!("job", automation = A::NAME, %position, attempt);
+        async {
+            let event = self
+                .backend
+                .events()
+                .read(Query::all(), ReadOptions::forwards().from(position).limit(1))
+                .try_next()
+                .await?
+                .filter(|e| e.position == position)
+                .ok_or(TriggerNotFound(position))?;
+            let runner = CommandRunner::new(self.backend.events()).with_snapshots(Snapshots::new(self.backend.clone()));
+            let ctx = AutomationContext::with_runner(runner, self.dependencies.clone()).triggered_by(position);
+            // Renew the lease while the handler runs, in the same task: if the worker dies,
+            // renewals stop with it and the lease expires.
+            let renewals = async {
+                loop {
+                    tokio::time::sleep(self.settings.lease / 3).await;
+                    if let Err(err) = self.renew(worker, position).await {
+                        warn!(%err, "lease renewal failed");
+                    }
+                }
+            };
+            let outcome = match Recorded::new(event).decode::<A::Events>() {
+                None => Ok(()),
+                Some(Err(undecodable)) => Err(undecodable.to_string()),
+                Some(Ok(event)) => tokio::select! {
+                    outcome = self.automation.handle(event, &ctx) => outcome.map_err(|e| e.to_string()),
+                    never = renewals => never,
+                },
+            };
+            if let Err(error) = &outcome {
+                warn!(%error, "job failed");
+            } else {
+                debug!("job done");
+            }
+            self.settle(worker, position, outcome).await?;
+            Ok(claim)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Gives jobs written by earlier versions, before the due-time index, their due entry.
+    async fn index_older_jobs(&self) -> Result<(), AutomationError> {
+        loop {
+            let keys = self.keys.clone();
+            let done = transact(self.backend.as_ref(), move |tx| {
+                let keys = keys.clone();
+                async move { queue::index_older_jobs(tx.as_ref(), &keys).await }.boxed()
+            })
+            .await?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Works forever as `worker`.
+    pub async fn run_worker(self, worker: String) -> Result<(), AutomationError> {
+        let (_keep, stop) = tokio::sync::watch::channel(false);
+        self.run_worker_until(worker, stop).await
+    }
+
+    /// Works as `worker` until `stop` turns true; a job in progress is finished first.
+    ///
+    /// When no job is due, the worker arms its wake-ups (its process's enqueuer, and a
+    /// watch on the queue's wake key for enqueuers elsewhere), looks once more, and sleeps
+    /// until one fires, the earliest waiting job becomes due, or [`QueueSettings::poll`]
+    /// passes; it arms them again before its next look.
+    pub async fn run_worker_until(
+        self,
+        worker: String,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), AutomationError> {
+        self.index_older_jobs().await?;
+        let mut armed: Option<wake::Armed> = None;
+        while !*stop.borrow() {
+            let next_due = match self.work_next(&worker).await? {
+                Claim::Claimed(..) => {
+                    armed = None;
+                    continue;
+                }
+                Claim::Idle(next_due) => next_due,
+            };
+            if let Some(wake_ups) = armed.take() {
+                let until_due = next_due.map(|due| Duration::from_micros(due.saturating_sub(now_micros())));
+                let idle = until_due.map_or(self.settings.poll, |d| d.min(self.settings.poll));
+                tokio::select! {
+                    woken = wake_ups.wait(idle) => woken?,
+                    _ = stop_requested(&mut stop) => break,
+                }
+            }
+            // Armed before the next look, so a job enqueued in between is not slept through.
+            armed = Some(self.wake.arm(self.backend.as_ref()).await?);
+        }
+        debug!(automation = A::NAME, worker, "worker stopped");
+        Ok(())
+    }
+
+    /// Jobs waiting or in progress.
+    pub async fn pending(&self) -> Result<usize, AutomationError> {
+        let keys = self.keys.clone();
+        transact(self.backend.as_ref(), move |tx| {
+            let keys = keys.clone();
+            async move { queue::pending(tx.as_ref(), &keys).await }.boxed()
+        })
+        .await
+    }
+
+    /// The dead-letter queue, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, AutomationError> {
+        let keys = self.keys.clone();
+        transact(self.backend.as_ref(), move |tx| {
+            let keys = keys.clone();
+            async move { queue::dead_letters(tx.as_ref(), &keys).await }.boxed()
+        })
+        .await
+    }
+
+    /// Moves a dead letter back to the queue with fresh attempts; `false` if absent.
+    pub async fn replay(&self, position: Position) -> Result<bool, AutomationError> {
+        let keys = self.keys.clone();
+        let replayed = transact(self.backend.as_ref(), move |tx| {
+            let keys = keys.clone();
+            async move { queue::replay(tx.as_ref(), &keys, position).await }.boxed()
+        })
+        .await?;
+        if replayed {
+            self.wake.notify();
+        }
+        Ok(replayed)
+    }
+
+    /// Deletes every dead letter; returns how many.
+    pub async fn purge(&self) -> Result<usize, AutomationError> {
+        let keys = self.keys.clone();
+        transact(self.backend.as_ref(), move |tx| {
+            let keys = keys.clone();
+            async move { queue::purge(tx.as_ref(), &keys).await }.boxed()
+        })
+        .await
+    }
+}
