@@ -49,6 +49,20 @@ impl QueryItem {
         self
     }
 
+    /// A query matching this item or `other` (e.g. two consistency boundaries of one
+    /// decision).
+    ///
+    /// ```
+    /// use fairway_dcb::{QueryItem, Tag};
+    ///
+    /// let course = QueryItem::tags([Tag::new("course", "c1").unwrap()]);
+    /// let query = course.or(QueryItem::tags([Tag::new("student", "s1").unwrap()]));
+    /// assert_eq!(query.items().len(), 2);
+    /// ```
+    pub fn or(self, other: QueryItem) -> Query {
+        Query::from(self).or(other)
+    }
+
     /// Keeps only the last matching event.
     pub fn last_only(mut self) -> Self {
         self.last_only = true;

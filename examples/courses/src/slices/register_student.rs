@@ -34,7 +34,7 @@ impl Command for RegisterStudent {
 
     /// Two boundaries: the id and the email. Uniqueness needs no other lock.
     fn query(&self) -> Query {
-        Query::from(StudentRegistered::tagged([student(&self.student_id)]))
+        StudentRegistered::tagged([student(&self.student_id)])
             .or(StudentRegistered::tagged([tag("email", &self.email)]))
     }
 

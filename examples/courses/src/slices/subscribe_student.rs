@@ -45,7 +45,7 @@ impl Command for SubscribeStudent {
     type Error = SubscribeError;
 
     fn query(&self) -> Query {
-        Query::from(CourseLife::tagged([course(&self.course_id)])).or(Enrolment::tagged([student(&self.student_id)]))
+        CourseLife::tagged([course(&self.course_id)]).or(Enrolment::tagged([student(&self.student_id)]))
     }
 
     fn evolve(&self, seats: &mut Seats, event: CourseLife) {
