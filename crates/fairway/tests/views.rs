@@ -143,7 +143,13 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
     let v1 = ViewRuntime::new(CourseList, backend.clone());
     let p1 = tokio::spawn(v1.clone().run());
     v1.wait_for(last.last_position().unwrap(), Duration::from_secs(10)).await.unwrap();
-    assert!(v1.progress().await.unwrap().active);
+    // Reaching a position and becoming active are two steps: activation commits with the
+    // batch that finds the projector caught up, which may follow the one that got there.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !v1.progress().await.unwrap().active {
+        assert!(tokio::time::Instant::now() < deadline, "v1 becomes active after catching up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let v2 = ViewRuntime::new(CourseListV2, backend.clone());
     // Before v2 has caught up, its readers are served the active (v1) data.
