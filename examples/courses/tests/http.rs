@@ -181,7 +181,10 @@ async fn the_course_app_over_http() {
     let before_restart = app.get(&format!("/views/courses?after={after}")).await.1;
     assert_eq!(
         before_restart,
-        json!([{ "key": "rust", "doc": { "capacity": 5, "subscribed": 2, "seats_left": 3, "waiting": [] } }])
+        json!({
+            "documents": [{ "key": "rust", "doc": { "capacity": 5, "subscribed": 2, "seats_left": 3, "waiting": [] } }],
+            "next_cursor": null,
+        })
     );
     app.stop().await;
 
@@ -234,5 +237,58 @@ async fn waiting_students_are_promoted_in_order_when_seats_free_up() {
     assert_eq!((course["subscribed"].as_u64(), course["seats_left"].as_u64()), (Some(3), Some(0)));
     let (_, automations) = app.get("/automations").await;
     assert_eq!(automations["automations"][0]["dead_letters"], 0, "{automations}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_lists_are_pages_with_a_key_cursor_and_refuse_unknown_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path()).await;
+    let mut last = String::new();
+    for course in ["a1", "a2", "a3", "b1", "b2"] {
+        let (status, body) = app.command("define-course", json!({ "course_id": course, "capacity": 1 })).await;
+        assert_eq!(status, 200, "{body}");
+        last = body["last_position"].as_str().unwrap().to_owned();
+    }
+
+    // Following the cursor visits every document once, in key order.
+    let (mut keys, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let cursor_param = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let (status, page) = app.get(&format!("/views/courses?after={last}&limit=2{cursor_param}")).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        let documents = page["documents"].as_array().unwrap();
+        assert!(documents.len() <= 2, "{page}");
+        keys.extend(documents.iter().map(|d| d["key"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(keys, ["a1", "a2", "a3", "b1", "b2"]);
+    assert_eq!(pages, 3);
+
+    let (_, prefixed) = app.get("/views/courses?prefix=b").await;
+    let keys: Vec<&str> =
+        prefixed["documents"].as_array().unwrap().iter().map(|d| d["key"].as_str().unwrap()).collect();
+    assert_eq!((keys, &prefixed["next_cursor"]), (vec!["b1", "b2"], &Value::Null));
+    let (_, after_prefix) = app.get("/views/courses?prefix=a&cursor=a3").await;
+    assert_eq!(after_prefix["documents"], json!([]), "a cursor past the prefix ends the list");
+
+    for (query, named) in [
+        ("limit=10&sort=desc", "sort"),
+        ("limt=10", "limt"),
+        ("limit=0", "limit"),
+        ("limit=1001", "1000"),
+        ("limit=ten", "limit"),
+    ] {
+        let (status, body) = app.get(&format!("/views/courses?{query}")).await;
+        let error = body["error"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(error.contains(named), "{query}: the error names {named}: {error}");
+    }
+    let (status, body) = app.get("/views/courses/a1?sort=desc").await;
+    assert_eq!(status, 400, "{body}");
     app.stop().await;
 }

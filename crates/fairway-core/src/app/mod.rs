@@ -50,7 +50,7 @@ use tracing::{error, info, warn};
 pub use answers::MAX_BODY_BYTES;
 pub use config::AppConfig;
 pub use error::ApiError;
-pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+pub use routes::{DEFAULT_PAGE_LIMIT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_PAGE_LIMIT};
 pub use supervisor::{HealthReport, SupervisionPolicy, TaskState, TaskStatus};
 
 use crate::backend::Backend;

@@ -126,15 +126,33 @@ async fn execute(shared: &Shared, name: &str, body: &[u8], append_step: Option<A
     }
 }
 
-/// `?after=<position>`.
+/// Documents per page of `GET /views/<name>` when `limit` is not given.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+/// Most documents per page of `GET /views/<name>`.
+pub const MAX_PAGE_LIMIT: usize = 1_000;
+
+/// `GET /views/<name>/<key>?after=<position>`; any other parameter is a 400.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct After {
     after: Option<String>,
 }
 
-async fn view_after(shared: &Shared, name: &str, after: After) -> Result<Arc<dyn DynView>, ApiError> {
+/// `GET /views/<name>?after=<position>&prefix=<key prefix>&cursor=<key>&limit=<n>`; any
+/// other parameter is a 400.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    after: Option<String>,
+    #[serde(default)]
+    prefix: String,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn view_after(shared: &Shared, name: &str, after: Option<String>) -> Result<Arc<dyn DynView>, ApiError> {
     let view = shared.views.get(name).ok_or_else(|| ApiError::NotFound(format!("unknown view {name:?}")))?;
-    if let Some(after) = after.after {
+    if let Some(after) = after {
         let position: Position = after.parse().map_err(|e| ApiError::BadRequest(Box::new(e)))?;
         view.wait_for(position, super::READ_YOUR_WRITES_TIMEOUT).await?;
     }
@@ -144,10 +162,14 @@ async fn view_after(shared: &Shared, name: &str, after: After) -> Result<Arc<dyn
 async fn list_view(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    Query(after): Query<After>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let docs = view_after(&shared, &name, after).await?.list().await?;
-    Ok(Json(docs.into_iter().map(|(k, v)| json!({ "key": k, "doc": v })).collect::<Vec<_>>()).into_response())
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit: is {limit}; it must be 1 to {MAX_PAGE_LIMIT}")));
+    }
+    let view = view_after(&shared, &name, query.after).await?;
+    Ok(Json(view.page(query.prefix, query.cursor, limit).await?).into_response())
 }
 
 async fn get_view(
@@ -155,7 +177,7 @@ async fn get_view(
     Path((name, key)): Path<(String, String)>,
     Query(after): Query<After>,
 ) -> Result<Response, ApiError> {
-    match view_after(&shared, &name, after).await?.get(key.clone()).await? {
+    match view_after(&shared, &name, after.after).await?.get(key.clone()).await? {
         Some(doc) => Ok(Json(doc).into_response()),
         None => Err(ApiError::NotFound(format!("view {name:?} has no document {key:?}"))),
     }

@@ -18,7 +18,7 @@ use crate::automation::{Automation, AutomationError, AutomationRuntime, DeadLett
 use crate::backend::Backend;
 use crate::command::{Command, CommandRunner};
 use crate::dependencies::Dependencies;
-use crate::view::{Progress, View, ViewError, ViewRuntime};
+use crate::view::{Page, Progress, View, ViewError, ViewRuntime};
 
 /// What a command handler answers.
 #[derive(Debug, serde::Serialize)]
@@ -78,6 +78,13 @@ pub trait DynView: Send + Sync {
     fn get(&self, key: String) -> BoxFuture<'_, Result<Option<serde_json::Value>, ViewError>>;
     /// Every document as data, in key order.
     fn list(&self) -> BoxFuture<'_, Result<Vec<(String, serde_json::Value)>, ViewError>>;
+    /// Up to `limit` documents as data whose key starts with `prefix`, after key `cursor`.
+    fn page(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page<serde_json::Value>, ViewError>>;
     /// Projector progress.
     fn progress(&self) -> BoxFuture<'_, Result<Progress, ViewError>>;
     /// Events still to apply, counted up to `cap`.
@@ -111,6 +118,19 @@ impl<V: View> DynView for ViewRuntime<V> {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<(String, serde_json::Value)>, ViewError>> {
         self.read(|tx| async move { tx.range::<serde_json::Value>("").await }.boxed()).boxed()
+    }
+
+    fn page(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page<serde_json::Value>, ViewError>> {
+        self.read(move |tx| {
+            let (prefix, cursor) = (prefix.clone(), cursor.clone());
+            async move { tx.page(&prefix, cursor.as_deref(), limit).await }.boxed()
+        })
+        .boxed()
     }
 
     fn progress(&self) -> BoxFuture<'_, Result<Progress, ViewError>> {

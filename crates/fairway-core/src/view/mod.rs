@@ -23,7 +23,7 @@ use crate::backend::TxFailure;
 use crate::event::{EventError, EventSet, UndecodableEvent};
 
 pub use runtime::ViewRuntime;
-pub use tx::ViewTx;
+pub use tx::{Document, Page, ViewTx};
 
 /// A read model.
 pub trait View: Send + Sync + 'static {

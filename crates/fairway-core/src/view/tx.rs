@@ -105,6 +105,56 @@ impl ViewTx {
             })
             .collect()
     }
+
+    /// Up to `limit` documents whose key starts with `prefix`, in key order, after the key
+    /// `cursor` when given; the cursor of the next page when more documents follow.
+    pub async fn page<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<T>, ViewError> {
+        let first = self.key(prefix);
+        let begin = match cursor {
+            Some(cursor) => first.clone().max([self.key(cursor).as_slice(), &[0]].concat()),
+            None => first.clone(),
+        };
+        let end = end_of(&first);
+        if begin >= end || limit == 0 {
+            return Ok(Page { documents: Vec::new(), next_cursor: None });
+        }
+        let mut pairs = self.tx.scan(&begin, &end, limit.saturating_add(1)).await?;
+        let more = pairs.len() > limit;
+        pairs.truncate(limit);
+        let documents = pairs
+            .into_iter()
+            .map(|kv| {
+                let key = String::from_utf8_lossy(&kv.key[self.data.len()..]).into_owned();
+                let doc = decode(&key, &kv.value)?;
+                Ok(Document { key, doc })
+            })
+            .collect::<Result<Vec<_>, ViewError>>()?;
+        let next_cursor = if more { documents.last().map(|d| d.key.clone()) } else { None };
+        Ok(Page { documents, next_cursor })
+    }
+}
+
+/// One document of a view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Document<T> {
+    /// Its key.
+    pub key: String,
+    /// The document.
+    pub doc: T,
+}
+
+/// A page of a view's documents in key order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The documents.
+    pub documents: Vec<Document<T>>,
+    /// Pass it as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, ViewError> {
