@@ -38,6 +38,8 @@
 pub use fairway_core::*;
 pub use fairway_macros::{Event, EventSet, automation, command, view};
 
+/// The HTTP framework the app serves with: write layers for [`App::layer`] with it.
+pub use axum;
 /// The DCB event store.
 pub use fairway_dcb as dcb;
 /// Registration of slices and event types (used by generated code).

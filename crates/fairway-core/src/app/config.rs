@@ -28,6 +28,14 @@ pub struct AppConfig {
     /// How long shutdown waits for jobs in progress, in seconds.
     #[arg(long, env = "FAIRWAY_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Token every admin route (`/admin/...`, dead letters) requires as
+    /// `Authorization: Bearer <token>`; without one, admin routes are open and the app serves
+    /// only on a loopback address.
+    #[arg(long, env = "FAIRWAY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Serve open admin routes (no token) on a non-loopback address anyway.
+    #[arg(long, env = "FAIRWAY_INSECURE_ADMIN")]
+    pub insecure_admin: bool,
     /// Print every discovered slice as JSON and exit, without opening the store.
     #[arg(long)]
     pub list_slices: bool,

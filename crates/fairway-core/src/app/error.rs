@@ -23,6 +23,12 @@ pub enum ApiError {
     /// or a value it carries breaks a rule of the store (400).
     #[error("{0}")]
     BadRequest(#[source] BoxError),
+    /// An admin route was called without credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// An admin route was called with the wrong token (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// No such command, view, document, automation or dead letter (404).
     #[error("{0}")]
     NotFound(String),
@@ -55,6 +61,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -165,6 +173,8 @@ mod tests {
             ),
             (ApiError::NotFound("unknown view \"x\"".into()), 404),
             (ApiError::bad_request("no"), 400),
+            (ApiError::Unauthorized("token".into()), 401),
+            (ApiError::Forbidden("token".into()), 403),
         ];
         for (error, status) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");

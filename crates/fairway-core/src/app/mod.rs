@@ -4,18 +4,27 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /commands/<name>` | runs a command (JSON body): 200, 400 bad body, 404 unknown, 409 conflict, 422 rejected, 507 disk full; optional `Idempotency-Key` header |
-//! | `GET /views/<name>[?after=<position>]` | every document of a view |
+//! | `GET /views/<name>[?after=<position>&prefix=&cursor=&limit=]` | a page of a view's documents in key order (`limit` 1 to 1000, default 100) and `next_cursor` |
 //! | `GET /views/<name>/<key>[?after=<position>]` | one document (404 if absent) |
 //! | `GET /progress` | every projector: checkpoint, events applied and still to apply |
 //! | `GET /automations` | every automation: jobs pending, dead letters |
-//! | `GET /automations/<name>/dead-letters` | its dead-letter queue |
-//! | `POST /automations/<name>/dead-letters/<position>/replay` | re-queues one dead letter |
-//! | `DELETE /automations/<name>/dead-letters` | purges its dead-letter queue |
+//! | `GET /automations/<name>/dead-letters` | its dead-letter queue (admin) |
+//! | `POST /automations/<name>/dead-letters/<position>/replay` | re-queues one dead letter (admin) |
+//! | `DELETE /automations/<name>/dead-letters` | purges its dead-letter queue (admin) |
+//! | `GET /admin/api/events?type=&tag=&from=&backwards=&limit=` | a page of the log (`type` repeatable: any; `tag` repeatable: all) and `next_cursor` to pass as `from` (admin) |
+//! | `GET /admin/api/events/follow?type=&tag=&from=` | the log live, as server-sent events (admin) |
+//! | `GET /admin/api/stats` | namespace, head, data directory and bytes on disk (admin) |
+//! | `/admin/api/{progress,automations,views/<name>[/<key>],automations/<name>/dead-letters[...]}` | the routes above, under the admin guard |
 //! | `GET /slices` | every slice and event type |
 //! | `GET /health` | 200 with every background task; 503 naming what is wrong: the store refusing writes (e.g. its disk is full), each background task failing and why |
 //!
 //! `after` asks for read-your-writes: the read waits (up to 5 s, then 504) until the view
 //! reflects that position, e.g. the `last_position` a command returned.
+//!
+//! Admin routes need `Authorization: Bearer <token>` when the app has an admin token
+//! (`--admin-token`, `FAIRWAY_ADMIN_TOKEN`; 401 without it, 403 with another), and without
+//! one the app serves only on a loopback address unless `--insecure-admin` is given (see
+//! [`security`]). [`App::layer`] adds the user's own layers to every route.
 //!
 //! Every error is JSON, `{"error": "..."}`: the router's own 404 (no route), 405 (wrong
 //! method; the `Allow` header names the right one) and 413 (body over
@@ -30,11 +39,13 @@
 //! Slices are found through `inventory`: a slice in another crate is linked only if the
 //! binary refers to that crate, e.g. `use my_slices as _;`.
 
+pub mod admin;
 mod answers;
 mod config;
 pub mod error;
 pub mod idempotency;
 mod routes;
+pub mod security;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -79,6 +90,16 @@ pub enum AppError {
     /// Serving failed.
     #[error("http: {0}")]
     Io(#[from] std::io::Error),
+    /// Admin routes would face the network without a token.
+    #[error(transparent)]
+    InsecureAdmin(#[from] security::InsecureAdmin),
+}
+
+/// Facts about the store, for `GET /admin/api/stats`.
+struct StoreFacts {
+    namespace: String,
+    /// The embedded store's directory; `None` on FoundationDB.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 /// A running app's shared state.
@@ -90,11 +111,17 @@ struct Shared {
     idempotency: Idempotency,
     snapshots: Snapshots,
     health: Health,
+    facts: StoreFacts,
+    admin: security::AdminAccess,
 }
+
+/// Rewrites the app's router (applies a user's layer).
+type RouterLayer = Box<dyn Fn(Router) -> Router + Send + Sync>;
 
 /// The app: slices bound to a store.
 pub struct App {
     shared: Arc<Shared>,
+    layers: Vec<RouterLayer>,
     dependencies: Dependencies,
     shutdown_grace: Duration,
     supervision: SupervisionPolicy,
@@ -122,6 +149,7 @@ impl App {
         let store = DcbStore::new(engine.clone(), &config.namespace)?;
         let mut app = App::with_backend(Arc::new(store), config)?;
         app.close = Some(Box::new(move || engine.close()));
+        Arc::get_mut(&mut app.shared).expect("not shared yet").facts.data_dir = Some(config.data_dir.clone());
         Ok(app)
     }
 
@@ -146,9 +174,12 @@ impl App {
         let snapshots = Snapshots::new(backend.clone());
         let events = backend.events();
         let health = Health::new(move || backend.storage_health().err().map(|err| err.to_string()));
-        let shared = Shared { events, slices, views, automations, idempotency, snapshots, health };
+        let facts = StoreFacts { namespace: config.namespace.clone(), data_dir: None };
+        let admin = security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin);
+        let shared = Shared { events, slices, views, automations, idempotency, snapshots, health, facts, admin };
         Ok(App {
             shared: Arc::new(shared),
+            layers: Vec::new(),
             dependencies,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             supervision: SupervisionPolicy::default(),
@@ -169,9 +200,25 @@ impl App {
         self
     }
 
-    /// The HTTP routes.
+    /// Applies `layer` (a tower layer: authentication, CORS, rate limits, ...) to every
+    /// route, admin routes included; projectors, workers and sweepers run as always. Layers
+    /// apply in the order given (the last one is outermost); errors they answer in plain
+    /// text are turned into JSON like every other error.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.layers.push(Box::new(move |router: Router| router.layer(layer.clone())));
+        self
+    }
+
+    /// The HTTP routes, with the app's layers.
     pub fn router(&self) -> Router {
-        routes::router(self.shared.clone())
+        routes::router(self.shared.clone(), &self.layers)
     }
 
     /// Starts projectors, enqueuers, workers and the idempotency sweeper, each supervised
@@ -183,6 +230,7 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
+        self.shared.admin.check_address(listener.local_addr()?)?;
         let (stop, stopping) = watch::channel(false);
         let instance = instance_id();
         let (mut workers, mut background) = (Vec::new(), Vec::new());

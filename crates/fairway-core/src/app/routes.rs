@@ -5,8 +5,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use fairway_dcb::Position;
 use serde_json::json;
@@ -26,19 +27,30 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 /// How many events `/progress` counts ahead of a checkpoint, at most.
 const REMAINING_CAP: usize = 1_000_000;
 
-pub(super) fn router(shared: Arc<Shared>) -> Router {
-    let routes = Router::new()
+pub(super) fn router(shared: Arc<Shared>, layers: &[super::RouterLayer]) -> Router {
+    let public = Router::new()
         .route("/health", get(health))
         .route("/slices", get(list_slices))
         .route("/progress", get(progress))
         .route("/commands/{name}", post(run_command))
         .route("/views/{name}", get(list_view))
         .route("/views/{name}/{key}", get(get_view))
-        .route("/automations", get(list_automations))
-        .route("/automations/{name}/dead-letters", get(dead_letters))
-        .route("/automations/{name}/dead-letters", delete(purge_dead_letters))
+        .route("/automations", get(list_automations));
+    // Everything that reads raw events or changes queues.
+    let admin = Router::new()
+        .route("/automations/{name}/dead-letters", get(dead_letters).delete(purge_dead_letters))
         .route("/automations/{name}/dead-letters/{position}/replay", post(replay_dead_letter))
-        .with_state(shared);
+        .route("/admin/api/events", get(super::admin::events))
+        .route("/admin/api/events/follow", get(super::admin::follow))
+        .route("/admin/api/stats", get(super::admin::stats))
+        .route("/admin/api/progress", get(progress))
+        .route("/admin/api/automations", get(list_automations))
+        .route("/admin/api/views/{name}", get(list_view))
+        .route("/admin/api/views/{name}/{key}", get(get_view))
+        .route("/admin/api/automations/{name}/dead-letters", get(dead_letters).delete(purge_dead_letters))
+        .route("/admin/api/automations/{name}/dead-letters/{position}/replay", post(replay_dead_letter))
+        .route_layer(middleware::from_fn_with_state(shared.admin.clone(), super::security::require_admin));
+    let routes = layers.iter().fold(public.merge(admin).with_state(shared), |router, layer| layer(router));
     super::answers::json_answers(routes)
 }
 

@@ -1,0 +1,196 @@
+//! The admin API under `/admin/api/`: the event log by query with a cursor, followed live
+//! over server-sent events, and store facts. Views, progress and dead letters share the
+//! public handlers (see [`super::routes`]); every admin route sits behind
+//! [`super::security`].
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use fairway_dcb::{EventStore, Position, Query, QueryItem, ReadOptions, SequencedEvent, Tag};
+use futures::{Stream, StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::error::ApiError;
+
+/// Events per page of `GET /admin/api/events` when `limit` is not given.
+pub const DEFAULT_EVENT_LIMIT: usize = 100;
+/// Most events per page of `GET /admin/api/events`.
+pub const MAX_EVENT_LIMIT: usize = 10_000;
+
+/// What a log read asks for: `type` (repeatable: any of them), `tag` (repeatable: all of
+/// them), `from` (a position, inclusive), `backwards`, `limit`.
+#[derive(Debug, Default)]
+struct LogQuery {
+    types: Vec<String>,
+    tags: Vec<Tag>,
+    from: Option<Position>,
+    backwards: bool,
+    limit: usize,
+}
+
+impl LogQuery {
+    /// Parses the query string, refusing unknown parameters and malformed values by name.
+    fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut query = LogQuery { limit: DEFAULT_EVENT_LIMIT, ..LogQuery::default() };
+        for (name, value) in pairs {
+            let bad = |why: String| ApiError::bad_request(format!("{name}: {why}"));
+            match name.as_str() {
+                _ if !allowed.contains(&name.as_str()) => {
+                    return Err(bad(format!("unknown parameter; expected one of {}", allowed.join(", "))));
+                }
+                "type" => query.types.push(value),
+                "tag" => query.tags.push(Tag::parse(value).map_err(|e| bad(e.to_string()))?),
+                "from" => query.from = Some(value.parse().map_err(|e: fairway_dcb::InvalidInput| bad(e.to_string()))?),
+                "backwards" => {
+                    query.backwards = value.parse().map_err(|_| bad(format!("is {value:?}; use true or false")))?
+                }
+                "limit" => {
+                    query.limit = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_EVENT_LIMIT).contains(n))
+                        .ok_or_else(|| bad(format!("is {value:?}; it must be 1 to {MAX_EVENT_LIMIT}")))?;
+                }
+                _ => unreachable!("every allowed parameter is handled"),
+            }
+        }
+        Ok(query)
+    }
+
+    fn store_query(&self) -> Query {
+        if self.types.is_empty() && self.tags.is_empty() {
+            return Query::all();
+        }
+        QueryItem::types(self.types.clone()).with_tags(self.tags.clone()).into()
+    }
+}
+
+/// One stored event as JSON: the payload decoded from MessagePack when it is MessagePack,
+/// else as hex.
+pub fn event_json(event: &SequencedEvent) -> Value {
+    let raw = &event.event;
+    let recorded_at_ms = event.recorded_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut json = json!({
+        "position": event.position.to_string(),
+        "type": raw.event_type,
+        "tags": raw.tags.iter().map(Tag::as_str).collect::<Vec<_>>(),
+        "recorded_at_ms": recorded_at_ms,
+        "id": raw.id,
+    });
+    match rmp_serde::from_slice::<Value>(&raw.payload) {
+        Ok(payload) => json["payload"] = payload,
+        Err(_) => json["payload_hex"] = hex(&raw.payload).into(),
+    }
+    if let Some(metadata) = &raw.metadata {
+        json["metadata_hex"] = hex(metadata).into();
+    }
+    json
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET /admin/api/events`: one page of the log matching the query, and the cursor (a
+/// position to pass as `from`) of the next page.
+pub(super) async fn events(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let query = LogQuery::parse(raw.as_deref(), &["type", "tag", "from", "backwards", "limit"])?;
+    let mut options = if query.backwards { ReadOptions::backwards() } else { ReadOptions::forwards() };
+    if let Some(from) = query.from {
+        options = options.from(from);
+    }
+    let read = shared.events.read_with_head(query.store_query(), options.limit(query.limit + 1)).await?;
+    let mut page: Vec<SequencedEvent> = read.events.try_collect().await?;
+    let next_cursor = (page.len() > query.limit).then(|| page.pop().map(|e| e.position.to_string())).flatten();
+    Ok(Json(json!({
+        "events": page.iter().map(event_json).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+        "head": read.head.map(|h| h.to_string()),
+    })))
+}
+
+/// `GET /admin/api/events/follow`: every event matching the query from `from` (inclusive;
+/// default: only new ones), then live, as server-sent events whose id is the position.
+pub(super) async fn follow(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let query = LogQuery::parse(raw.as_deref(), &["type", "tag", "from"])?;
+    let after = match query.from {
+        Some(from) if from == Position::ZERO => None,
+        Some(from) => Some(from.prev()),
+        None => shared.events.head().await?,
+    };
+    let stream = shared.events.subscribe(query.store_query(), after).map(|event| {
+        Ok(match event {
+            Ok(event) => {
+                SseEvent::default().id(event.position.to_string()).json_data(event_json(&event)).unwrap_or_default()
+            }
+            Err(err) => SseEvent::default().event("error").data(err.to_string()),
+        })
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `GET /admin/api/stats`: namespace, head, where the store lives and its bytes on disk.
+pub(super) async fn stats(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
+    let head = shared.events.head().await?;
+    let data_dir = shared.facts.data_dir.clone();
+    let bytes_on_disk = match data_dir.clone() {
+        Some(dir) => tokio::task::spawn_blocking(move || directory_bytes(&dir)).await.ok(),
+        None => None,
+    };
+    Ok(Json(json!({
+        "namespace": shared.facts.namespace,
+        "head": head.map(|h| h.to_string()),
+        "data_dir": data_dir,
+        "bytes_on_disk": bytes_on_disk,
+        "views": shared.views.len(),
+        "automations": shared.automations.len(),
+        "commands": shared.slices.commands.len(),
+    })))
+}
+
+/// Bytes of every file under `dir`.
+fn directory_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_queries_name_what_is_wrong() {
+        let all = ["type", "tag", "from", "backwards", "limit"];
+        let query = LogQuery::parse(Some("type=A&type=B&tag=course:c%201&backwards=true&limit=5"), &all).unwrap();
+        assert_eq!(
+            (query.types.len(), query.tags[0].as_str(), query.backwards, query.limit),
+            (2, "course:c 1", true, 5)
+        );
+        for (raw, named) in [("sort=x", "sort"), ("limit=0", "limit"), ("tag=nocolon", "tag"), ("from=zz", "from")] {
+            let err = LogQuery::parse(Some(raw), &all).unwrap_err();
+            assert_eq!(err.status().as_u16(), 400, "{raw}");
+            assert!(err.to_string().starts_with(named), "{raw}: {err}");
+        }
+        assert!(LogQuery::parse(Some("limit=5"), &["type", "tag", "from"]).is_err(), "follow takes no limit");
+    }
+}

@@ -1,0 +1,297 @@
+//! The admin API and its guard over real HTTP: the log by query with a cursor, followed live
+//! over server-sent events, store facts; admin routes need the admin token when one is set
+//! (401 without it, 403 with another, JSON either way) while public routes stay open; a
+//! user's own layer applies to every route while projectors and workers keep running; open
+//! admin routes are refused on a non-loopback address.
+
+use std::time::Duration;
+
+use fairway::prelude::*;
+use fairway::testkit::TestApp;
+use fairway::{App, AppConfig, Id};
+use serde_json::{Value, json};
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+struct Noted {
+    #[tag("note")]
+    id: Id,
+    text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+struct NoteAcked {
+    #[tag("note")]
+    id: Id,
+}
+
+#[derive(Debug, Deserialize)]
+struct TakeNote {
+    id: Id,
+    text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("note {0} exists")]
+struct Exists(Id);
+
+#[command]
+impl Command for TakeNote {
+    const NAME: &'static str = "take-note";
+    type Events = Noted;
+    type State = bool;
+    type Error = Exists;
+
+    fn query(&self) -> Query {
+        Noted::tagged([self.id.tag("note")]).into()
+    }
+
+    fn evolve(&self, exists: &mut bool, _: Noted) {
+        *exists = true;
+    }
+
+    fn decide(&self, exists: &bool) -> Result<Decision, Exists> {
+        ensure!(!exists, Exists(self.id.clone()));
+        Ok(Decision::event(Noted { id: self.id.clone(), text: self.text.clone() }))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AckNote {
+    id: Id,
+}
+
+#[command]
+impl Command for AckNote {
+    const NAME: &'static str = "ack-note";
+    type Events = NoteAcked;
+    type State = bool;
+    type Error = Exists;
+
+    fn query(&self) -> Query {
+        NoteAcked::tagged([self.id.tag("note")]).into()
+    }
+
+    fn evolve(&self, acked: &mut bool, _: NoteAcked) {
+        *acked = true;
+    }
+
+    fn decide(&self, acked: &bool) -> Result<Decision, Exists> {
+        Ok(if *acked { Decision::none() } else { Decision::event(NoteAcked { id: self.id.clone() }) })
+    }
+}
+
+/// Acknowledges every note (a worker running a command).
+#[derive(Default)]
+struct Acknowledge;
+
+#[automation]
+impl Automation for Acknowledge {
+    const NAME: &'static str = "acknowledge";
+    type Events = Noted;
+
+    async fn handle(&self, noted: Noted, ctx: &AutomationContext) -> Result<(), AutomationError> {
+        ctx.execute(&AckNote { id: noted.id }).await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Notes;
+
+#[view]
+impl View for Notes {
+    const NAME: &'static str = "notes";
+    const VERSION: u32 = 1;
+    type Events = Noted;
+
+    async fn apply(&self, noted: Noted, tx: &ViewTx) -> Result<(), ViewError> {
+        tx.update(&noted.id, |text: &mut String| *text = noted.text).await
+    }
+}
+
+struct Client<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+}
+
+impl<'a> Client<'a> {
+    /// A client sending `headers` with every request.
+    fn new(app: &'a TestApp, headers: &[(&'static str, &str)]) -> Self {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        Client { app, http: reqwest::Client::builder().default_headers(map).build().unwrap() }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status} is JSON: {body}")))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(self.app.url(path))).await
+    }
+
+    async fn command(&self, name: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.post(self.app.url(&format!("/commands/{name}"))).json(&body)).await
+    }
+
+    async fn note(&self, id: &str) -> String {
+        let (status, body) = self.command("take-note", json!({ "id": id, "text": format!("text of {id}") })).await;
+        assert_eq!(status, 200, "{body}");
+        body["last_position"].as_str().unwrap().to_owned()
+    }
+}
+
+fn positions(page: &Value) -> Vec<String> {
+    page["events"].as_array().unwrap().iter().map(|e| e["position"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_reads_by_query_in_pages_and_follows_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_in(dir.path()).await;
+    let client = Client::new(&app, &[]);
+    let mut noted = Vec::new();
+    for id in ["n1", "n2", "n3", "n4", "n5"] {
+        noted.push(client.note(id).await);
+    }
+
+    // Pages of 2 over the notes, forwards then backwards, following next_cursor.
+    for (direction, expected) in [("false", noted.clone()), ("true", noted.iter().rev().cloned().collect())] {
+        let (mut seen, mut from) = (Vec::new(), String::new());
+        loop {
+            let (status, page) = client.get(&format!("/admin/api/events?type=Noted&limit=2&backwards={direction}{from}")).await;
+            assert_eq!(status, 200, "{page}");
+            seen.extend(positions(&page));
+            match page["next_cursor"].as_str() {
+                Some(next) => from = format!("&from={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "backwards={direction}");
+    }
+    let (_, one) = client.get("/admin/api/events?tag=note:n3&type=Noted").await;
+    assert_eq!(one["events"][0]["payload"], json!({ "id": "n3", "text": "text of n3" }), "{one}");
+    assert_eq!(one["events"][0]["tags"], json!(["note:n3"]));
+    assert_eq!(one["events"].as_array().unwrap().len(), 1);
+    for (query, named) in [("sort=asc", "sort"), ("limit=0", "limit"), ("tag=oops", "tag"), ("from=x", "from")] {
+        let (status, body) = client.get(&format!("/admin/api/events?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["error"].as_str().unwrap().starts_with(named), "{query}: {body}");
+    }
+
+    let (status, stats) = client.get("/admin/api/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["namespace"], "app");
+    assert!(stats["bytes_on_disk"].as_u64().unwrap() > 0, "{stats}");
+    let head = stats["head"].as_str().unwrap();
+    assert!(head >= noted[4].as_str(), "{stats}");
+
+    // Follow from the first note: the stored ones, then a new one as it is appended.
+    let url = app.url(&format!("/admin/api/events/follow?type=Noted&from={}", noted[0]));
+    let mut response = client.http.get(url).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut added = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let followed = loop {
+        let data: Vec<Value> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(|data| serde_json::from_str(data).unwrap())
+            .collect();
+        if data.len() == 5 && added.is_none() {
+            added = Some(client.note("n6").await);
+        }
+        if data.len() >= 6 {
+            break data;
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await.expect("events arrive").unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    let followed: Vec<&str> = followed.iter().map(|e| e["position"].as_str().unwrap()).collect();
+    let mut expected: Vec<&str> = noted.iter().map(String::as_str).collect();
+    expected.push(added.as_deref().unwrap());
+    assert_eq!(followed, expected);
+    drop(response);
+    app.stop().await;
+}
+
+/// A user's own check on every route (an API key; the admin token has the
+/// `Authorization` header).
+async fn api_key(request: fairway::axum::extract::Request, next: fairway::axum::middleware::Next) -> fairway::axum::response::Response {
+    use fairway::axum::response::IntoResponse;
+    match request.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+        Some("user-key") => next.run(request).await,
+        _ => (fairway::axum::http::StatusCode::UNAUTHORIZED, "sign in first").into_response(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_admin_token_and_user_layers_guard_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::with_data_dir(dir.path());
+    config.admin_token = Some("admin-token".into());
+    let app = TestApp::start_with(config, |app: App| app.layer(fairway::axum::middleware::from_fn(api_key))).await;
+
+    // The user's layer guards every route, admin ones included, and answers JSON.
+    let stranger = Client::new(&app, &[]);
+    for path in ["/slices", "/views/notes", "/health", "/admin/api/events"] {
+        let (status, body) = stranger.get(path).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("sign in first")), "{path}: {body}");
+    }
+
+    // Past it, public routes are open, and projectors and workers run: a note is projected
+    // and acknowledged by the automation's command.
+    let user = Client::new(&app, &[("x-api-key", "user-key")]);
+    let position = user.note("n1").await;
+    let (status, doc) = user.get(&format!("/views/notes/n1?after={position}")).await;
+    assert_eq!((status, doc), (200, json!("text of n1")));
+
+    // Admin routes need the admin token: 401 without, 403 with another one.
+    let wrong = Client::new(&app, &[("x-api-key", "user-key"), ("authorization", "Bearer nope")]);
+    let admin = Client::new(&app, &[("x-api-key", "user-key"), ("authorization", "Bearer admin-token")]);
+    for path in ["/admin/api/events", "/admin/api/stats", "/automations/acknowledge/dead-letters", "/admin/api/progress"] {
+        let (status, body) = user.get(path).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("Authorization: Bearer"), "{body}");
+        assert_eq!(wrong.get(path).await.0, 403, "{path}");
+        assert_eq!(admin.get(path).await.0, 200, "{path}");
+    }
+    let purge = user.send(user.http.delete(app.url("/automations/acknowledge/dead-letters"))).await;
+    assert_eq!(purge.0, 401, "changing a queue is an admin route: {purge:?}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, acked) = admin.get("/admin/api/events?type=NoteAcked").await;
+        if acked["events"].as_array().unwrap().len() == 1 {
+            assert_eq!(acked["events"][0]["tags"], json!(["note:n1"]));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the automation's worker runs behind the layer: {acked}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn open_admin_routes_are_refused_on_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::open(&AppConfig::with_data_dir(dir.path())).unwrap();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let refused = app.serve(listener, std::future::pending()).await.unwrap_err();
+    assert!(refused.to_string().contains("--admin-token"), "{refused}");
+    assert!(refused.to_string().contains("--insecure-admin"), "{refused}");
+
+    let other = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::with_data_dir(other.path());
+    config.insecure_admin = true;
+    let app = App::open(&config).unwrap();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let served = tokio::time::timeout(Duration::from_millis(300), app.serve(listener, std::future::pending())).await;
+    assert!(served.is_err(), "told to, it serves (still running after 300 ms)");
+}
