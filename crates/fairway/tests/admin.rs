@@ -164,7 +164,8 @@ async fn the_log_reads_by_query_in_pages_and_follows_live() {
     for (direction, expected) in [("false", noted.clone()), ("true", noted.iter().rev().cloned().collect())] {
         let (mut seen, mut from) = (Vec::new(), String::new());
         loop {
-            let (status, page) = client.get(&format!("/admin/api/events?type=Noted&limit=2&backwards={direction}{from}")).await;
+            let (status, page) =
+                client.get(&format!("/admin/api/events?type=Noted&limit=2&backwards={direction}{from}")).await;
             assert_eq!(status, 200, "{page}");
             seen.extend(positions(&page));
             match page["next_cursor"].as_str() {
@@ -223,7 +224,10 @@ async fn the_log_reads_by_query_in_pages_and_follows_live() {
 
 /// A user's own check on every route (an API key; the admin token has the
 /// `Authorization` header).
-async fn api_key(request: fairway::axum::extract::Request, next: fairway::axum::middleware::Next) -> fairway::axum::response::Response {
+async fn api_key(
+    request: fairway::axum::extract::Request,
+    next: fairway::axum::middleware::Next,
+) -> fairway::axum::response::Response {
     use fairway::axum::response::IntoResponse;
     match request.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
         Some("user-key") => next.run(request).await,
@@ -255,7 +259,9 @@ async fn admin_routes_need_the_admin_token_and_user_layers_guard_every_route() {
     // Admin routes need the admin token: 401 without, 403 with another one.
     let wrong = Client::new(&app, &[("x-api-key", "user-key"), ("authorization", "Bearer nope")]);
     let admin = Client::new(&app, &[("x-api-key", "user-key"), ("authorization", "Bearer admin-token")]);
-    for path in ["/admin/api/events", "/admin/api/stats", "/automations/acknowledge/dead-letters", "/admin/api/progress"] {
+    for path in
+        ["/admin/api/events", "/admin/api/stats", "/automations/acknowledge/dead-letters", "/admin/api/progress"]
+    {
         let (status, body) = user.get(path).await;
         assert_eq!(status, 401, "{path}: {body}");
         assert!(body["error"].as_str().unwrap().contains("Authorization: Bearer"), "{body}");
@@ -294,4 +300,40 @@ async fn open_admin_routes_are_refused_on_a_non_loopback_address() {
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let served = tokio::time::timeout(Duration::from_millis(300), app.serve(listener, std::future::pending())).await;
     assert!(served.is_err(), "told to, it serves (still running after 300 ms)");
+}
+
+/// The value of the first sample of `metric` whose labels include every one of `labels`.
+fn sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")) || line.starts_with(&format!("{metric} ")))
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_commands_requests_lag_queues_and_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_in(dir.path()).await;
+    let client = Client::new(&app, &[]);
+    client.note("m1").await;
+    client.note("m2").await;
+    let (status, _) = client.command("take-note", json!({ "id": "m1", "text": "again" })).await;
+    assert_eq!(status, 422);
+
+    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    let accepted = ["command=\"take-note\"", "outcome=\"accepted\""];
+    assert!(sample(&metrics, "fairway_commands_total", &accepted).unwrap() >= 2.0, "{metrics}");
+    let rejected = ["command=\"take-note\"", "outcome=\"rejected\""];
+    assert!(sample(&metrics, "fairway_commands_total", &rejected).unwrap() >= 1.0, "{metrics}");
+    assert!(sample(&metrics, "fairway_command_duration_seconds_count", &["command=\"take-note\""]).unwrap() >= 3.0);
+    let posted = ["method=\"POST\"", "route=\"/commands/{name}\"", "status=\"200\""];
+    assert!(sample(&metrics, "fairway_http_requests_total", &posted).unwrap() >= 2.0, "{metrics}");
+    assert!(sample(&metrics, "fairway_view_lag_events", &["view=\"notes\""]).is_some(), "{metrics}");
+    assert!(sample(&metrics, "fairway_automation_pending_jobs", &["automation=\"acknowledge\""]).is_some());
+    assert!(sample(&metrics, "fairway_automation_dead_letters", &["automation=\"acknowledge\""]).is_some());
+    assert!(sample(&metrics, "fairway_store_commits_total", &[]).unwrap() >= 2.0, "{metrics}");
+    assert!(sample(&metrics, "fairway_store_transactions_total", &[]).unwrap() >= 2.0, "{metrics}");
+    assert!(sample(&metrics, "fairway_store_journal_microseconds_total", &[]).unwrap() > 0.0, "{metrics}");
+    app.stop().await;
 }

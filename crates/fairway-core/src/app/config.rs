@@ -36,9 +36,22 @@ pub struct AppConfig {
     /// Serve open admin routes (no token) on a non-loopback address anyway.
     #[arg(long, env = "FAIRWAY_INSECURE_ADMIN")]
     pub insecure_admin: bool,
+    /// Log lines as `text` (for people) or `json` (one object per line, with the span
+    /// fields: the slice's name, the job's position, ...).
+    #[arg(long, env = "FAIRWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Print every discovered slice as JSON and exit, without opening the store.
     #[arg(long)]
     pub list_slices: bool,
+}
+
+/// How log lines are written (to stderr; filtered by `RUST_LOG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl AppConfig {

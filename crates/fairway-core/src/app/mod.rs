@@ -44,6 +44,7 @@ mod answers;
 mod config;
 pub mod error;
 pub mod idempotency;
+pub mod metrics;
 mod routes;
 pub mod security;
 mod supervisor;
@@ -59,7 +60,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 pub use answers::MAX_BODY_BYTES;
-pub use config::AppConfig;
+pub use config::{AppConfig, LogFormat};
 pub use error::ApiError;
 pub use routes::{DEFAULT_PAGE_LIMIT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_PAGE_LIMIT};
 pub use supervisor::{HealthReport, SupervisionPolicy, TaskState, TaskStatus};
@@ -113,6 +114,8 @@ struct Shared {
     health: Health,
     facts: StoreFacts,
     admin: security::AdminAccess,
+    /// The embedded store's committer counters, for `/metrics`.
+    store_counters: Option<metrics::StoreCounters>,
 }
 
 /// Rewrites the app's router (applies a user's layer).
@@ -148,8 +151,15 @@ impl App {
         info!(data_dir = %config.data_dir.display(), namespace = config.namespace, "embedded store");
         let store = DcbStore::new(engine.clone(), &config.namespace)?;
         let mut app = App::with_backend(Arc::new(store), config)?;
-        app.close = Some(Box::new(move || engine.close()));
-        Arc::get_mut(&mut app.shared).expect("not shared yet").facts.data_dir = Some(config.data_dir.clone());
+        let closing = engine.clone();
+        app.close = Some(Box::new(move || closing.close()));
+        let shared = Arc::get_mut(&mut app.shared).expect("not shared yet");
+        shared.facts.data_dir = Some(config.data_dir.clone());
+        shared.store_counters = Some(Arc::new(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            let stats = engine.stats();
+            [stats.commits.load(Relaxed), stats.transactions.load(Relaxed), stats.journal_micros.load(Relaxed)]
+        }));
         Ok(app)
     }
 
@@ -176,7 +186,19 @@ impl App {
         let health = Health::new(move || backend.storage_health().err().map(|err| err.to_string()));
         let facts = StoreFacts { namespace: config.namespace.clone(), data_dir: None };
         let admin = security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin);
-        let shared = Shared { events, slices, views, automations, idempotency, snapshots, health, facts, admin };
+        metrics::install();
+        let shared = Shared {
+            events,
+            slices,
+            views,
+            automations,
+            idempotency,
+            snapshots,
+            health,
+            facts,
+            admin,
+            store_counters: None,
+        };
         Ok(App {
             shared: Arc::new(shared),
             layers: Vec::new(),
@@ -289,12 +311,13 @@ impl App {
     /// [`App::main`], letting `configure` provide dependencies to the app before it starts.
     pub async fn main_with(configure: impl FnOnce(App) -> App) -> std::process::ExitCode {
         use clap::Parser;
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
         let config = AppConfig::parse();
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match config.log_format {
+            LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+            LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
+        }
         let result = async {
             if config.list_slices {
                 let described = serde_json::to_string_pretty(&discover()?.describe()).expect("JSON encodes");

@@ -35,7 +35,8 @@ pub(super) fn router(shared: Arc<Shared>, layers: &[super::RouterLayer]) -> Rout
         .route("/commands/{name}", post(run_command))
         .route("/views/{name}", get(list_view))
         .route("/views/{name}/{key}", get(get_view))
-        .route("/automations", get(list_automations));
+        .route("/automations", get(list_automations))
+        .route("/metrics", get(super::metrics::render));
     // Everything that reads raw events or changes queues.
     let admin = Router::new()
         .route("/automations/{name}/dead-letters", get(dead_letters).delete(purge_dead_letters))
@@ -50,7 +51,8 @@ pub(super) fn router(shared: Arc<Shared>, layers: &[super::RouterLayer]) -> Rout
         .route("/admin/api/automations/{name}/dead-letters", get(dead_letters).delete(purge_dead_letters))
         .route("/admin/api/automations/{name}/dead-letters/{position}/replay", post(replay_dead_letter))
         .route_layer(middleware::from_fn_with_state(shared.admin.clone(), super::security::require_admin));
-    let routes = layers.iter().fold(public.merge(admin).with_state(shared), |router, layer| layer(router));
+    let routes = public.merge(admin).layer(middleware::from_fn(super::metrics::track)).with_state(shared);
+    let routes = layers.iter().fold(routes, |router, layer| layer(router));
     super::answers::json_answers(routes)
 }
 

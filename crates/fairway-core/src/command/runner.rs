@@ -84,7 +84,8 @@ impl<S: EventStore + Clone> CommandRunner<S> {
         start: &impl FoldStart<C>,
     ) -> Result<Executed, CommandError<C::Error>> {
         let span = info_span!("command", name = C::NAME);
-        async {
+        let started = std::time::Instant::now();
+        let result = async {
             let mut attempts = 0;
             loop {
                 attempts += 1;
@@ -110,6 +111,7 @@ impl<S: EventStore + Clone> CommandRunner<S> {
                     }
                     Ok(None) => return Err(CommandError::Superseded),
                     Err(StoreError::ConditionFailed { position, .. }) => {
+                        metrics::counter!("fairway_command_conflicts_total", "command" => C::NAME).increment(1);
                         debug!(attempts, %position, "boundary changed; deciding again");
                         if attempts >= self.retry.max_attempts {
                             return Err(CommandError::Conflict { attempts });
@@ -121,7 +123,18 @@ impl<S: EventStore + Clone> CommandRunner<S> {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        let outcome = match &result {
+            Ok(_) => "accepted",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(CommandError::Superseded) => "superseded",
+            Err(_) => "failed",
+        };
+        metrics::counter!("fairway_commands_total", "command" => C::NAME, "outcome" => outcome).increment(1);
+        metrics::histogram!("fairway_command_duration_seconds", "command" => C::NAME)
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Folds the events of the command's query after `from` into `state`, up to the head

@@ -339,7 +339,11 @@ impl Committer {
         for write in writes {
             write.record(&mut self.record);
         }
-        journal.append(version, &self.record)
+        let started = std::time::Instant::now();
+        journal.append(version, &self.record)?;
+        let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+        self.shared.stats.journal_micros.fetch_add(micros, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -169,6 +169,9 @@ pub struct Stats {
     pub transactions: AtomicU64,
     /// Transactions refused for a conflict (real or injected).
     pub conflicts: AtomicU64,
+    /// Microseconds spent writing and syncing journal records (one `fdatasync` per durable
+    /// commit): divided by `commits`, the mean fsync latency.
+    pub journal_micros: AtomicU64,
 }
 
 /// The embedded storage engine. See the [module documentation](self).

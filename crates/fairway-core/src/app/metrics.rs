@@ -1,0 +1,102 @@
+//! `GET /metrics` in the Prometheus text format.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `fairway_commands_total` | `command`, `outcome` | commands run: `accepted`, `rejected`, `conflict`, `superseded`, `failed` |
+//! | `fairway_command_duration_seconds` | `command` | read-fold-decide-append time, retries included (histogram) |
+//! | `fairway_command_conflicts_total` | `command` | append conditions that failed (each one a retry or the final conflict) |
+//! | `fairway_http_requests_total` | `method`, `route`, `status` | requests answered, by route template |
+//! | `fairway_http_request_duration_seconds` | `method`, `route` | time to answer (histogram) |
+//! | `fairway_view_lag_events` | `view` | events the projector has still to apply (counted up to 1,000,000) |
+//! | `fairway_view_processed_events` | `view` | events applied by the active version |
+//! | `fairway_automation_pending_jobs` | `automation` | jobs queued, leased or backing off |
+//! | `fairway_automation_dead_letters` | `automation` | jobs given up |
+//! | `fairway_store_commits_total` | | durable group commits of the embedded store (one `fdatasync` each) |
+//! | `fairway_store_transactions_total` | | transactions in them (÷ commits = group-commit size) |
+//! | `fairway_store_journal_microseconds_total` | | time writing and syncing the journal (÷ commits = fsync latency) |
+//!
+//! Gauges of views, automations and the store are read when `/metrics` is scraped.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::warn;
+
+use super::Shared;
+use super::error::ApiError;
+
+/// Bounds of the duration histograms, in seconds.
+const DURATION_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Events counted ahead of a projector, at most.
+const LAG_CAP: usize = 1_000_000;
+
+/// Counters of the embedded store's committer: commits, transactions, journal microseconds.
+pub(super) type StoreCounters = Arc<dyn Fn() -> [u64; 3] + Send + Sync>;
+
+/// The process's Prometheus recorder: installed once, shared by every app of the process.
+/// `None` when another recorder was installed first (its own exporter serves the metrics).
+fn recorder() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &DURATION_BUCKETS)
+                .expect("non-empty buckets");
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(err) => {
+                    warn!(%err, "another metrics recorder is installed; /metrics stays empty");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Installs the recorder (before the first command runs).
+pub(super) fn install() {
+    let _ = recorder();
+}
+
+/// `GET /metrics`.
+pub(super) async fn render(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    for view in shared.views.values() {
+        let (progress, lag) = (view.progress().await?, view.remaining(LAG_CAP).await?);
+        gauge!("fairway_view_lag_events", "view" => view.name()).set(lag as f64);
+        gauge!("fairway_view_processed_events", "view" => view.name()).set(progress.processed as f64);
+    }
+    for automation in shared.automations.values() {
+        let (pending, dead) = (automation.pending().await?, automation.dead_letters().await?.len());
+        gauge!("fairway_automation_pending_jobs", "automation" => automation.name()).set(pending as f64);
+        gauge!("fairway_automation_dead_letters", "automation" => automation.name()).set(dead as f64);
+    }
+    if let Some(store) = &shared.store_counters {
+        let [commits, transactions, journal_micros] = store();
+        counter!("fairway_store_commits_total").absolute(commits);
+        counter!("fairway_store_transactions_total").absolute(transactions);
+        counter!("fairway_store_journal_microseconds_total").absolute(journal_micros);
+    }
+    let text = recorder().map(PrometheusHandle::render).unwrap_or_default();
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// Middleware counting requests by route template and status.
+pub(super) async fn track(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    counter!("fairway_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    histogram!("fairway_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
