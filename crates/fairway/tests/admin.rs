@@ -222,6 +222,7 @@ async fn the_log_reads_by_query_in_pages_and_follows_live() {
     app.stop().await;
 }
 
+// ANCHOR: api_key
 /// A user's own check on every route (an API key; the admin token has the
 /// `Authorization` header).
 async fn api_key(
@@ -234,13 +235,16 @@ async fn api_key(
         _ => (fairway::axum::http::StatusCode::UNAUTHORIZED, "sign in first").into_response(),
     }
 }
+// ANCHOR_END: api_key
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_the_admin_token_and_user_layers_guard_every_route() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = AppConfig::with_data_dir(dir.path());
     config.admin_token = Some("admin-token".into());
+    // ANCHOR: layer
     let app = TestApp::start_with(config, |app: App| app.layer(fairway::axum::middleware::from_fn(api_key))).await;
+    // ANCHOR_END: layer
 
     // The user's layer guards every route, admin ones included, and answers JSON.
     let stranger = Client::new(&app, &[]);

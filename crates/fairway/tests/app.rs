@@ -33,10 +33,13 @@ struct OpenTicket {
 #[error("ticket {0} is already open")]
 struct AlreadyOpen(String);
 
+// ANCHOR: snapshots
 /// Folds from decision-model snapshots (exercises `#[command(snapshots)]` through HTTP).
 impl fairway::SnapshotModel for OpenTicket {
     const MODEL_VERSION: u32 = 1;
 }
+
+// ANCHOR_END: snapshots
 
 #[command(snapshots)]
 impl Command for OpenTicket {

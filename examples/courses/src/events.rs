@@ -4,6 +4,7 @@ use fairway::dcb::{InvalidInput, NameRule, Tag};
 use fairway::{Event, EventSet};
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: vocabulary
 /// A course was defined.
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 pub struct CourseDefined {
@@ -115,6 +116,8 @@ pub enum WaitingList {
     /// A student got in.
     Subscribed(StudentSubscribed),
 }
+
+// ANCHOR_END: vocabulary
 
 /// The tag keys ids are used with: `course:`, `student:`, `email:`.
 pub const ID_TAG_KEYS: [&str; 3] = ["course", "student", "email"];

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+// ANCHOR: flags
 /// Configuration, from flags or environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(about = "A Fairway app: commands, views and automations over one event store")]
@@ -44,6 +45,7 @@ pub struct AppConfig {
     #[arg(long)]
     pub list_slices: bool,
 }
+// ANCHOR_END: flags
 
 /// How log lines are written (to stderr; filtered by `RUST_LOG`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

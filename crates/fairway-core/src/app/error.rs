@@ -57,6 +57,7 @@ pub enum ApiError {
 pub struct InvalidBody(#[source] pub BoxError);
 
 impl ApiError {
+    // ANCHOR: statuses
     /// The HTTP status of this failure.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -71,6 +72,7 @@ impl ApiError {
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
+    // ANCHOR_END: statuses
 
     /// A 400 with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {

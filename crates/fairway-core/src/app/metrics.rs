@@ -1,19 +1,6 @@
 //! `GET /metrics` in the Prometheus text format.
 //!
-//! | metric | labels | what |
-//! |---|---|---|
-//! | `fairway_commands_total` | `command`, `outcome` | commands run: `accepted`, `rejected`, `conflict`, `superseded`, `failed` |
-//! | `fairway_command_duration_seconds` | `command` | read-fold-decide-append time, retries included (histogram) |
-//! | `fairway_command_conflicts_total` | `command` | append conditions that failed (each one a retry or the final conflict) |
-//! | `fairway_http_requests_total` | `method`, `route`, `status` | requests answered, by route template |
-//! | `fairway_http_request_duration_seconds` | `method`, `route` | time to answer (histogram) |
-//! | `fairway_view_lag_events` | `view` | events the projector has still to apply (counted up to 1,000,000) |
-//! | `fairway_view_processed_events` | `view` | events applied by the active version |
-//! | `fairway_automation_pending_jobs` | `automation` | jobs queued, leased or backing off |
-//! | `fairway_automation_dead_letters` | `automation` | jobs given up |
-//! | `fairway_store_commits_total` | | durable group commits of the embedded store (one `fdatasync` each) |
-//! | `fairway_store_transactions_total` | | transactions in them (÷ commits = group-commit size) |
-//! | `fairway_store_journal_microseconds_total` | | time writing and syncing the journal (÷ commits = fsync latency) |
+#![doc = include_str!("metrics.md")]
 //!
 //! Gauges of views, automations and the store are read when `/metrics` is scraped.
 

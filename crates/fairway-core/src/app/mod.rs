@@ -1,22 +1,7 @@
 //! The app runtime: discovers every slice, opens the store, runs view projectors and
 //! automation queues, and serves commands, views and automations over HTTP.
 //!
-//! | route | what |
-//! |---|---|
-//! | `POST /commands/<name>` | runs a command (JSON body): 200, 400 bad body, 404 unknown, 409 conflict, 422 rejected, 507 disk full; optional `Idempotency-Key` header |
-//! | `GET /views/<name>[?after=<position>&prefix=&cursor=&limit=]` | a page of a view's documents in key order (`limit` 1 to 1000, default 100) and `next_cursor` |
-//! | `GET /views/<name>/<key>[?after=<position>]` | one document (404 if absent) |
-//! | `GET /progress` | every projector: checkpoint, events applied and still to apply |
-//! | `GET /automations` | every automation: jobs pending, dead letters |
-//! | `GET /automations/<name>/dead-letters` | its dead-letter queue (admin) |
-//! | `POST /automations/<name>/dead-letters/<position>/replay` | re-queues one dead letter (admin) |
-//! | `DELETE /automations/<name>/dead-letters` | purges its dead-letter queue (admin) |
-//! | `GET /admin/api/events?type=&tag=&from=&backwards=&limit=` | a page of the log (`type` repeatable: any; `tag` repeatable: all) and `next_cursor` to pass as `from` (admin) |
-//! | `GET /admin/api/events/follow?type=&tag=&from=` | the log live, as server-sent events (admin) |
-//! | `GET /admin/api/stats` | namespace, head, data directory and bytes on disk (admin) |
-//! | `/admin/api/{progress,automations,views/<name>[/<key>],automations/<name>/dead-letters[...]}` | the routes above, under the admin guard |
-//! | `GET /slices` | every slice and event type |
-//! | `GET /health` | 200 with every background task; 503 naming what is wrong: the store refusing writes (e.g. its disk is full), each background task failing and why |
+#![doc = include_str!("routes.md")]
 //!
 //! `after` asks for read-your-writes: the read waits (up to 5 s, then 504) until the view
 //! reflects that position, e.g. the `last_position` a command returned.

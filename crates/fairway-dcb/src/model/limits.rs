@@ -3,6 +3,7 @@
 
 use crate::error::{InvalidInput, NameRule, clip};
 
+// ANCHOR: limits
 /// Longest event type, in bytes.
 pub const MAX_TYPE_LEN: usize = 256;
 /// Longest tag (`key:value`), in bytes.
@@ -28,6 +29,7 @@ pub const MAX_QUERY_ITEMS: usize = 64;
 pub const MAX_ITEM_TERMS: usize = 64;
 /// Most conditions checked by one append.
 pub const MAX_CONDITIONS: usize = 16;
+// ANCHOR_END: limits
 
 /// Which kind of name is checked, to report the right error.
 #[derive(Clone, Copy)]

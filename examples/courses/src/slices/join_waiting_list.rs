@@ -73,6 +73,7 @@ impl Command for JoinWaitingList {
 
 #[cfg(test)]
 mod tests {
+    // ANCHOR: tests
     use fairway::testkit::CommandTest;
 
     use super::*;
@@ -99,4 +100,5 @@ mod tests {
         let given = CommandTest::new().given(defined("go", 1)).given(subscribed("go", "ada"));
         insta::assert_yaml_snapshot!(given.given(waiting("go", "bob")).when(&join("bob")).await);
     }
+    // ANCHOR_END: tests
 }
