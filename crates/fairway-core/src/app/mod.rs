@@ -30,6 +30,7 @@ mod config;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+mod page;
 mod routes;
 pub mod security;
 mod supervisor;

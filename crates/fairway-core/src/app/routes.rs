@@ -36,7 +36,8 @@ pub(super) fn router(shared: Arc<Shared>, layers: &[super::RouterLayer]) -> Rout
         .route("/views/{name}", get(list_view))
         .route("/views/{name}/{key}", get(get_view))
         .route("/automations", get(list_automations))
-        .route("/metrics", get(super::metrics::render));
+        .route("/metrics", get(super::metrics::render))
+        .merge(super::page::routes());
     // Everything that reads raw events or changes queues.
     let admin = Router::new()
         .route("/automations/{name}/dead-letters", get(dead_letters).delete(purge_dead_letters))
