@@ -4,7 +4,6 @@
 //! [`super::security`].
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
@@ -84,14 +83,22 @@ pub fn event_json(event: &SequencedEvent) -> Value {
         "recorded_at_ms": recorded_at_ms,
         "id": raw.id,
     });
-    match rmp_serde::from_slice::<Value>(&raw.payload) {
-        Ok(payload) => json["payload"] = payload,
-        Err(_) => json["payload_hex"] = hex(&raw.payload).into(),
+    match whole_msgpack(&raw.payload) {
+        Some(payload) => json["payload"] = payload,
+        None => json["payload_hex"] = hex(&raw.payload).into(),
     }
     if let Some(metadata) = &raw.metadata {
         json["metadata_hex"] = hex(metadata).into();
     }
     json
+}
+
+/// `bytes` as one MessagePack value and nothing after it; `None` for any other bytes (a
+/// raw payload that merely starts like MessagePack included).
+fn whole_msgpack(bytes: &[u8]) -> Option<Value> {
+    let mut cursor = std::io::Cursor::new(bytes);
+    let value: Value = rmp_serde::from_read(&mut cursor).ok()?;
+    (cursor.position() == bytes.len() as u64).then_some(value)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -147,7 +154,7 @@ pub(super) async fn stats(State(shared): State<Arc<Shared>>) -> Result<Json<Valu
     let head = shared.events.head().await?;
     let data_dir = shared.facts.data_dir.clone();
     let bytes_on_disk = match data_dir.clone() {
-        Some(dir) => tokio::task::spawn_blocking(move || directory_bytes(&dir)).await.ok(),
+        Some(dir) => tokio::task::spawn_blocking(move || fairway_dcb::kv::embedded::bytes_on_disk(&dir)).await.ok(),
         None => None,
     };
     Ok(Json(json!({
@@ -159,19 +166,6 @@ pub(super) async fn stats(State(shared): State<Arc<Shared>>) -> Result<Json<Valu
         "automations": shared.automations.len(),
         "commands": shared.slices.commands.len(),
     })))
-}
-
-/// Bytes of every file under `dir`.
-fn directory_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 #[cfg(test)]
@@ -192,5 +186,14 @@ mod tests {
             assert!(err.to_string().starts_with(named), "{raw}: {err}");
         }
         assert!(LogQuery::parse(Some("limit=5"), &["type", "tag", "from"]).is_err(), "follow takes no limit");
+    }
+
+    #[test]
+    fn payloads_show_as_data_only_when_they_are_one_whole_messagepack_value() {
+        let map = rmp_serde::to_vec_named(&serde_json::json!({ "id": "n1" })).unwrap();
+        assert_eq!(whole_msgpack(&map), Some(serde_json::json!({ "id": "n1" })));
+        assert_eq!(whole_msgpack(b"{}"), None, "`{{` is a MessagePack integer followed by more bytes");
+        assert_eq!(whole_msgpack(&[map.as_slice(), b"x"].concat()), None);
+        assert_eq!(hex(b"{}"), "7b7d");
     }
 }

@@ -310,6 +310,20 @@ impl StorageBackend for ReservedFile {
     }
 }
 
+/// Bytes of every file under `dir` (the store's database, journal and space reserve when
+/// `dir` is a data directory); unreadable entries count as 0.
+pub fn bytes_on_disk(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => bytes_on_disk(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,139 @@
+//! `fairway progress`: how far each view's projector has come through the log, once or
+//! live until every view has caught up.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use super::Source;
+use crate::cli::ProgressArgs;
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::format::{json_line, table};
+
+/// How often `--watch` asks the app again.
+pub const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// One view's line of `GET /progress`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewProgress {
+    /// The view's name.
+    pub name: String,
+    /// The version being built or served.
+    pub version: u64,
+    /// Whether readers use this version (else it is being built).
+    pub active: bool,
+    /// The last position processed.
+    pub checkpoint: Option<String>,
+    /// Events applied so far.
+    pub processed: u64,
+    /// Events still to apply.
+    pub remaining: u64,
+    /// `processed + remaining`.
+    pub total: u64,
+}
+
+impl ViewProgress {
+    /// Reads the app's answer.
+    pub fn parse(answer: &Value) -> Option<Vec<ViewProgress>> {
+        let number = |view: &Value, field: &str| view.get(field).and_then(Value::as_u64);
+        answer
+            .get("views")?
+            .as_array()?
+            .iter()
+            .map(|view| {
+                Some(ViewProgress {
+                    name: view.get("name")?.as_str()?.to_owned(),
+                    version: number(view, "version")?,
+                    active: view.get("active")?.as_bool()?,
+                    checkpoint: view.get("checkpoint").and_then(Value::as_str).map(str::to_owned),
+                    processed: number(view, "processed")?,
+                    remaining: number(view, "remaining")?,
+                    total: number(view, "total")?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn fetch(client: &Client) -> Result<(Value, Vec<ViewProgress>)> {
+    let answer = client.get(&["progress"], &[]).await?;
+    let views = ViewProgress::parse(&answer).ok_or_else(|| Error::Protocol {
+        url: client.url(&["progress"], &[]).to_string(),
+        why: "not a list of views' progress".into(),
+    })?;
+    Ok((answer, views))
+}
+
+/// Runs `fairway progress`.
+pub async fn run(source: &Source, args: &ProgressArgs, out: &mut dyn Write) -> Result<()> {
+    let client = source.http("progress")?;
+    let (answer, mut views) = fetch(client).await?;
+    if args.json {
+        json_line(out, &answer)?;
+        return Ok(());
+    }
+    if args.watch {
+        views = watch(client, views).await?;
+    }
+    if views.is_empty() {
+        writeln!(out, "the app has no views")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|view| {
+            vec![
+                view.name.clone(),
+                view.version.to_string(),
+                if view.active { "active" } else { "building" }.to_owned(),
+                format!("{}/{}", view.processed, view.total),
+                view.remaining.to_string(),
+                view.checkpoint.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(out, &["VIEW", "VERSION", "STATE", "PROCESSED", "REMAINING", "CHECKPOINT"], &rows)?;
+    Ok(())
+}
+
+/// Shows a bar per view, refreshed until none has events left to apply; returns the last
+/// progress seen.
+async fn watch(client: &Client, mut views: Vec<ViewProgress>) -> Result<Vec<ViewProgress>> {
+    let target =
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let multi = MultiProgress::with_draw_target(target);
+    let style = ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos}/{len} {msg}")
+        .expect("valid template")
+        .progress_chars("=> ");
+    let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    loop {
+        for view in &views {
+            let bar = bars.entry(view.name.clone()).or_insert_with(|| {
+                let bar = multi.add(ProgressBar::new(view.total));
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("{} v{}", view.name, view.version));
+                bar
+            });
+            bar.set_length(view.total);
+            bar.set_position(view.processed);
+            bar.set_message(if view.remaining == 0 {
+                "caught up".to_owned()
+            } else {
+                format!("{} to go", view.remaining)
+            });
+        }
+        if views.iter().all(|view| view.remaining == 0) {
+            break;
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+        views = fetch(client).await?.1;
+    }
+    for bar in bars.values() {
+        bar.finish();
+    }
+    Ok(views)
+}

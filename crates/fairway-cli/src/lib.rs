@@ -1,0 +1,74 @@
+//! # fairway-cli
+//!
+//! The `fairway` command-line tool. It asks a running app over HTTP (`--url`, default
+//! `http://127.0.0.1:8080`, or `FAIRWAY_URL`; the admin token from `--token` or
+//! `FAIRWAY_ADMIN_TOKEN`, sent as `Authorization: Bearer <token>`), or, with
+//! `--data-dir <dir>` (and `--namespace`, default `app`), opens a stopped app's embedded
+//! store directly. The store admits one process at a time: a running app's directory is
+//! refused with a hint to use `--url`.
+//!
+//! | command | what | with `--data-dir` |
+//! |---|---|---|
+//! | `fairway events [--type T]... [--tag K:V]... [--from P] [--backwards] [--limit N] [--follow] [--json]` | the log as a table or JSON lines (the admin API's event shape), page after page; `--follow` then prints new events as they come | yes |
+//! | `fairway views <view> [<key>] [--prefix P] [--json]` | a view's documents (every page), or one | no: views are the app's |
+//! | `fairway dead-letters <automation> [replay <position> \| purge]` | an automation's dead letters; re-queue one; delete them all | no |
+//! | `fairway progress [--watch] [--json]` | each view's processed/total events; `--watch`: live bars until every view caught up | no |
+//! | `fairway stats [--json]` | namespace, head, bytes on disk (and, from a data directory, the number of events) | yes |
+//! | `fairway export <file>` | the log at one head as JSON lines (format: [`mod@line`]) | yes: the stored bytes |
+//! | `fairway import <file>` | an export file into an empty namespace, in batches | required |
+//!
+//! Errors go to stderr with a non-zero exit status. Progress bars go to stderr, only when
+//! it is a terminal.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod error;
+pub mod format;
+pub mod line;
+pub mod local;
+
+use std::io::{BufWriter, Write};
+
+pub use cli::Cli;
+use cli::Command;
+use commands::Source;
+pub use error::{Error, Result};
+use local::Local;
+
+/// Runs the command `cli` asks for, printing to standard output.
+pub async fn run(cli: Cli) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = run_to(&cli, &mut out).await;
+    let flushed = out.flush().map_err(Error::Output);
+    result.and(flushed)
+}
+
+/// Runs the command `cli` asks for, printing to `out`.
+pub async fn run_to(cli: &Cli, out: &mut dyn Write) -> Result<()> {
+    if let Command::Import(args) = &cli.command {
+        let Some(dir) = &cli.data_dir else {
+            return Err(Error::Usage(
+                "`fairway import` writes into a stopped app's store: pass --data-dir (and --namespace)".into(),
+            ));
+        };
+        let local = Local::open(dir, &cli.namespace)?;
+        let result = commands::import::run(&local, args).await;
+        local.close();
+        return result;
+    }
+    let source = Source::of(cli)?;
+    let result = match &cli.command {
+        Command::Events(args) => commands::events::run(&source, args, out).await,
+        Command::Views(args) => commands::views::run(&source, args, out).await,
+        Command::DeadLetters(args) => commands::dead_letters::run(&source, args, out).await,
+        Command::Progress(args) => commands::progress::run(&source, args, out).await,
+        Command::Stats(args) => commands::stats::run(&source, args, out).await,
+        Command::Export(args) => commands::export::run(&source, args).await,
+        Command::Import(_) => unreachable!("handled above"),
+    };
+    source.close();
+    result
+}
