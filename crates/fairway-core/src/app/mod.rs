@@ -310,6 +310,9 @@ impl App {
                 println!("{described}");
                 return Ok(());
             }
+            // Refuse an unsafe address before touching the store.
+            security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin)
+                .check_address(config.listen)?;
             let app = configure(App::open(&config)?);
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             app.serve(listener, shutdown_signal()).await
