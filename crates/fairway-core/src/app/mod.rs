@@ -31,6 +31,7 @@ pub mod error;
 pub mod idempotency;
 pub mod metrics;
 mod page;
+mod process;
 mod routes;
 pub mod security;
 mod supervisor;
@@ -43,11 +44,12 @@ use axum::Router;
 use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore};
 use futures::FutureExt;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 pub use answers::MAX_BODY_BYTES;
 pub use config::{AppConfig, LogFormat};
 pub use error::ApiError;
+pub use process::shutdown_signal;
 pub use routes::{DEFAULT_PAGE_LIMIT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_PAGE_LIMIT};
 pub use supervisor::{HealthReport, SupervisionPolicy, TaskState, TaskStatus};
 
@@ -287,46 +289,6 @@ impl App {
         tasks.push(Task::new("sweeper", "idempotency", move || sweep_idempotency(idempotency.clone()).boxed()));
         tasks
     }
-
-    /// The whole program: parse configuration, log to stderr, open, serve until SIGINT or
-    /// SIGTERM.
-    pub async fn main() -> std::process::ExitCode {
-        App::main_with(|app| app).await
-    }
-
-    /// [`App::main`], letting `configure` provide dependencies to the app before it starts.
-    pub async fn main_with(configure: impl FnOnce(App) -> App) -> std::process::ExitCode {
-        use clap::Parser;
-        let config = AppConfig::parse();
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-        let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        match config.log_format {
-            LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
-            LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
-        }
-        let result = async {
-            if config.list_slices {
-                let described = serde_json::to_string_pretty(&discover()?.describe()).expect("JSON encodes");
-                println!("{described}");
-                return Ok(());
-            }
-            // Refuse an unsafe address before touching the store.
-            security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin)
-                .check_address(config.listen)?;
-            let app = configure(App::open(&config)?);
-            let listener = tokio::net::TcpListener::bind(config.listen).await?;
-            app.serve(listener, shutdown_signal()).await
-        }
-        .await;
-        match result {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(err) => {
-                error!(%err, "the app failed");
-                eprintln!("error: {err}");
-                std::process::ExitCode::FAILURE
-            }
-        }
-    }
 }
 
 /// Names this process among the app's instances (worker leases carry it).
@@ -346,21 +308,4 @@ async fn sweep_idempotency(idempotency: Idempotency) -> Result<(), String> {
         }
         tokio::time::sleep(SWEEP_EVERY).await;
     }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    info!("shutdown requested");
 }
