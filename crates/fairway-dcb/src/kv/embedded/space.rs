@@ -248,15 +248,28 @@ impl ReservedFile {
     }
 
     fn spending_reserve(&self, op: impl Fn() -> io::Result<()>) -> io::Result<()> {
-        let result = match op() {
-            Err(err) if is_disk_full(&err) && self.reserve.release() => op(),
-            other => other,
-        };
-        if result.as_ref().is_err_and(is_disk_full) {
-            self.reserve.exhausted.store(true, Ordering::SeqCst);
-        }
-        result
+        spending_reserve(&self.reserve, op)
     }
+}
+
+/// Runs a database write; if it fails for lack of space, releases the reserve and tries once
+/// more.
+///
+/// The second try happens even when the reserve held nothing: the committer may have been
+/// filling it at that very moment, and a fill that fails gives its space back before
+/// [`Reserve::release`] can take the reserve's lock, so that space is free again by now.
+fn spending_reserve(reserve: &Reserve, op: impl Fn() -> io::Result<()>) -> io::Result<()> {
+    let result = match op() {
+        Err(err) if is_disk_full(&err) => {
+            reserve.release();
+            op()
+        }
+        other => other,
+    };
+    if result.as_ref().is_err_and(is_disk_full) {
+        reserve.exhausted.store(true, Ordering::SeqCst);
+    }
+    result
 }
 
 impl StorageBackend for ReservedFile {
@@ -343,6 +356,43 @@ mod tests {
         assert!(reserve.take_spent());
         assert!(!reserve.take_spent(), "spent is reported once");
         assert_eq!(reserve.len().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_write_refused_for_space_is_tried_again_even_when_the_reserve_was_already_empty() {
+        use std::cell::Cell;
+        let dir = tempfile::tempdir().unwrap();
+        let reserve = Reserve::open(&dir.path().join(RESERVE_FILE), 1 << 20).unwrap();
+        let full = || io::Error::from(io::ErrorKind::StorageFull);
+
+        // The space a failed fill held is back by the time the write is tried again.
+        let tries = Cell::new(0);
+        let once_full = || {
+            tries.set(tries.get() + 1);
+            if tries.get() == 1 { Err(full()) } else { Ok(()) }
+        };
+        spending_reserve(&reserve, once_full).expect("the second try finds room");
+        assert_eq!(tries.get(), 2);
+        assert!(!reserve.exhausted(), "nothing was lost for lack of space");
+
+        // Still no room on the second try: the reserve counts as exhausted.
+        let tries = Cell::new(0);
+        let always_full = || {
+            tries.set(tries.get() + 1);
+            Err(full())
+        };
+        assert!(spending_reserve(&reserve, always_full).is_err_and(|e| is_disk_full(&e)));
+        assert_eq!(tries.get(), 2, "tried exactly twice");
+        assert!(reserve.exhausted());
+
+        // Other errors are not retried.
+        let tries = Cell::new(0);
+        let broken = || {
+            tries.set(tries.get() + 1);
+            Err(io::Error::other("broken"))
+        };
+        assert!(spending_reserve(&reserve, broken).is_err());
+        assert_eq!(tries.get(), 1);
     }
 
     #[test]
