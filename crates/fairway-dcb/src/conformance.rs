@@ -85,6 +85,7 @@ async fn seeded<F: StoreFactory>(factory: &F) -> (F::Store, Vec<SequencedEvent>)
 pub async fn empty_store<F: StoreFactory>(factory: &F) {
     let store = factory.fresh().await;
     assert_eq!(store.head().await.unwrap(), None);
+    assert_eq!(store.count().await.unwrap(), 0);
     assert!(read_all(&store, Query::all(), ReadOptions::forwards()).await.is_empty());
     assert!(read_all(&store, Query::all(), ReadOptions::backwards()).await.is_empty());
     let by_tag = Query::from(QueryItem::tags([tag("a:b")]));
@@ -107,6 +108,7 @@ pub async fn append_and_read_back<F: StoreFactory>(factory: &F) {
     let second = store.append(vec![event("C", &[])], None).await.unwrap();
     assert!(second.last() > first.last());
     assert_eq!(store.head().await.unwrap(), Some(second.last()));
+    assert_eq!(store.count().await.unwrap(), 3);
     let all = read_all(&store, Query::all(), ReadOptions::forwards()).await;
     assert_eq!(positions(&all), [first.positions.clone(), second.positions.clone()].concat());
     assert_eq!(all[1].event.event_type, "B");
@@ -368,6 +370,7 @@ pub async fn idempotent_append<F: StoreFactory>(factory: &F) {
     assert!(again.already_stored, "the retry is recognised");
     assert_eq!(again.positions, first.positions, "the original positions");
     assert_eq!(read_all(&store, Query::all(), ReadOptions::forwards()).await.len(), 2, "nothing written twice");
+    assert_eq!(store.count().await.unwrap(), 2, "a recognised retry counts nothing");
     let partial = vec![event("Line", &[]).with_id("line-1"), event("Line", &[]).with_id("line-2")];
     match store.append(partial, None).await {
         Err(Error::PartialDuplicate { id, position }) => {
@@ -376,8 +379,10 @@ pub async fn idempotent_append<F: StoreFactory>(factory: &F) {
         }
         other => panic!("expected PartialDuplicate, got {other:?}"),
     }
+    assert_eq!(store.count().await.unwrap(), 2, "a refused append counts nothing");
     let fresh = store.append(vec![event("Line", &[]).with_id("line-2")], None).await.unwrap();
     assert!(!fresh.already_stored);
+    assert_eq!(store.count().await.unwrap(), 3);
     assert_eq!(store.head().await.unwrap(), Some(fresh.last()));
 }
 
@@ -443,6 +448,7 @@ pub async fn invalid_input_is_rejected<F: StoreFactory>(factory: &F) {
     let read_err = store.read(Query::from_items([]), ReadOptions::forwards()).next().await;
     assert!(matches!(read_err, Some(Err(Error::InvalidInput(InvalidInput::EmptyQuery)))), "{read_err:?}");
     assert_eq!(store.head().await.unwrap(), Some(head), "nothing was written");
+    assert_eq!(store.count().await.unwrap(), 1, "nothing was counted");
     assert_eq!(read_all(&store, Query::all(), ReadOptions::forwards()).await.len(), 1);
 }
 
@@ -487,6 +493,37 @@ pub async fn namespaces_are_isolated<F: StoreFactory>(factory: &F) {
     let id = vec![event("I", &[]).with_id("shared-id")];
     assert!(!a.append(id.clone(), None).await.unwrap().already_stored);
     assert!(!b.append(id, None).await.unwrap().already_stored, "ids are per namespace");
+    assert_eq!((a.count().await.unwrap(), b.count().await.unwrap()), (2, 2), "counts are per namespace");
+}
+
+/// Racing appends of different sizes, some refused by their condition: the count is the
+/// number of events the log holds.
+pub async fn count_matches_the_log<F: StoreFactory>(factory: &F) {
+    let store = factory.fresh().await;
+    let writers: Vec<_> = (0..6)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 0..15usize {
+                    let size = 1 + (writer + round) % 4;
+                    let events: Vec<Event> = (0..size).map(|_| event("Counted", &["race:1"])).collect();
+                    // Every third append is guarded by a stale condition on a shared tag.
+                    let condition = (round % 3 == 0)
+                        .then(|| AppendCondition::none_match(Query::from(QueryItem::tags([tag("race:1")]))));
+                    match store.append(events, condition).await {
+                        Ok(_) | Err(Error::ConditionFailed { .. }) => {}
+                        Err(other) => panic!("append failed: {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let held = read_all(&store, Query::all(), ReadOptions::forwards()).await.len() as u64;
+    assert!(held > 0);
+    assert_eq!(store.count().await.unwrap(), held);
 }
 
 /// A subscription catches up, then follows concurrent appends without skipping one.
@@ -547,7 +584,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $make;
             empty_store, append_and_read_back, read_options, queries, opaque_tags, last_only_items,
             conditions_that_fail, conditions_that_pass, idempotent_append, invalid_input_is_rejected,
-            big_batches_near_the_limits, namespaces_are_isolated, subscription_catches_up_and_follows);
+            big_batches_near_the_limits, namespaces_are_isolated, count_matches_the_log,
+            subscription_catches_up_and_follows);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(

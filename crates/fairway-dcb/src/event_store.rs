@@ -80,6 +80,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// The position of the last event, or `None` for an empty store.
     async fn head(&self) -> Result<Option<Position>>;
 
+    /// How many events the log holds, read from counters the appends keep (no scan).
+    async fn count(&self) -> Result<u64>;
+
     /// Streams every event matching `query` after `after` (all of them when `None`), then
     /// follows new events as they are appended, without ever skipping one. The stream ends
     /// only with an error (e.g. the store closed) or when dropped.
@@ -102,6 +105,10 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
 
     async fn head(&self) -> Result<Option<Position>> {
         (**self).head().await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        (**self).count().await
     }
 
     fn subscribe(&self, query: Query, after: Option<Position>) -> EventStream {

@@ -9,7 +9,7 @@
 //! | type index | `t <type> 0x00 <position>` | earlier indexes of the block (below) |
 //! | tag index | `g <tag> 0x00 <position>` | earlier indexes of the block (below) |
 //! | id index | `i <event id>` | position |
-//! | pulse | `p <shard>` | change counter (watched by subscriptions) |
+//! | pulse | `p <shard>` | events appended through this shard (little-endian `i64`): watched by subscriptions; the shards add up to the event count |
 //!
 //! Types and tags hold no control characters, and in UTF-8 only U+0000 encodes to a `0x00`
 //! byte, so the `0x00` terminator keeps every index prefix-free: the range of one tag never

@@ -185,8 +185,13 @@ async fn the_log_reads_by_query_in_pages_and_follows_live() {
         assert!(body["error"].as_str().unwrap().starts_with(named), "{query}: {body}");
     }
 
+    let logged = |page: Value| page["events"].as_array().unwrap().len() as u64;
+    let before = logged(client.get("/admin/api/events?limit=10000").await.1);
     let (status, stats) = client.get("/admin/api/stats").await;
     assert_eq!(status, 200, "{stats}");
+    let after = logged(client.get("/admin/api/events?limit=10000").await.1);
+    let events = stats["events"].as_u64().unwrap();
+    assert!(before >= 5 && (before..=after).contains(&events), "{before} <= {events} <= {after}: {stats}");
     assert_eq!(stats["namespace"], "app");
     assert!(stats["bytes_on_disk"].as_u64().unwrap() > 0, "{stats}");
     let head = stats["head"].as_str().unwrap();
@@ -325,7 +330,26 @@ async fn metrics_count_commands_requests_lag_queues_and_commits() {
     let (status, _) = client.command("take-note", json!({ "id": "m1", "text": "again" })).await;
     assert_eq!(status, 422);
 
-    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    // Notes racing on one id read the same events: all but one conflict, decide again and
+    // are rejected. Race until a retry happened (the first round nearly always does).
+    let scrape = || async { reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap() };
+    let retries = |metrics: &str| sample(metrics, "fairway_command_retries_total", &["command=\"take-note\""]);
+    for round in 0..20 {
+        let racing =
+            (0..8).map(|_| client.command("take-note", json!({ "id": format!("race-{round}"), "text": "racing" })));
+        let statuses: Vec<u16> = futures::future::join_all(racing).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "one note per id: {statuses:?}");
+        if retries(&scrape().await).is_some() {
+            break;
+        }
+    }
+
+    let metrics = scrape().await;
+    let retried = retries(&metrics).expect("a racing command was decided again");
+    let conflicts = sample(&metrics, "fairway_command_conflicts_total", &["command=\"take-note\""]).unwrap();
+    assert!(retried >= 1.0 && conflicts >= retried, "{metrics}");
+    assert!(sample(&metrics, "fairway_automation_leased_jobs", &["automation=\"acknowledge\""]).is_some());
+    assert!(sample(&metrics, "fairway_store_events", &[]).unwrap() >= 3.0, "{metrics}");
     let accepted = ["command=\"take-note\"", "outcome=\"accepted\""];
     assert!(sample(&metrics, "fairway_commands_total", &accepted).unwrap() >= 2.0, "{metrics}");
     let rejected = ["command=\"take-note\"", "outcome=\"rejected\""];

@@ -140,6 +140,7 @@ async fn racing_workers_claim_every_due_job_behind_100_leased_and_backing_off_jo
     assert_eq!(recorder.stuck.load(Ordering::SeqCst), leased, "no leased job was taken over");
     assert_eq!(recorder.failed.load(Ordering::SeqCst), backing_off, "no backing-off job ran early");
     assert_eq!(runtime.pending().await.unwrap(), leased + backing_off);
+    assert_eq!(runtime.leased().await.unwrap(), leased, "only the hanging jobs hold a lease, not the backing-off ones");
     hanging.iter().for_each(|h| h.abort());
 }
 

@@ -1,10 +1,8 @@
-//! `fairway stats`: the store's namespace, head, event count (with `--data-dir`) and bytes
-//! on disk.
+//! `fairway stats`: the store's namespace, head, event count and bytes on disk.
 
 use std::io::Write;
 
-use fairway_dcb::{EventStore, Query, ReadOptions};
-use futures::TryStreamExt;
+use fairway_dcb::EventStore;
 use serde_json::{Value, json};
 
 use super::Source;
@@ -15,21 +13,13 @@ use crate::format::{human_bytes, json_line};
 /// Runs `fairway stats`.
 pub async fn run(source: &Source, args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     let stats = match source {
-        Source::Http(client) => {
-            let mut stats = client.get(&["admin", "api", "stats"], &[]).await?;
-            if let Some(object) = stats.as_object_mut() {
-                // Counting would read the whole log over HTTP; --data-dir counts.
-                object.entry("events").or_insert(Value::Null);
-            }
-            stats
-        }
+        Source::Http(client) => client.get(&["admin", "api", "stats"], &[]).await?,
         Source::Local(local) => {
-            let read = local.store().read_with_head(Query::all(), ReadOptions::forwards()).await?;
-            let events = read.events.try_fold(0u64, |count, _| async move { Ok(count + 1) }).await?;
+            let store = local.store();
             json!({
                 "namespace": local.namespace(),
-                "head": read.head.map(|h| h.to_string()),
-                "events": events,
+                "head": store.head().await?.map(|h| h.to_string()),
+                "events": store.count().await?,
                 "data_dir": local.dir(),
                 "bytes_on_disk": local.bytes_on_disk(),
             })
@@ -47,7 +37,7 @@ pub async fn run(source: &Source, args: &StatsArgs, out: &mut dyn Write) -> Resu
     let mut lines = vec![
         ("namespace", text("namespace").unwrap_or_else(|| "-".into())),
         ("head", text("head").unwrap_or_else(|| "none (the log is empty)".into())),
-        ("events", text("events").unwrap_or_else(|| "not counted over HTTP (--data-dir counts them)".into())),
+        ("events", text("events").unwrap_or_else(|| "-".into())),
         (
             "bytes on disk",
             match stats.get("bytes_on_disk").and_then(Value::as_u64) {

@@ -149,9 +149,11 @@ pub(super) async fn follow(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// `GET /admin/api/stats`: namespace, head, where the store lives and its bytes on disk.
+/// `GET /admin/api/stats`: namespace, head, event count, where the store lives and its
+/// bytes on disk.
 pub(super) async fn stats(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
     let head = shared.events.head().await?;
+    let events = shared.events.count().await?;
     let data_dir = shared.facts.data_dir.clone();
     let bytes_on_disk = match data_dir.clone() {
         Some(dir) => tokio::task::spawn_blocking(move || fairway_dcb::kv::embedded::bytes_on_disk(&dir)).await.ok(),
@@ -160,6 +162,7 @@ pub(super) async fn stats(State(shared): State<Arc<Shared>>) -> Result<Json<Valu
     Ok(Json(json!({
         "namespace": shared.facts.namespace,
         "head": head.map(|h| h.to_string()),
+        "events": events,
         "data_dir": data_dir,
         "bytes_on_disk": bytes_on_disk,
         "views": shared.views.len(),

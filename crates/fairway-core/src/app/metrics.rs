@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing::warn;
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::Shared;
 use super::error::ApiError;
@@ -61,9 +61,12 @@ pub(super) async fn render(State(shared): State<Arc<Shared>>) -> Result<Response
     }
     for automation in shared.automations.values() {
         let (pending, dead) = (automation.pending().await?, automation.dead_letters().await?.len());
+        let leased = automation.leased().await?;
         gauge!("fairway_automation_pending_jobs", "automation" => automation.name()).set(pending as f64);
+        gauge!("fairway_automation_leased_jobs", "automation" => automation.name()).set(leased as f64);
         gauge!("fairway_automation_dead_letters", "automation" => automation.name()).set(dead as f64);
     }
+    gauge!("fairway_store_events").set(shared.events.count().await? as f64);
     if let Some(store) = &shared.store_counters {
         let [commits, transactions, journal_micros] = store();
         counter!("fairway_store_commits_total").absolute(commits);
@@ -74,16 +77,42 @@ pub(super) async fn render(State(shared): State<Arc<Shared>>) -> Result<Response
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-/// Middleware counting requests by route template and status.
+/// Middleware counting requests by route template and status, and running each in a
+/// `request` span that names the slice the route is about (`slice`, empty for others).
 pub(super) async fn track(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let method = request.method().to_string();
+    let slice = slice_named(&route, request.uri().path()).unwrap_or_default();
+    let span = info_span!("request", %method, %route, slice);
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16().to_string();
+    debug!(parent: &span, %status, elapsed_ms = started.elapsed().as_millis() as u64, "answered");
     counter!("fairway_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     histogram!("fairway_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The slice a request is about: the path segment in the place of `{name}` in its route
+/// template (`/commands/{name}`, `/views/{name}/{key}`, ...).
+fn slice_named<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    let at = route.split('/').position(|segment| segment == "{name}")?;
+    path.split('/').nth(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slice_named;
+
+    #[test]
+    fn the_slice_is_the_segment_in_the_place_of_name() {
+        assert_eq!(slice_named("/commands/{name}", "/commands/take-note"), Some("take-note"));
+        assert_eq!(slice_named("/views/{name}/{key}", "/views/notes/n1"), Some("notes"));
+        let replay = "/admin/api/automations/{name}/dead-letters/{position}/replay";
+        assert_eq!(slice_named(replay, "/admin/api/automations/ack/dead-letters/00/replay"), Some("ack"));
+        assert_eq!(slice_named("/health", "/health"), None);
+        assert_eq!(slice_named("unmatched", "/nowhere"), None);
+    }
 }

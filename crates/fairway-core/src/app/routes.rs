@@ -241,6 +241,7 @@ async fn list_automations(State(shared): State<Arc<Shared>>) -> Result<Response,
             "name": automation.name(),
             "workers": automation.workers(),
             "pending": pending,
+            "leased": automation.leased().await?,
             "dead_letters": dead,
         }));
     }

@@ -236,6 +236,18 @@ pub(super) async fn pending(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, T
     Ok(tx.scan(&keys.jobs, &end_of(&keys.jobs), 0).await?.len())
 }
 
+/// Jobs a worker holds a lease on now.
+pub(super) async fn leased(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxFailure> {
+    let now = now_micros();
+    let jobs = tx.scan(&keys.jobs, &end_of(&keys.jobs), 0).await?;
+    let mut leased = 0;
+    for kv in &jobs {
+        let job: Job = decode(&kv.value)?;
+        leased += usize::from(job.lease_owner.is_some() && job.lease_until_micros > now);
+    }
+    Ok(leased)
+}
+
 /// The dead letters, oldest first.
 pub(super) async fn dead_letters(tx: &dyn DynTx, keys: &QueueKeys) -> Result<Vec<DeadLetter>, TxFailure> {
     tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.iter().map(|kv| decode(&kv.value)).collect()

@@ -158,7 +158,7 @@ impl<A: Automation> AutomationRuntime<A> {
     async fn work_next(&self, worker: &str) -> Result<Claim, AutomationError> {
         let claim = self.claim(worker).await?;
         let Claim::Claimed(position, attempt) = claim else { return Ok(claim) };
-        let span = info_span!("job", automation = A::NAME, %position, attempt);
+        let span = info_span!("job", slice = A::NAME, %position, attempt);
         async {
             let event = self
                 .backend
@@ -263,6 +263,16 @@ impl<A: Automation> AutomationRuntime<A> {
         transact(self.backend.as_ref(), move |tx| {
             let keys = keys.clone();
             async move { queue::pending(tx.as_ref(), &keys).await }.boxed()
+        })
+        .await
+    }
+
+    /// Jobs a worker holds an unexpired lease on.
+    pub async fn leased(&self) -> Result<usize, AutomationError> {
+        let keys = self.keys.clone();
+        transact(self.backend.as_ref(), move |tx| {
+            let keys = keys.clone();
+            async move { queue::leased(tx.as_ref(), &keys).await }.boxed()
         })
         .await
     }

@@ -83,7 +83,7 @@ impl<S: EventStore + Clone> CommandRunner<S> {
         command: &C,
         start: &impl FoldStart<C>,
     ) -> Result<Executed, CommandError<C::Error>> {
-        let span = info_span!("command", name = C::NAME);
+        let span = info_span!("command", slice = C::NAME);
         let started = std::time::Instant::now();
         let result = async {
             let mut attempts = 0;
@@ -116,6 +116,7 @@ impl<S: EventStore + Clone> CommandRunner<S> {
                         if attempts >= self.retry.max_attempts {
                             return Err(CommandError::Conflict { attempts });
                         }
+                        metrics::counter!("fairway_command_retries_total", "command" => C::NAME).increment(1);
                         tokio::time::sleep(self.retry.backoff(attempts)).await;
                     }
                     Err(other) => return Err(CommandError::Store(other)),

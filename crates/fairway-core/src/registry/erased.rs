@@ -163,6 +163,8 @@ pub trait DynAutomation: Send + Sync {
     ) -> BoxFuture<'static, Result<(), AutomationError>>;
     /// Jobs waiting or in progress.
     fn pending(&self) -> BoxFuture<'_, Result<usize, AutomationError>>;
+    /// Jobs a worker holds an unexpired lease on.
+    fn leased(&self) -> BoxFuture<'_, Result<usize, AutomationError>>;
     /// The dead-letter queue, oldest first.
     fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>, AutomationError>>;
     /// Re-queues one dead letter; `false` if there is none at `position`.
@@ -194,6 +196,10 @@ impl<A: Automation> DynAutomation for AutomationRuntime<A> {
 
     fn pending(&self) -> BoxFuture<'_, Result<usize, AutomationError>> {
         AutomationRuntime::pending(self).boxed()
+    }
+
+    fn leased(&self) -> BoxFuture<'_, Result<usize, AutomationError>> {
+        AutomationRuntime::leased(self).boxed()
     }
 
     fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>, AutomationError>> {

@@ -150,7 +150,7 @@ impl<V: View> ViewRuntime<V> {
     /// Catches up, then follows the log forever, applying batches; returns only on error.
     /// Run it as a task.
     pub async fn run(self) -> Result<(), ViewError> {
-        let span = info_span!("projector", view = V::NAME, version = V::VERSION);
+        let span = info_span!("projector", slice = V::NAME, version = V::VERSION);
         async move {
             let (mut processed, checkpoint) = self.catch_up().await?;
             let mut live = self

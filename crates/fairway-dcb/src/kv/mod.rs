@@ -26,6 +26,15 @@ use crate::error::StorageError;
 /// Length of a versionstamp in bytes.
 pub const VERSIONSTAMP_LEN: usize = 10;
 
+/// The value of a counter kept by [`KvTransaction::atomic_add`]: a little-endian `i64`,
+/// shorter values zero-extended, longer ones cut to 8 bytes (FoundationDB's `ADD` rules).
+pub fn little_endian_i64(bytes: &[u8]) -> i64 {
+    let mut le = [0u8; 8];
+    let n = bytes.len().min(8);
+    le[..n].copy_from_slice(&bytes[..n]);
+    i64::from_le_bytes(le)
+}
+
 /// A commit stamp: 8 bytes of commit version then 2 bytes of order within the commit.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Versionstamp(pub [u8; VERSIONSTAMP_LEN]);

@@ -213,5 +213,5 @@ fn write_events<T: KvTransaction>(tx: &T, layout: &Layout, append: &PreparedAppe
         let (key, offset) = range.stamped_key(last);
         tx.set_versionstamped_key(key, offset, &block_value(&indexes));
     }
-    tx.atomic_add(&layout.pulse_key(append.pulse_shard), 1);
+    tx.atomic_add(&layout.pulse_key(append.pulse_shard), append.events.len() as i64);
 }

@@ -97,6 +97,10 @@ impl<E: KvEngine> EventStore for DcbStore<E> {
         Ok(read::read_head(&*self.inner.engine, &self.inner.layout.log()).await?)
     }
 
+    async fn count(&self) -> Result<u64> {
+        Ok(read::read_count(&*self.inner.engine, &self.inner.layout).await?)
+    }
+
     fn subscribe(&self, query: Query, after: Option<Position>) -> EventStream {
         subscribe::subscribe_stream(self.clone(), query, after)
     }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, StorageError};
 use crate::event_store::EventStream;
-use crate::kv::{KvEngine, KvTransaction, RangeScan};
+use crate::kv::{KvEngine, KvTransaction, RangeScan, little_endian_i64};
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
 use crate::store::plan::{ItemPlan, Scan, plan_query};
@@ -36,6 +36,24 @@ pub async fn read_head<E: KvEngine>(engine: &E, log: &PositionedRange) -> Result
         })
         .await?;
     Ok(committed.value.first().and_then(|kv| log.position_of(&kv.key)))
+}
+
+/// The number of events in the log: the sum of the pulse counters, read in one snapshot.
+pub async fn read_count<E: KvEngine>(engine: &E, layout: &Layout) -> Result<u64, StorageError> {
+    let keys = layout.pulse_keys();
+    let committed = engine
+        .transact(|tx| {
+            let keys = keys.clone();
+            async move {
+                let mut total = 0i64;
+                for key in &keys {
+                    total += tx.get(key, true).await?.map_or(0, |bytes| little_endian_i64(&bytes));
+                }
+                Ok::<_, StorageError>(total)
+            }
+        })
+        .await?;
+    Ok(committed.value.max(0) as u64)
 }
 
 /// One scan's progress.

@@ -12,7 +12,7 @@ use super::committer::CommitReply;
 use super::wal::{self, RecordBuilder};
 use super::{DATA, LAST_COMMIT, META, Shared};
 use crate::error::StorageError;
-use crate::kv::Versionstamp;
+use crate::kv::{Versionstamp, little_endian_i64};
 
 /// A write with its versionstamp filled in.
 pub enum Resolved {
@@ -138,13 +138,8 @@ fn commit(db: &redb::Database, version: u64, writes: Vec<Resolved>, durable: boo
                     }
                 }
                 Resolved::Add(key, delta) => {
-                    let current = table.get(key.as_slice()).map_err(engine)?.map_or(0i64, |v| {
-                        let bytes = v.value();
-                        let mut le = [0u8; 8];
-                        let n = bytes.len().min(8);
-                        le[..n].copy_from_slice(&bytes[..n]);
-                        i64::from_le_bytes(le)
-                    });
+                    let current =
+                        table.get(key.as_slice()).map_err(engine)?.map_or(0, |v| little_endian_i64(v.value()));
                     table
                         .insert(key.as_slice(), current.wrapping_add(delta).to_le_bytes().as_slice())
                         .map_err(engine)?;
