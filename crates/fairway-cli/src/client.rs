@@ -22,6 +22,9 @@ pub struct Filter {
     pub types: Vec<String>,
     /// Required tags.
     pub tags: Vec<Tag>,
+    /// Ask for the exact bytes of payloads and metadata (`encoding=base64`) instead of
+    /// their readable form.
+    pub exact: bool,
 }
 
 impl Filter {
@@ -35,7 +38,8 @@ impl Filter {
 
     fn pairs(&self) -> Vec<(&'static str, String)> {
         let types = self.types.iter().map(|t| ("type", t.clone()));
-        types.chain(self.tags.iter().map(|t| ("tag", t.as_str().to_owned()))).collect()
+        let encoding = self.exact.then(|| ("encoding", "base64".to_owned()));
+        types.chain(self.tags.iter().map(|t| ("tag", t.as_str().to_owned()))).chain(encoding).collect()
     }
 }
 

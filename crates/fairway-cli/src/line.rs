@@ -12,13 +12,8 @@
 //! - `payload_b64`: the payload bytes, standard base64 with padding (RFC 4648).
 //! - `metadata_b64`: the metadata bytes, base64 the same way, or `null` when there is none.
 //!
-//! Exported from a data directory, the bytes are those stored. Exported over HTTP, they are
-//! rebuilt from the admin API, which shows a MessagePack payload decoded as JSON: the tool
-//! encodes that JSON to MessagePack again, so the payload keeps its value (what every
-//! Fairway event decodes to) but not always its bytes (map keys come back sorted, floats as
-//! 64 bits). Payloads that are not exactly one MessagePack value come as hex and keep their
-//! bytes. For byte-exact copies of every payload, export with `--data-dir` from the
-//! stopped app.
+//! The bytes are those stored, whether exported from a data directory or over HTTP (the
+//! admin API's `encoding=base64` gives them exactly).
 //!
 //! `import` checks the whole file first (every line an event, positions increasing, ids
 //! unique), then appends the events in the file's order, in batches.
@@ -68,18 +63,15 @@ impl ExportedEvent {
         }
     }
 
-    /// The line of an event as the admin API shows it (`payload` decoded from MessagePack,
-    /// or `payload_hex`; `metadata_hex`).
+    /// The line of an event as the admin API shows it with `encoding=base64`
+    /// (`payload_b64`, `metadata_b64`: the exact bytes).
     pub fn from_api(event: &Value) -> Result<Self, String> {
         let text = |field: &str| event.get(field).and_then(Value::as_str).ok_or_else(|| format!("no {field:?}"));
-        let payload = match (event.get("payload"), event.get("payload_hex")) {
-            (Some(decoded), _) => rmp_serde::to_vec(decoded).map_err(|e| format!("payload: {e}"))?,
-            (None, Some(Value::String(hex))) => from_hex(hex).ok_or("payload_hex is not hex")?,
-            _ => return Err("no payload".into()),
-        };
-        let metadata = match event.get("metadata_hex") {
-            Some(Value::String(hex)) => Some(from_hex(hex).ok_or("metadata_hex is not hex")?),
-            _ => None,
+        let payload = STANDARD.decode(text("payload_b64")?).map_err(|e| format!("payload_b64: {e}"))?;
+        let metadata = match event.get("metadata_b64") {
+            Some(Value::String(encoded)) => Some(STANDARD.decode(encoded).map_err(|e| format!("metadata_b64: {e}"))?),
+            None | Some(Value::Null) => None,
+            Some(other) => return Err(format!("metadata_b64 is {other}")),
         };
         let tags = match event.get("tags") {
             Some(Value::Array(tags)) => {
@@ -115,13 +107,6 @@ impl ExportedEvent {
     }
 }
 
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,18 +135,21 @@ mod tests {
     }
 
     #[test]
-    fn api_events_become_lines() {
-        let api = json!({"position": "000000000000000300000001", "recorded_at_ms": 5, "type": "T", "tags": ["a:b"],
-            "id": null, "payload_hex": "c1ff", "metadata_hex": "00"});
-        let line = ExportedEvent::from_api(&api).unwrap();
-        let event = line.to_event().unwrap();
-        assert_eq!((event.payload, event.metadata, event.id), (vec![0xc1, 0xff], Some(vec![0]), None));
+    fn api_events_in_their_exact_form_become_the_stored_lines() {
+        let event = Event::new("Raw", vec![0xc1, 0xff]).with_tag(Tag::parse("a:b").unwrap()).with_metadata(vec![0]);
+        let stored = SequencedEvent { position: Position::new(3, 0, 1), recorded_at: std::time::UNIX_EPOCH, event };
+        let api = fairway_core::app::admin::event_json_exact(&stored);
+        assert_eq!(ExportedEvent::from_api(&api).unwrap(), ExportedEvent::from_stored(&stored));
 
-        let api = json!({"position": "000000000000000300000002", "recorded_at_ms": 5, "type": "T", "tags": [],
-            "id": "x", "payload": {"a": 1}});
-        let event = ExportedEvent::from_api(&api).unwrap().to_event().unwrap();
-        assert_eq!(rmp_serde::from_slice::<Value>(&event.payload).unwrap(), json!({"a": 1}));
-        assert_eq!(event.id.as_deref(), Some("x"));
+        let plain = Event::new("T", rmp_serde::to_vec(&json!({"a": 1})).unwrap()).with_id("x");
+        let stored = SequencedEvent { event: plain, ..stored };
+        let line = ExportedEvent::from_api(&fairway_core::app::admin::event_json_exact(&stored)).unwrap();
+        assert_eq!(line.to_event().unwrap(), stored.event, "no metadata stays none");
+        let readable = fairway_core::app::admin::event_json(&stored);
+        assert!(
+            ExportedEvent::from_api(&readable).unwrap_err().contains("payload_b64"),
+            "the readable form is refused"
+        );
         assert!(ExportedEvent::from_api(&json!({"position": "p"})).is_err());
     }
 }

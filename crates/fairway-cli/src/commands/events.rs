@@ -29,7 +29,7 @@ impl Printer {
 
 /// Runs `fairway events`.
 pub async fn run(source: &Source, args: &EventsArgs, out: &mut dyn Write) -> Result<()> {
-    let filter = Filter { types: args.types.clone(), tags: args.tags.clone() };
+    let filter = Filter { types: args.types.clone(), tags: args.tags.clone(), exact: false };
     let mut printer = Printer { json: args.json, table: EventTable::default() };
     match source {
         Source::Http(client) => over_http(client, &filter, args, &mut printer, out).await,

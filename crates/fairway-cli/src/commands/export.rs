@@ -96,7 +96,7 @@ fn advance(bar: &ProgressBar, position: Position, count: u64) {
 
 /// Pages through the log up to the head the first page reports, and not beyond.
 async fn over_http(client: &Client, sink: &mut Sink) -> Result<(u64, Option<Position>)> {
-    let all = Filter::default();
+    let all = Filter { exact: true, ..Filter::default() };
     let mut page = client.events_page(&all, None, false, client.event_page()).await?;
     let Some(head) = page.head else { return Ok((0, None)) };
     let protocol = |why: String| Error::Protocol { url: client.url(&["admin", "api", "events"], &[]).to_string(), why };

@@ -22,7 +22,7 @@ pub const DEFAULT_EVENT_LIMIT: usize = 100;
 pub const MAX_EVENT_LIMIT: usize = 10_000;
 
 /// What a log read asks for: `type` (repeatable: any of them), `tag` (repeatable: all of
-/// them), `from` (a position, inclusive), `backwards`, `limit`.
+/// them), `from` (a position, inclusive), `backwards`, `limit`, `encoding`.
 #[derive(Debug, Default)]
 struct LogQuery {
     types: Vec<String>,
@@ -30,6 +30,26 @@ struct LogQuery {
     from: Option<Position>,
     backwards: bool,
     limit: usize,
+    encoding: Encoding,
+}
+
+/// How events show their payload and metadata.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// `encoding=json` (the default): readable, see [`event_json`].
+    #[default]
+    Json,
+    /// `encoding=base64`: the exact bytes, see [`event_json_exact`].
+    Base64,
+}
+
+impl Encoding {
+    fn show(self, event: &SequencedEvent) -> Value {
+        match self {
+            Encoding::Json => event_json(event),
+            Encoding::Base64 => event_json_exact(event),
+        }
+    }
 }
 
 impl LogQuery {
@@ -57,6 +77,13 @@ impl LogQuery {
                         .filter(|n| (1..=MAX_EVENT_LIMIT).contains(n))
                         .ok_or_else(|| bad(format!("is {value:?}; it must be 1 to {MAX_EVENT_LIMIT}")))?;
                 }
+                "encoding" => {
+                    query.encoding = match value.as_str() {
+                        "json" => Encoding::Json,
+                        "base64" => Encoding::Base64,
+                        _ => return Err(bad(format!("is {value:?}; use json or base64"))),
+                    }
+                }
                 _ => unreachable!("every allowed parameter is handled"),
             }
         }
@@ -71,18 +98,35 @@ impl LogQuery {
     }
 }
 
-/// One stored event as JSON: the payload decoded from MessagePack when it is MessagePack,
-/// else as hex.
-pub fn event_json(event: &SequencedEvent) -> Value {
+/// What every form of an event shows: position, type, tags, recording time, id.
+fn event_facts(event: &SequencedEvent) -> Value {
     let raw = &event.event;
     let recorded_at_ms = event.recorded_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let mut json = json!({
+    json!({
         "position": event.position.to_string(),
         "type": raw.event_type,
         "tags": raw.tags.iter().map(Tag::as_str).collect::<Vec<_>>(),
         "recorded_at_ms": recorded_at_ms,
         "id": raw.id,
-    });
+    })
+}
+
+/// One stored event with its exact bytes: `payload_b64` and `metadata_b64` (`null` when it
+/// has none), standard base64 with padding.
+pub fn event_json_exact(event: &SequencedEvent) -> Value {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let mut json = event_facts(event);
+    json["payload_b64"] = base64.encode(&event.event.payload).into();
+    json["metadata_b64"] = event.event.metadata.as_ref().map(|m| base64.encode(m)).into();
+    json
+}
+
+/// One stored event as JSON: the payload decoded from MessagePack when it is MessagePack,
+/// else as hex.
+pub fn event_json(event: &SequencedEvent) -> Value {
+    let raw = &event.event;
+    let mut json = event_facts(event);
     match whole_msgpack(&raw.payload) {
         Some(payload) => json["payload"] = payload,
         None => json["payload_hex"] = hex(&raw.payload).into(),
@@ -111,7 +155,7 @@ pub(super) async fn events(
     State(shared): State<Arc<Shared>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let query = LogQuery::parse(raw.as_deref(), &["type", "tag", "from", "backwards", "limit"])?;
+    let query = LogQuery::parse(raw.as_deref(), &["type", "tag", "from", "backwards", "limit", "encoding"])?;
     let mut options = if query.backwards { ReadOptions::backwards() } else { ReadOptions::forwards() };
     if let Some(from) = query.from {
         options = options.from(from);
@@ -120,7 +164,7 @@ pub(super) async fn events(
     let mut page: Vec<SequencedEvent> = read.events.try_collect().await?;
     let next_cursor = (page.len() > query.limit).then(|| page.pop().map(|e| e.position.to_string())).flatten();
     Ok(Json(json!({
-        "events": page.iter().map(event_json).collect::<Vec<_>>(),
+        "events": page.iter().map(|event| query.encoding.show(event)).collect::<Vec<_>>(),
         "next_cursor": next_cursor,
         "head": read.head.map(|h| h.to_string()),
     })))
@@ -132,16 +176,17 @@ pub(super) async fn follow(
     State(shared): State<Arc<Shared>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let query = LogQuery::parse(raw.as_deref(), &["type", "tag", "from"])?;
+    let query = LogQuery::parse(raw.as_deref(), &["type", "tag", "from", "encoding"])?;
     let after = match query.from {
         Some(from) if from == Position::ZERO => None,
         Some(from) => Some(from.prev()),
         None => shared.events.head().await?,
     };
-    let stream = shared.events.subscribe(query.store_query(), after).map(|event| {
+    let encoding = query.encoding;
+    let stream = shared.events.subscribe(query.store_query(), after).map(move |event| {
         Ok(match event {
             Ok(event) => {
-                SseEvent::default().id(event.position.to_string()).json_data(event_json(&event)).unwrap_or_default()
+                SseEvent::default().id(event.position.to_string()).json_data(encoding.show(&event)).unwrap_or_default()
             }
             Err(err) => SseEvent::default().event("error").data(err.to_string()),
         })
@@ -177,13 +222,21 @@ mod tests {
 
     #[test]
     fn log_queries_name_what_is_wrong() {
-        let all = ["type", "tag", "from", "backwards", "limit"];
+        let all = ["type", "tag", "from", "backwards", "limit", "encoding"];
         let query = LogQuery::parse(Some("type=A&type=B&tag=course:c%201&backwards=true&limit=5"), &all).unwrap();
         assert_eq!(
-            (query.types.len(), query.tags[0].as_str(), query.backwards, query.limit),
-            (2, "course:c 1", true, 5)
+            (query.types.len(), query.tags[0].as_str(), query.backwards, query.limit, query.encoding),
+            (2, "course:c 1", true, 5, Encoding::Json)
         );
-        for (raw, named) in [("sort=x", "sort"), ("limit=0", "limit"), ("tag=nocolon", "tag"), ("from=zz", "from")] {
+        assert_eq!(LogQuery::parse(Some("encoding=base64"), &all).unwrap().encoding, Encoding::Base64);
+        let bad = [
+            ("sort=x", "sort"),
+            ("limit=0", "limit"),
+            ("tag=nocolon", "tag"),
+            ("from=zz", "from"),
+            ("encoding=hex", "encoding"),
+        ];
+        for (raw, named) in bad {
             let err = LogQuery::parse(Some(raw), &all).unwrap_err();
             assert_eq!(err.status().as_u16(), 400, "{raw}");
             assert!(err.to_string().starts_with(named), "{raw}: {err}");
@@ -198,5 +251,15 @@ mod tests {
         assert_eq!(whole_msgpack(b"{}"), None, "`{{` is a MessagePack integer followed by more bytes");
         assert_eq!(whole_msgpack(&[map.as_slice(), b"x"].concat()), None);
         assert_eq!(hex(b"{}"), "7b7d");
+    }
+
+    #[test]
+    fn the_exact_form_keeps_every_byte_in_base64() {
+        let event = fairway_dcb::Event::new("Raw", vec![0xc1, 0x00, 0xff]).with_metadata(b"m".to_vec());
+        let stored = SequencedEvent { position: Position::new(3, 0, 1), recorded_at: std::time::UNIX_EPOCH, event };
+        let exact = event_json_exact(&stored);
+        assert_eq!((exact["payload_b64"].as_str(), exact["metadata_b64"].as_str()), (Some("wQD/"), Some("bQ==")));
+        assert_eq!((exact["type"].as_str(), exact["recorded_at_ms"].as_u64()), (Some("Raw"), Some(0)));
+        assert!(exact.get("payload").is_none() && exact.get("payload_hex").is_none(), "{exact}");
     }
 }
