@@ -125,12 +125,27 @@ pub enum Error {
         /// Why the append failed.
         source: fairway_dcb::Error,
     },
+    /// Reading a stopped app's views or queues failed.
+    #[error("reading the store's views and queues: {0}")]
+    State(String),
     /// The command cannot run as asked (e.g. needs the running app, or `--data-dir`).
     #[error("{0}")]
     Usage(String),
     /// Writing to standard output failed.
     #[error("writing the output: {0}")]
     Output(std::io::Error),
+}
+
+impl From<fairway_core::ViewError> for Error {
+    fn from(err: fairway_core::ViewError) -> Self {
+        Error::State(err.to_string())
+    }
+}
+
+impl From<fairway_core::AutomationError> for Error {
+    fn from(err: fairway_core::AutomationError) -> Self {
+        Error::State(err.to_string())
+    }
 }
 
 impl Error {

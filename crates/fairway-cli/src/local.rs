@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use fairway_core::stored::StoredState;
 use fairway_dcb::kv::embedded::DATABASE_FILE;
 use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore, StorageError};
 
@@ -39,6 +40,11 @@ impl Local {
     /// The event store.
     pub fn store(&self) -> &EmbeddedStore {
         &self.store
+    }
+
+    /// The views and automation queues the app left in the store.
+    pub fn state(&self) -> StoredState {
+        StoredState::new(Arc::new(self.store.clone()))
     }
 
     /// The data directory.

@@ -544,16 +544,93 @@ async fn a_running_apps_data_dir_is_refused() {
     let app = TestApp::start().await;
     let position = note(&app, "n1", "a1").await;
     let dir = app.data_dir();
-    for args in [&["events"][..], &["stats"], &["export", "/dev/null"], &["import", "/dev/null"]] {
+    let all: [&[&str]; 7] = [
+        &["events"],
+        &["stats"],
+        &["export", "/dev/null"],
+        &["import", "/dev/null"],
+        &["views", "notes"],
+        &["dead-letters", "mailer"],
+        &["progress"],
+    ];
+    for args in all {
         let run = on_dir(&dir, args).await;
         let expected = format!("error: {} is in use by a running app: use --url", dir.display());
         assert_eq!(run.failed().trim(), expected, "{args:?}");
     }
     // The app did not notice.
     assert!(note(&app, "n2", "a1").await > position);
-    let refused = on_dir(&dir, &["views", "notes"]).await;
-    assert!(refused.failed().contains("use --url, not --data-dir"), "{}", refused.stderr);
     app.stop().await;
+}
+
+/// Waits until the mailer has dead-lettered `count` jobs, over HTTP.
+async fn dead_lettered(app: &TestApp, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let letters = against(app, &["dead-letters", "mailer", "--json"]).await.json_lines();
+        if letters.len() == count {
+            return letters;
+        }
+        assert!(Instant::now() < deadline, "{count} dead letters, not {}", letters.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_progress_and_dead_letters_of_a_stopped_app_from_its_data_dir() {
+    let kept = tempfile::tempdir().unwrap();
+    let app = TestApp::start_in(kept.path()).await;
+    let positions = seed(&app).await;
+    against(&app, &["progress", "--watch"]).await.ok();
+    dead_lettered(&app, 1).await;
+    let dir = app.data_dir();
+    app.stop().await;
+
+    // The active version's documents, all of them, one, by prefix; unknown names are named.
+    let docs = on_dir(&dir, &["views", "notes", "--json"]).await.json_lines();
+    let expected: Vec<Value> =
+        ["n1", "n2", "n3"].iter().map(|id| json!({ "key": id, "doc": format!("text of {id}") })).collect();
+    assert_eq!(docs, expected);
+    assert_eq!(on_dir(&dir, &["views", "notes", "n2"]).await.ok().trim(), r#""text of n2""#);
+    assert_eq!(on_dir(&dir, &["views", "notes", "--prefix", "n3", "--json"]).await.json_lines(), [expected[2].clone()]);
+    let table = on_dir(&dir, &["views", "notes"]).await;
+    assert!(table.ok().lines().nth(2).unwrap().starts_with("n2"), "{}", table.stdout);
+    let unknown = on_dir(&dir, &["views", "nope"]).await;
+    assert!(unknown.failed().contains(r#"no view "nope""#) && unknown.stderr.contains("views there: notes"));
+    let absent = on_dir(&dir, &["views", "notes", "n9"]).await;
+    assert!(absent.failed().contains(r#"view "notes" has no document "n9""#), "{}", absent.stderr);
+
+    // Progress: the checkpoint each version left, and the queues.
+    let progress = on_dir(&dir, &["progress"]).await;
+    let row = progress.ok().lines().find(|line| line.starts_with("notes")).expect("a row for the view");
+    assert!(row.contains("active") && row.contains(&positions[2]), "{}", progress.stdout);
+    let json = &on_dir(&dir, &["progress", "--json"]).await.json_lines()[0];
+    assert_eq!((json["views"][0]["processed"].as_u64(), json["views"][0]["active"].as_bool()), (Some(3), Some(true)));
+    assert_eq!(json["automations"][0], json!({ "name": "mailer", "pending": 0, "dead_letters": 1 }), "{json}");
+    let watch = on_dir(&dir, &["progress", "--watch"]).await;
+    assert!(watch.failed().contains("start the app and use --url"), "{}", watch.stderr);
+
+    // Dead letters: listed, replayed into the queue, run again once the app is back.
+    let letters = on_dir(&dir, &["dead-letters", "mailer", "--json"]).await.json_lines();
+    assert_eq!((letters.len(), letters[0]["position"].as_str()), (1, Some(positions[3].as_str())));
+    assert!(letters[0]["error"].as_str().unwrap().contains("mail server down for n1"), "{letters:?}");
+    let unknown = on_dir(&dir, &["dead-letters", "nope"]).await;
+    assert!(
+        unknown.failed().contains(r#"no automation "nope""#) && unknown.stderr.contains("automations there: mailer")
+    );
+    let missing = on_dir(&dir, &["dead-letters", "mailer", "replay", &positions[0]]).await;
+    assert!(missing.failed().contains("has no dead letter"), "{}", missing.stderr);
+    let replayed = on_dir(&dir, &["dead-letters", "mailer", "replay", &positions[3]]).await;
+    assert!(replayed.ok().contains("re-queued"), "{}", replayed.stdout);
+    let json = &on_dir(&dir, &["progress", "--json"]).await.json_lines()[0];
+    assert_eq!(json["automations"][0], json!({ "name": "mailer", "pending": 1, "dead_letters": 0 }), "{json}");
+
+    let app = TestApp::start_in(&dir).await;
+    dead_lettered(&app, 1).await;
+    app.stop().await;
+    let purged = on_dir(&dir, &["dead-letters", "mailer", "purge"]).await;
+    assert!(purged.ok().contains("purged 1 dead letters"), "{}", purged.stdout);
+    assert!(on_dir(&dir, &["dead-letters", "mailer"]).await.ok().contains("no dead letters"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ pub mod event;
 pub mod id;
 mod keys;
 pub mod registry;
+pub mod stored;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod view;

@@ -1,4 +1,5 @@
-//! `fairway dead-letters`: an automation's dead letters; replay one, or purge them.
+//! `fairway dead-letters`: an automation's dead letters; replay one, or purge them. From the
+//! running app, or in a stopped app's store (a replayed job runs when the app starts).
 
 use std::io::Write;
 
@@ -9,21 +10,16 @@ use super::Source;
 use crate::cli::{DeadLetterAction, DeadLettersArgs};
 use crate::error::{Error, Result};
 use crate::format::{json_line, table};
+use crate::local::Local;
 
 /// Runs `fairway dead-letters`.
 pub async fn run(source: &Source, args: &DeadLettersArgs, out: &mut dyn Write) -> Result<()> {
-    let client = source.http("dead-letters")?;
     let name = args.automation.as_str();
     match &args.action {
         None => {
-            let segments = ["automations", name, "dead-letters"];
-            let letters = client.get(&segments, &[]).await?;
-            let Some(letters) = letters.as_array() else {
-                let url = client.url(&segments, &[]).to_string();
-                return Err(Error::Protocol { url, why: "not a list of dead letters".into() });
-            };
+            let letters = list(source, name).await?;
             if args.json {
-                for letter in letters {
+                for letter in &letters {
                     json_line(out, letter)?;
                 }
                 return Ok(());
@@ -44,16 +40,68 @@ pub async fn run(source: &Source, args: &DeadLettersArgs, out: &mut dyn Write) -
             table(out, &["POSITION", "ATTEMPTS", "ERROR"], &rows)?;
         }
         Some(DeadLetterAction::Replay { position }) => {
-            let position = position.to_string();
-            let segments = ["automations", name, "dead-letters", position.as_str(), "replay"];
-            client.json(Method::POST, &segments, &[]).await?;
+            match source {
+                Source::Http(client) => {
+                    let position = position.to_string();
+                    let segments = ["automations", name, "dead-letters", position.as_str(), "replay"];
+                    client.json(Method::POST, &segments, &[]).await?;
+                }
+                Source::Local(local) => {
+                    known(local, name).await?;
+                    if !local.state().replay(name, *position).await? {
+                        let message = format!("automation {name:?} has no dead letter at {position}");
+                        return Err(Error::NotFound { message });
+                    }
+                }
+            }
             writeln!(out, "re-queued the dead letter of {position} for automation {name:?}")?;
         }
         Some(DeadLetterAction::Purge) => {
-            let answer = client.json(Method::DELETE, &["automations", name, "dead-letters"], &[]).await?;
-            let purged = answer.get("purged").map(Value::to_string).unwrap_or_else(|| "the".into());
+            let purged = match source {
+                Source::Http(client) => {
+                    let answer = client.json(Method::DELETE, &["automations", name, "dead-letters"], &[]).await?;
+                    answer.get("purged").map(Value::to_string).unwrap_or_else(|| "the".into())
+                }
+                Source::Local(local) => {
+                    known(local, name).await?;
+                    local.state().purge(name).await?.to_string()
+                }
+            };
             writeln!(out, "purged {purged} dead letters of automation {name:?}")?;
         }
     }
     Ok(())
+}
+
+/// The dead letters as the app shows them (`position`, `attempts`, `error`).
+async fn list(source: &Source, name: &str) -> Result<Vec<Value>> {
+    match source {
+        Source::Http(client) => {
+            let segments = ["automations", name, "dead-letters"];
+            match client.get(&segments, &[]).await? {
+                Value::Array(letters) => Ok(letters),
+                _ => {
+                    let url = client.url(&segments, &[]).to_string();
+                    Err(Error::Protocol { url, why: "not a list of dead letters".into() })
+                }
+            }
+        }
+        Source::Local(local) => {
+            known(local, name).await?;
+            let letters = local.state().dead_letters(name).await?;
+            Ok(letters.iter().map(|letter| serde_json::to_value(letter).expect("a dead letter is JSON")).collect())
+        }
+    }
+}
+
+/// Refuses an automation the store holds no queue of, naming those it holds.
+async fn known(local: &Local, name: &str) -> Result<()> {
+    let names: Vec<String> = local.state().automations().await?.into_iter().map(|a| a.name).collect();
+    if names.iter().any(|n| n == name) {
+        return Ok(());
+    }
+    let known = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+    Err(Error::NotFound {
+        message: format!("no automation {name:?} in {} (automations there: {known})", local.dir().display()),
+    })
 }

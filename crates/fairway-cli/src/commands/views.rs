@@ -1,4 +1,5 @@
-//! `fairway views`: a view's documents, every page of them, or one document.
+//! `fairway views`: a view's documents, every page of them, or one document; from the
+//! running app, or from a stopped app's store (its active version).
 
 use std::io::Write;
 
@@ -8,12 +9,15 @@ use super::Source;
 use crate::cli::ViewsArgs;
 use crate::error::{Error, Result};
 use crate::format::{DOC_WIDTH, abbreviate, json_line, table};
+use crate::local::Local;
+
+/// Documents read per page from a data directory.
+const LOCAL_PAGE: usize = 500;
 
 /// Runs `fairway views`.
 pub async fn run(source: &Source, args: &ViewsArgs, out: &mut dyn Write) -> Result<()> {
-    let client = source.http("views")?;
     if let Some(key) = &args.key {
-        let doc = client.get(&["views", &args.view, key], &[]).await?;
+        let doc = document(source, &args.view, key).await?;
         if args.json {
             json_line(out, &doc)?;
         } else {
@@ -24,30 +28,18 @@ pub async fn run(source: &Source, args: &ViewsArgs, out: &mut dyn Write) -> Resu
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut query = vec![("limit", client.view_page().to_string())];
-        if let Some(prefix) = &args.prefix {
-            query.push(("prefix", prefix.clone()));
-        }
-        if let Some(cursor) = &cursor {
-            query.push(("cursor", cursor.clone()));
-        }
-        let segments = ["views", args.view.as_str()];
-        let page = client.get(&segments, &query).await?;
-        let Some(documents) = page.get("documents").and_then(Value::as_array) else {
-            let url = client.url(&segments, &[]).to_string();
-            return Err(Error::Protocol { url, why: "no \"documents\" list".into() });
-        };
+        let (documents, next) = page(source, args, cursor.as_deref()).await?;
         for document in documents {
             if args.json {
-                json_line(out, document)?;
+                json_line(out, &document)?;
             } else {
                 let key = document.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let doc = document.get("doc").map(Value::to_string).unwrap_or_default();
                 rows.push(vec![key, abbreviate(&doc, DOC_WIDTH)]);
             }
         }
-        match page.get("next_cursor").and_then(Value::as_str) {
-            Some(next) => cursor = Some(next.to_owned()),
+        match next {
+            Some(next) => cursor = Some(next),
             None => break,
         }
     }
@@ -55,4 +47,65 @@ pub async fn run(source: &Source, args: &ViewsArgs, out: &mut dyn Write) -> Resu
         table(out, &["KEY", "DOC"], &rows)?;
     }
     Ok(())
+}
+
+/// One document of the view, from the app or from the store it left.
+async fn document(source: &Source, view: &str, key: &str) -> Result<Value> {
+    match source {
+        Source::Http(client) => client.get(&["views", view, key], &[]).await,
+        Source::Local(local) => match local.state().view_document(view, key).await? {
+            Some(doc) => Ok(doc),
+            None => Err(missing(local, view, Some(key)).await),
+        },
+    }
+}
+
+/// One page of documents (`{"key", "doc"}` each) after `cursor`, and the next cursor.
+async fn page(source: &Source, args: &ViewsArgs, cursor: Option<&str>) -> Result<(Vec<Value>, Option<String>)> {
+    let mut page = match source {
+        Source::Http(client) => {
+            let mut query = vec![("limit", client.view_page().to_string())];
+            if let Some(prefix) = &args.prefix {
+                query.push(("prefix", prefix.clone()));
+            }
+            if let Some(cursor) = cursor {
+                query.push(("cursor", cursor.to_owned()));
+            }
+            let segments = ["views", args.view.as_str()];
+            let page = client.get(&segments, &query).await?;
+            if !page.get("documents").is_some_and(Value::is_array) {
+                let url = client.url(&segments, &[]).to_string();
+                return Err(Error::Protocol { url, why: "no \"documents\" list".into() });
+            }
+            page
+        }
+        Source::Local(local) => {
+            let prefix = args.prefix.as_deref().unwrap_or("");
+            match local.state().view_page(&args.view, prefix, cursor, LOCAL_PAGE).await? {
+                Some(page) => serde_json::to_value(page).expect("a page is JSON"),
+                None => return Err(missing(local, &args.view, None).await),
+            }
+        }
+    };
+    let next = page.get("next_cursor").and_then(Value::as_str).map(str::to_owned);
+    let documents = match page.get_mut("documents").map(Value::take) {
+        Some(Value::Array(documents)) => documents,
+        _ => Vec::new(),
+    };
+    Ok((documents, next))
+}
+
+/// The error for a view (or one of its documents) the store does not hold, naming the views
+/// it does hold.
+async fn missing(local: &Local, view: &str, key: Option<&str>) -> Error {
+    let views = match local.state().views().await {
+        Ok(views) => views.into_iter().filter(|v| v.active.is_some()).map(|v| v.name).collect::<Vec<_>>(),
+        Err(err) => return err.into(),
+    };
+    let known = if views.is_empty() { "none".to_owned() } else { views.join(", ") };
+    let message = match key {
+        Some(key) if views.iter().any(|v| v == view) => format!("view {view:?} has no document {key:?}"),
+        _ => format!("no view {view:?} in {} (views there: {known})", local.dir().display()),
+    };
+    Error::NotFound { message }
 }

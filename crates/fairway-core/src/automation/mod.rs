@@ -22,7 +22,7 @@
 //! [`AutomationRuntime`]: enqueuer, workers, dead-letter administration), `wake` (waking
 //! idle workers).
 
-mod queue;
+pub(crate) mod queue;
 mod wake;
 mod worker;
 
@@ -42,6 +42,7 @@ use crate::event::{EventSet, Recorded};
 use crate::testkit::Outcome;
 
 pub use worker::AutomationRuntime;
+pub(crate) use worker::transact;
 
 /// A reaction to events.
 pub trait Automation: Send + Sync + 'static {

@@ -232,7 +232,7 @@ async fn held_job(
 }
 
 /// Jobs waiting or in progress.
-pub(super) async fn pending(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxFailure> {
+pub(crate) async fn pending(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxFailure> {
     Ok(tx.scan(&keys.jobs, &end_of(&keys.jobs), 0).await?.len())
 }
 
@@ -249,13 +249,13 @@ pub(super) async fn leased(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, Tx
 }
 
 /// The dead letters, oldest first.
-pub(super) async fn dead_letters(tx: &dyn DynTx, keys: &QueueKeys) -> Result<Vec<DeadLetter>, TxFailure> {
+pub(crate) async fn dead_letters(tx: &dyn DynTx, keys: &QueueKeys) -> Result<Vec<DeadLetter>, TxFailure> {
     tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.iter().map(|kv| decode(&kv.value)).collect()
 }
 
 /// Moves the dead letter at `position` back to the queue with fresh attempts; `false` if
 /// there is none.
-pub(super) async fn replay(tx: &dyn DynTx, keys: &QueueKeys, position: Position) -> Result<bool, TxFailure> {
+pub(crate) async fn replay(tx: &dyn DynTx, keys: &QueueKeys, position: Position) -> Result<bool, TxFailure> {
     if tx.get(&keys.dead(position)).await?.is_none() {
         return Ok(false);
     }
@@ -267,7 +267,7 @@ pub(super) async fn replay(tx: &dyn DynTx, keys: &QueueKeys, position: Position)
 }
 
 /// Deletes every dead letter; returns how many.
-pub(super) async fn purge(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxFailure> {
+pub(crate) async fn purge(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxFailure> {
     let count = tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.len();
     tx.clear_range(&keys.dead, &end_of(&keys.dead));
     Ok(count)

@@ -28,7 +28,7 @@ async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Runs `body` in a transaction and returns its value.
-async fn transact<R: Send + 'static>(
+pub(crate) async fn transact<R: Send + 'static>(
     backend: &dyn Backend,
     body: impl Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
 ) -> Result<R, AutomationError> {

@@ -241,7 +241,7 @@ impl<V: View> ViewRuntime<V> {
 }
 
 /// The stored checkpoint: the last position seen and how many events were applied.
-async fn read_checkpoint(tx: &dyn DynTx, keys: &ViewKeys) -> Result<(Option<Position>, u64), TxFailure> {
+pub(crate) async fn read_checkpoint(tx: &dyn DynTx, keys: &ViewKeys) -> Result<(Option<Position>, u64), TxFailure> {
     let Some(bytes) = tx.get(&keys.checkpoint).await? else { return Ok((None, 0)) };
     let position = bytes.get(..POSITION_LEN).and_then(Position::from_bytes);
     let processed = bytes.get(POSITION_LEN..).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);

@@ -33,7 +33,7 @@ impl ViewTx {
     }
 
     /// Documents under the `data` prefix, for a read.
-    pub(super) fn reading(tx: Arc<dyn DynTx>, data: Arc<[u8]>) -> Self {
+    pub(crate) fn reading(tx: Arc<dyn DynTx>, data: Arc<[u8]>) -> Self {
         ViewTx { tx, data, applied: None }
     }
 
