@@ -363,5 +363,11 @@ async fn metrics_count_commands_requests_lag_queues_and_commits() {
     assert!(sample(&metrics, "fairway_store_commits_total", &[]).unwrap() >= 2.0, "{metrics}");
     assert!(sample(&metrics, "fairway_store_transactions_total", &[]).unwrap() >= 2.0, "{metrics}");
     assert!(sample(&metrics, "fairway_store_journal_microseconds_total", &[]).unwrap() > 0.0, "{metrics}");
+    assert!(sample(&metrics, "fairway_store_journal_sync_seconds_count", &[]).unwrap() >= 2.0, "{metrics}");
+    assert!(sample(&metrics, "fairway_store_journal_sync_seconds_bucket", &["le=\"+Inf\""]).unwrap() >= 2.0);
+    let groups = sample(&metrics, "fairway_store_group_commit_transactions_count", &[]).unwrap();
+    let grouped = sample(&metrics, "fairway_store_group_commit_transactions_sum", &[]).unwrap();
+    assert!(groups >= 2.0 && grouped >= groups, "every group holds a transaction or more: {metrics}");
+    assert!(sample(&metrics, "fairway_store_group_commit_transactions_bucket", &["le=\"1024\""]).is_some());
     app.stop().await;
 }

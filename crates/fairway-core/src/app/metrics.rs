@@ -10,6 +10,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use fairway_dcb::kv::embedded::GROUP_TRANSACTIONS;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Instrument, debug, info_span, warn};
@@ -20,6 +21,9 @@ use super::error::ApiError;
 /// Bounds of the duration histograms, in seconds.
 const DURATION_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Bounds of the group-commit size histogram, in transactions.
+const GROUP_BUCKETS: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
 /// Events counted ahead of a projector, at most.
 const LAG_CAP: usize = 1_000_000;
@@ -35,6 +39,7 @@ fn recorder() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &DURATION_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(GROUP_TRANSACTIONS.into()), &GROUP_BUCKETS))
                 .expect("non-empty buckets");
             match builder.install_recorder() {
                 Ok(handle) => Some(handle),

@@ -48,6 +48,12 @@ const LOW_SPACE_RESERVES: u64 = 16;
 /// the pages one checkpoint writes stay well within the reserve.
 const LOW_SPACE_CHECKPOINT_FRACTION: u64 = 8;
 
+/// Histogram of the time to write and sync one group's journal record (the fsync latency
+/// of an acknowledged commit), in the process's `metrics` recorder if one is installed.
+pub const JOURNAL_SYNC_SECONDS: &str = "fairway_store_journal_sync_seconds";
+/// Histogram of the transactions committed together in one group.
+pub const GROUP_TRANSACTIONS: &str = "fairway_store_group_commit_transactions";
+
 /// One buffered write.
 pub enum Mutation {
     /// Set a key.
@@ -289,6 +295,7 @@ impl Committer {
         if replies.is_empty() {
             return;
         }
+        metrics::histogram!(GROUP_TRANSACTIONS).record(replies.len() as f64);
         let route = if self.checkpoint_due() {
             Ok(Route::Checkpoint)
         } else {
@@ -341,8 +348,10 @@ impl Committer {
         }
         let started = std::time::Instant::now();
         journal.append(version, &self.record)?;
-        let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros().try_into().unwrap_or(u64::MAX);
         self.shared.stats.journal_micros.fetch_add(micros, Ordering::Relaxed);
+        metrics::histogram!(JOURNAL_SYNC_SECONDS).record(elapsed.as_secs_f64());
         Ok(())
     }
 }

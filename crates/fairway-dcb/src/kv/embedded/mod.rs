@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use crate::error::{StorageError, human_bytes};
 use crate::kv::{Committed, KvEngine, RetryPolicy, TxError, Watch};
 use committer::{CommitRequest, Committer};
+pub use committer::{GROUP_TRANSACTIONS, JOURNAL_SYNC_SECONDS};
 pub use space::{DEFAULT_RESERVE, RESERVE_FILE, bytes_on_disk};
 use space::{Reserve, ReservedFile, Volume};
 pub use tx::EmbeddedTx;
