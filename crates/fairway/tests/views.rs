@@ -170,3 +170,86 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
     assert!(!old.active);
     p2.abort();
 }
+
+/// Counts courses defined, under a name the next view's name starts with.
+struct Course;
+
+impl View for Course {
+    const NAME: &'static str = "course";
+    const VERSION: u32 = 3;
+    type Events = CourseDefined;
+
+    async fn apply(&self, defined: CourseDefined, tx: &ViewTx) -> Result<(), ViewError> {
+        tx.put(&defined.course_id, &defined.capacity)
+    }
+}
+
+/// Runs `view` until it is active and has applied `last`.
+async fn caught_up<V: View>(view: &ViewRuntime<V>, last: fairway::dcb::Position) {
+    view.wait_for(last, Duration::from_secs(10)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !view.progress().await.unwrap().active {
+        assert!(tokio::time::Instant::now() < deadline, "{} becomes active", V::NAME);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stores_views_are_found_and_read_without_their_slices() {
+    use fairway::stored::{StoredState, StoredVersion};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let runner = CommandRunner::new(store.clone());
+    runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
+    runner.execute(&DefineCourse { course_id: "c2".into(), capacity: 7 }).await.unwrap();
+    let last = runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: "s1".into() }).await.unwrap();
+    let last = last.last_position().unwrap();
+    let backend: Arc<dyn fairway::backend::Backend> = Arc::new(store.clone());
+    let state = StoredState::new(backend.clone());
+    assert!(state.views().await.unwrap().is_empty(), "no view has written anything yet");
+
+    // Three views whose names prefix one another or share a start.
+    let (list, course, counter) = (
+        ViewRuntime::new(CourseList, backend.clone()),
+        ViewRuntime::new(Course, backend.clone()),
+        ViewRuntime::new(Counter, backend.clone()),
+    );
+    let projectors =
+        [tokio::spawn(list.clone().run()), tokio::spawn(course.clone().run()), tokio::spawn(counter.clone().run())];
+    caught_up(&list, last).await;
+    caught_up(&course, last).await;
+    let defined = runner.execute(&DefineCourse { course_id: "c3".into(), capacity: 1 }).await.unwrap();
+    caught_up(&counter, defined.last_position().unwrap()).await;
+    caught_up(&list, defined.last_position().unwrap()).await;
+    caught_up(&course, defined.last_position().unwrap()).await;
+    projectors.iter().for_each(|p| p.abort());
+
+    let views = state.views().await.unwrap();
+    let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["counter", "course", "course-list"]);
+    let course_view = &views[1];
+    assert_eq!(course_view.active, Some(3));
+    let checkpoint = course.progress().await.unwrap().checkpoint;
+    assert_eq!(course_view.versions, [StoredVersion { version: 3, checkpoint, processed: 3 }]);
+
+    let page = state.view_page("course-list", "", None, 2).await.unwrap().expect("an active version");
+    let keys: Vec<&str> = page.documents.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!((keys, page.next_cursor.as_deref()), (vec!["c1", "c2"], Some("c2")));
+    let rest = state.view_page("course-list", "", Some("c2"), 2).await.unwrap().unwrap();
+    assert_eq!((rest.documents.len(), rest.next_cursor), (1, None));
+    let c1 = state.view_document("course-list", "c1").await.unwrap();
+    assert_eq!(c1, Some(serde_json::json!({ "capacity": 5, "taken": 1 })));
+    assert_eq!(state.view_document("course", "c2").await.unwrap(), Some(serde_json::json!(7)));
+    assert_eq!(state.view_document("course", "c9").await.unwrap(), None);
+    assert_eq!(state.view_page("nope", "", None, 10).await.unwrap(), None, "no such view");
+
+    // A new version replaces the old one: only it is found, active.
+    let v2 = ViewRuntime::new(CourseListV2, backend.clone());
+    let p2 = tokio::spawn(v2.clone().run());
+    caught_up(&v2, defined.last_position().unwrap()).await;
+    p2.abort();
+    let list_view = state.views().await.unwrap().into_iter().find(|v| v.name == "course-list").unwrap();
+    assert_eq!(list_view.active, Some(2));
+    assert_eq!(list_view.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2]);
+    assert_eq!(state.view_document("course-list", "c1").await.unwrap(), Some(serde_json::json!(4)));
+}
