@@ -43,7 +43,7 @@ async function loadStats() {
   const stats = await api("/admin/api/stats");
   const bytes = stats.bytes_on_disk == null ? "" : `, ${(stats.bytes_on_disk / 1048576).toFixed(1)} MiB on disk`;
   document.getElementById("stats").textContent =
-    `Namespace ${stats.namespace}, head ${stats.head || "(empty)"}${bytes}, ` +
+    `Namespace ${stats.namespace}, ${stats.events} events, head ${stats.head || "(empty)"}${bytes}, ` +
     `${stats.commands} commands, ${stats.views} views, ${stats.automations} automations`;
 }
 
@@ -107,7 +107,7 @@ async function loadAutomations() {
   for (const automation of list.automations) {
     const name = encodeURIComponent(automation.name);
     const heading = document.createElement("h3");
-    heading.textContent = `${automation.name}: ${automation.pending} pending, ${automation.dead_letters} dead letters`;
+    heading.textContent = `${automation.name}: ${automation.pending} pending (${automation.leased} running), ${automation.dead_letters} dead letters`;
     container.append(heading);
     const dead = await api(`/admin/api/automations/${name}/dead-letters`);
     if (dead.length === 0) continue;
