@@ -50,8 +50,10 @@ pub struct Group {
     pub version: u64,
     pub writes: Vec<Resolved>,
     pub replies: Vec<(oneshot::Sender<CommitReply>, Versionstamp)>,
-    /// `Some`: commit durably (a checkpoint) and report on this channel.
-    pub durable: Option<mpsc::Sender<Result<(), StorageError>>>,
+    /// Commit durably (a checkpoint).
+    pub durable: bool,
+    /// `Some`: report the outcome on this channel once applied.
+    pub done: Option<mpsc::Sender<Result<(), StorageError>>>,
 }
 
 /// Owns the write side of the database.
@@ -71,9 +73,9 @@ impl Applier {
         // would leave a gap. The journal holds them all and is replayed on the next open.
         let mut failed: Option<String> = None;
         while let Ok(group) = self.groups.recv() {
-            let Group { version, writes, replies, durable } = group;
+            let Group { version, writes, replies, durable, done } = group;
             let result = match &failed {
-                None => commit(&self.shared.db, version, writes, durable.is_some()),
+                None => commit(&self.shared.db, version, writes, durable),
                 Some(first) => Err(StorageError::Engine(format!("not applied after an earlier failure: {first}"))),
             };
             match &result {
@@ -106,7 +108,7 @@ impl Applier {
                     }
                 }
             }
-            if let Some(done) = durable {
+            if let Some(done) = done {
                 let _ = done.send(result);
             }
         }

@@ -12,7 +12,9 @@
 //! again and, while it cannot, answers every commit with [`StorageError::DiskFull`], trying
 //! again every [`PROBE_INTERVAL`] even without requests, so writes resume (and the engine's
 //! health turns good) by themselves once space is freed. When the disk runs low it makes
-//! checkpoints small, so that one checkpoint never needs more than the reserve.
+//! checkpoints small and stops pipelining (each group is applied before the next is
+//! sequenced), so that what the database writes before the committer looks again never
+//! needs more than the reserve.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
@@ -189,7 +191,13 @@ impl Committer {
     /// Journal bytes that call for a checkpoint: fewer when the disk runs low.
     fn checkpoint_bytes(&mut self) -> u64 {
         let reserve = self.shared.reserve.target();
-        let low = match self.space_low {
+        if self.space_low() { (reserve / LOW_SPACE_CHECKPOINT_FRACTION).max(1) } else { CHECKPOINT_BYTES }
+    }
+
+    /// Whether the disk runs low (measured at most every [`SPACE_CHECK_INTERVAL`]).
+    fn space_low(&mut self) -> bool {
+        let reserve = self.shared.reserve.target();
+        match self.space_low {
             Some((low, measured)) if measured.elapsed() < SPACE_CHECK_INTERVAL => low,
             _ => {
                 let low =
@@ -197,8 +205,21 @@ impl Committer {
                 self.space_low = Some((low, Instant::now()));
                 low
             }
-        };
-        if low { (reserve / LOW_SPACE_CHECKPOINT_FRACTION).max(1) } else { CHECKPOINT_BYTES }
+        }
+    }
+
+    /// Hands a journaled group to the applier and waits until it is applied. Used while the
+    /// disk runs low: the committer then sees a space reserve spent by this group before it
+    /// sequences the next one, so the reserve only ever has to cover one group's pages.
+    fn apply_and_wait(
+        &mut self,
+        version: u64,
+        writes: Vec<Resolved>,
+        replies: Vec<(oneshot::Sender<CommitReply>, Versionstamp)>,
+    ) -> Result<(), StorageError> {
+        let (done, finished) = mpsc::channel();
+        self.send(Group { version, writes, replies, durable: false, done: Some(done) })?;
+        finished.recv().map_err(|_| StorageError::Closed)?
     }
 
     fn disk_full(&self) -> bool {
@@ -248,7 +269,7 @@ impl Committer {
     ) -> Result<(), StorageError> {
         let (done, finished) = mpsc::channel();
         let version = self.last_sequenced;
-        self.send(Group { version, writes, replies, durable: Some(done) })?;
+        self.send(Group { version, writes, replies, durable: true, done: Some(done) })?;
         finished.recv().map_err(|_| StorageError::Closed)??;
         if let Some(journal) = &mut self.journal {
             journal.reset();
@@ -313,7 +334,8 @@ impl Committer {
                 self.history.push(version, pending);
                 match route {
                     // Durable from here; acknowledged once the applier has made it visible.
-                    Route::Journaled => self.send(Group { version, writes, replies, durable: None }),
+                    Route::Journaled if self.space_low() => self.apply_and_wait(version, writes, replies),
+                    Route::Journaled => self.send(Group { version, writes, replies, durable: false, done: None }),
                     Route::Checkpoint => self.checkpoint(writes, replies),
                 }
             }

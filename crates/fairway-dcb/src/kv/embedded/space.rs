@@ -11,8 +11,9 @@
 //! milliseconds, so writes resume by themselves once space is freed.
 //!
 //! The reserve only has to cover what the database writes between two looks of the
-//! committer: one checkpoint's pages. When the disk runs low the committer makes checkpoints
-//! small (see `committer.rs`), so the default reserve covers them with a wide margin.
+//! committer. When the disk runs low the committer makes checkpoints small and waits for each
+//! group to be applied before sequencing the next (see `committer.rs`), so that is one
+//! group's pages, which the default reserve covers with a wide margin.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
