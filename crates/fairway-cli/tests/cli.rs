@@ -609,6 +609,8 @@ async fn views_progress_and_dead_letters_of_a_stopped_app_from_its_data_dir() {
     assert_eq!(json["automations"][0], json!({ "name": "mailer", "pending": 0, "dead_letters": 1 }), "{json}");
     let watch = on_dir(&dir, &["progress", "--watch"]).await;
     assert!(watch.failed().contains("start the app and use --url"), "{}", watch.stderr);
+    let follow = on_dir(&dir, &["events", "--follow"]).await;
+    assert!(follow.failed().contains("start the app and use --url"), "{}", follow.stderr);
 
     // Dead letters: listed, replayed into the queue, run again once the app is back.
     let letters = on_dir(&dir, &["dead-letters", "mailer", "--json"]).await.json_lines();

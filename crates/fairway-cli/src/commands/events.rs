@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::Source;
 use crate::cli::EventsArgs;
 use crate::client::{Client, Filter};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::{EventTable, json_line};
 use crate::local::Local;
 
@@ -33,6 +33,10 @@ pub async fn run(source: &Source, args: &EventsArgs, out: &mut dyn Write) -> Res
     let mut printer = Printer { json: args.json, table: EventTable::default() };
     match source {
         Source::Http(client) => over_http(client, &filter, args, &mut printer, out).await,
+        Source::Local(local) if args.follow => {
+            let why = "nothing appends to a stopped app's store while this tool holds it: start the app and use --url";
+            Err(Error::Usage(format!("`fairway events --follow` with --data-dir {}: {why}", local.dir().display())))
+        }
         Source::Local(local) => from_store(local, &filter, args, &mut printer, out).await,
     }
 }
@@ -99,14 +103,5 @@ async fn from_store(
         printer.print(out, &event_json(&event))?;
     }
     out.flush()?;
-    if !args.follow {
-        return Ok(());
-    }
-    let after = read.head.max(args.from.map(Position::prev));
-    let mut live = store.subscribe(query, after);
-    while let Some(event) = live.try_next().await? {
-        printer.print(out, &event_json(&event))?;
-        out.flush()?;
-    }
     Ok(())
 }
