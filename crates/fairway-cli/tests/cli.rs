@@ -701,3 +701,55 @@ async fn follow_prints_events_appended_after_it_started() {
     child.wait().unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_racing_appends_is_the_log_up_to_one_head_without_a_gap() {
+    let app = TestApp::start().await;
+    for n in 0..30 {
+        note(&app, &format!("before-{n}"), "a1").await;
+    }
+    // Writers append while the export pages through the log, three events a page.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|writer| {
+            let (url, stop) = (app.url("/commands/take-note"), stop.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut written = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let body = json!({ "id": format!("during-{writer}-{written}"), "author": "a2", "text": "racing" });
+                    assert_eq!(http.post(&url).json(&body).send().await.unwrap().status(), 200);
+                    written += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("racing.jsonl");
+    let run = against(&app, &["export", file.to_str().unwrap(), "--page-size", "3"]).await;
+    run.ok();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written: usize = futures::future::join_all(writers).await.into_iter().map(|w| w.unwrap()).sum();
+    assert!(written > 0, "the writers appended during the export");
+
+    // The file is exactly the log's first events, up to the head the export reports.
+    let exported: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["position"].as_str().unwrap().to_owned())
+        .collect();
+    let head = exported.last().unwrap().clone();
+    assert!(run.stderr.contains(&format!("head {head}")), "{}", run.stderr);
+    let log: Vec<String> = against(&app, &["events", "--json"])
+        .await
+        .json_lines()
+        .iter()
+        .map(|event| event["position"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(log.len() > exported.len() || written == 0, "appends landed after the export's head");
+    assert_eq!(exported, log[..exported.len()], "no event missing, repeated or out of order");
+    assert!(exported.len() >= 30);
+    app.stop().await;
+}
