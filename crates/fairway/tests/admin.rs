@@ -293,6 +293,27 @@ async fn admin_routes_need_the_admin_token_and_user_layers_guard_every_route() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_admin_routes_refuse_rebound_names_and_cross_origin_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_in(dir.path()).await;
+    let tool = Client::new(&app, &[]);
+    assert_eq!(tool.get("/admin/api/stats").await.0, 200, "curl and the CLI send neither header");
+    let rebound = Client::new(&app, &[("host", "attacker.example:8080")]);
+    let (status, body) = rebound.get("/admin/api/events").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("loopback names only"), "{body}");
+    let page = Client::new(&app, &[("origin", "https://evil.example")]);
+    let purge = page.send(page.http.delete(app.url("/automations/acknowledge/dead-letters"))).await;
+    assert_eq!(purge.0, 403, "{purge:?}");
+    assert!(purge.1["error"].as_str().unwrap().contains("cross-origin"), "{purge:?}");
+    let authority = app.url("").trim_end_matches('/').to_owned();
+    let same = Client::new(&app, &[("origin", authority.as_str())]);
+    assert_eq!(same.get("/admin/api/stats").await.0, 200, "the admin page's own requests");
+    assert_eq!(rebound.get("/slices").await.0, 200, "public routes are the app's to guard");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn open_admin_routes_are_refused_on_a_non_loopback_address() {
     let dir = tempfile::tempdir().unwrap();

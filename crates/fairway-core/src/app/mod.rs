@@ -82,6 +82,9 @@ pub enum AppError {
     /// Admin routes would face the network without a token.
     #[error(transparent)]
     InsecureAdmin(#[from] security::InsecureAdmin),
+    /// The admin token is blank.
+    #[error(transparent)]
+    BlankToken(#[from] security::BlankToken),
 }
 
 /// Facts about the store, for `GET /admin/api/stats`.
@@ -173,7 +176,7 @@ impl App {
         let events = backend.events();
         let health = Health::new(move || backend.storage_health().err().map(|err| err.to_string()));
         let facts = StoreFacts { namespace: config.namespace.clone(), data_dir: None };
-        let admin = security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin);
+        let admin = security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin)?;
         metrics::install();
         let shared = Shared {
             events,
@@ -240,7 +243,11 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
-        self.shared.admin.check_address(listener.local_addr()?)?;
+        let address = listener.local_addr()?;
+        self.shared.admin.check_address(address)?;
+        if self.shared.admin.exposed(address) {
+            warn!(%address, "admin routes (raw events, dead letters) are open to the network without a token (--insecure-admin)");
+        }
         let (stop, stopping) = watch::channel(false);
         let instance = instance_id();
         let (mut workers, mut background) = (Vec::new(), Vec::new());

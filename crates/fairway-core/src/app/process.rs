@@ -31,7 +31,7 @@ impl App {
                 return Ok(());
             }
             // Refuse an unsafe address before touching the store.
-            security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin)
+            security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin)?
                 .check_address(config.listen)?;
             let app = configure(App::open(&config)?);
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -41,8 +41,11 @@ impl App {
         match result {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(err) => {
-                error!(%err, "the app failed");
-                eprintln!("error: {err}");
+                // Once, in the format the logs are in: a plain line would break JSON logs.
+                match config.log_format {
+                    LogFormat::Json => error!(%err, "the app failed"),
+                    LogFormat::Text => eprintln!("error: {err}"),
+                }
                 std::process::ExitCode::FAILURE
             }
         }
