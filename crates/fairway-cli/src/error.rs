@@ -114,8 +114,12 @@ pub enum Error {
     },
     /// An append of `import` failed after some events were imported.
     #[error(
-        "import stopped at the batch ending on line {line}, after {imported} events: {source}; the namespace \
-         now holds those events: import again into a fresh one"
+        "import stopped at the batch ending on line {line}, after {imported} events: {source}; {}",
+        if *.imported == 0 {
+            "nothing was imported: the namespace is still empty"
+        } else {
+            "the namespace now holds those events: import again into a fresh one"
+        }
     )]
     ImportStopped {
         /// Events appended before the failure.

@@ -35,7 +35,6 @@ pub use cli::Cli;
 use cli::Command;
 use commands::Source;
 pub use error::{Error, Result};
-use local::Local;
 
 /// Runs the command `cli` asks for, printing to standard output.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -54,10 +53,7 @@ pub async fn run_to(cli: &Cli, out: &mut dyn Write) -> Result<()> {
                 "`fairway import` writes into a stopped app's store: pass --data-dir (and --namespace)".into(),
             ));
         };
-        let local = Local::open(dir, &cli.namespace)?;
-        let result = commands::import::run(&local, args).await;
-        local.close();
-        return result;
+        return commands::import::run(dir, &cli.namespace, args).await;
     }
     let source = Source::of(cli)?;
     let result = match &cli.command {

@@ -509,7 +509,20 @@ async fn a_bad_import_file_appends_nothing() {
     std::fs::write(&file, format!("{good}\n{out_of_order}\n")).unwrap();
     let run = on_dir(&dir, &["import", file.to_str().unwrap()]).await;
     assert!(run.failed().contains("line 2") && run.stderr.contains("not in log order"), "{}", run.stderr);
-    assert!(on_dir(&dir, &["events", "--json"]).await.json_lines().is_empty(), "nothing was appended");
+    assert!(!dir.exists(), "a bad file creates no store");
+
+    // An event the store would refuse, on the last of 1,500 lines: refused before any append.
+    let line = |n: usize, tags: &[String]| {
+        json!({ "position": format!("{n:024x}"), "recorded_at_ms": 1, "type": "A", "tags": tags, "id": null,
+                "payload_b64": "wQI=", "metadata_b64": null })
+        .to_string()
+    };
+    let mut lines: Vec<String> = (1..1500).map(|n| line(n, &["k:v".to_owned()])).collect();
+    lines.push(line(1500, &(0..33).map(|t| format!("k:{t}")).collect::<Vec<_>>()));
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let run = on_dir(&dir, &["import", file.to_str().unwrap()]).await;
+    assert!(run.failed().contains("bad.jsonl, line 1500: 33 tags; the limit is 32"), "{}", run.stderr);
+    assert!(!dir.exists(), "nothing was appended, no store created");
 
     std::fs::write(&file, format!("{good}\n\n")).unwrap();
     on_dir(&dir, &["import", file.to_str().unwrap()]).await.ok();

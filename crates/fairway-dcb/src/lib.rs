@@ -39,7 +39,7 @@ pub use event_store::{Appended, BoundedRead, EventStore, EventStream};
 pub use kv::embedded::{EmbeddedEngine, EmbeddedOptions};
 pub use model::limits;
 pub use model::{AppendCondition, Event, POSITION_LEN, Position, Query, QueryItem, ReadOptions, SequencedEvent, Tag};
-pub use store::{AppendRecord, DcbStore, RecordedAppend};
+pub use store::{AppendRecord, DcbStore, RecordedAppend, append_bytes, check_event};
 
 /// The event store on the embedded engine.
 pub type EmbeddedStore = DcbStore<EmbeddedEngine>;

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 
-use fairway_dcb::{Event, EventStore, Position};
+use fairway_dcb::{Event, EventStore, Position, append_bytes, check_event};
 
 use crate::cli::ImportArgs;
 use crate::error::{Error, Result};
@@ -17,8 +17,9 @@ use crate::local::Local;
 
 /// Most events appended at once.
 pub const BATCH_EVENTS: usize = 1_000;
-/// Most bytes (payloads, metadata, names) appended at once; the store's limit is 8 MiB.
-pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Most bytes appended at once, counted as the store counts them (`append_bytes`): half the
+/// store's limit per append.
+pub const BATCH_BYTES: usize = fairway_dcb::limits::MAX_APPEND_BYTES / 2;
 
 /// The file's lines, readable twice (standard input is buffered whole).
 enum Input {
@@ -85,24 +86,26 @@ impl<'a> Events<'a> {
     }
 }
 
-/// Runs `fairway import` into `local`; reports on stderr what was appended.
-pub async fn run(local: &Local, args: &ImportArgs) -> Result<()> {
-    let store = local.store();
-    if let Some(head) = store.head().await? {
-        return Err(Error::NotEmpty {
-            dir: local.dir().to_path_buf(),
-            namespace: local.namespace().to_owned(),
-            head: head.to_string(),
-        });
-    }
+/// Runs `fairway import` into namespace `namespace` of the store in `dir`; reports on
+/// stderr what was appended. The whole file is checked first: a bad file creates no store
+/// and appends nothing.
+pub async fn run(dir: &Path, namespace: &str, args: &ImportArgs) -> Result<()> {
     let input = Input::open(&args.file)?;
-    let events = |input| Events::of(input, &args.file);
+    let total = check(&input, &args.file)?;
+    let local = Local::open(dir, namespace)?;
+    let result = append_all(&local, &input, args, total).await;
+    local.close();
+    result
+}
 
-    // First pass: every line is an event, in log order, with unique ids; nothing is
-    // appended before the whole file is known to be good.
-    let (mut checked, mut total, mut ids, mut previous) = (events(&input)?, 0u64, HashSet::new(), None::<Position>);
+/// First pass: every line is an event the store accepts, in log order, with unique ids;
+/// returns how many there are.
+fn check(input: &Input, path: &Path) -> Result<u64> {
+    let (mut checked, mut total, mut ids, mut previous) =
+        (Events::of(input, path)?, 0u64, HashSet::new(), None::<Position>);
     while let Some((line, exported, event)) = checked.next()? {
-        let bad = |why: String| Error::BadLine { path: args.file.clone(), line, why };
+        let bad = |why: String| Error::BadLine { path: path.to_path_buf(), line, why };
+        check_event(0, &event).map_err(|err| bad(without_index(&err.to_string())))?;
         let position: Position = exported.position.parse().map_err(|e| bad(format!("position: {e}")))?;
         if let Some(previous) = previous.filter(|p| *p >= position) {
             return Err(bad(format!("position {position} does not follow {previous}: the file is not in log order")));
@@ -115,15 +118,26 @@ pub async fn run(local: &Local, args: &ImportArgs) -> Result<()> {
         }
         total += 1;
     }
-    drop(ids);
+    Ok(total)
+}
 
+/// Second pass: appends the checked events in batches into an empty namespace.
+async fn append_all(local: &Local, input: &Input, args: &ImportArgs, total: u64) -> Result<()> {
+    let store = local.store();
+    if let Some(head) = store.head().await? {
+        return Err(Error::NotEmpty {
+            dir: local.dir().to_path_buf(),
+            namespace: local.namespace().to_owned(),
+            head: head.to_string(),
+        });
+    }
     let bar = progress_bar(total, "{spinner} importing [{bar:40}] {pos}/{len} events ({elapsed}, {eta} left)");
-    let (mut reading, mut imported, mut head) = (events(&input)?, 0u64, None);
+    let (mut reading, mut imported, mut head) = (Events::of(input, &args.file)?, 0u64, None);
     let (mut batch, mut bytes, mut last_line) = (Vec::new(), 0usize, 0usize);
     loop {
         let next = reading.next()?;
         let full = batch.len() >= BATCH_EVENTS || bytes >= BATCH_BYTES;
-        let size = next.as_ref().map_or(0, |(_, _, event)| event_bytes(event));
+        let size = next.as_ref().map_or(0, |(_, _, event)| append_bytes(event));
         if !batch.is_empty() && (next.is_none() || full || bytes + size > BATCH_BYTES) {
             let count = batch.len() as u64;
             let appended = store
@@ -150,9 +164,28 @@ pub async fn run(local: &Local, args: &ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// About what an event weighs in an append.
-fn event_bytes(event: &Event) -> usize {
-    let tags: usize = event.tags.iter().map(|t| t.as_str().len() + 16).sum();
-    let id = event.id.as_ref().map_or(0, |id| 2 * id.len() + 32);
-    event.payload.len() + event.metadata.as_ref().map_or(0, Vec::len) + event.event_type.len() + tags + id + 64
+/// A store's complaint about one event without the event's index in its batch (`event 0: `),
+/// which means nothing in a file.
+fn without_index(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((index, rest)) if index.strip_prefix("event ").is_some_and(|n| n.parse::<usize>().is_ok()) => rest.into(),
+        _ => message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_index;
+
+    #[test]
+    fn a_files_line_says_what_is_wrong_without_a_batch_index() {
+        assert_eq!(
+            without_index("event 0: 33 tags; the limit is 32 tags per event"),
+            "33 tags; the limit is 32 tags per event"
+        );
+        assert_eq!(
+            without_index("event type \"a b\": holds the forbidden character ' '"),
+            "event type \"a b\": holds the forbidden character ' '"
+        );
+    }
 }

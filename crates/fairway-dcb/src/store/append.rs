@@ -55,24 +55,13 @@ pub fn validate(events: &[Event], conditions: &[AppendCondition]) -> Result<(), 
     let mut ids = HashSet::new();
     let mut bytes = 0usize;
     for (index, event) in events.iter().enumerate() {
-        check_type(&event.event_type)?;
-        if event.tags.len() > MAX_TAGS_PER_EVENT {
-            return Err(InvalidInput::TooManyTags { index, count: event.tags.len(), limit: MAX_TAGS_PER_EVENT });
+        check_event(index, event)?;
+        if let Some(id) = &event.id
+            && !ids.insert(id.as_str())
+        {
+            return Err(InvalidInput::DuplicateIdInBatch { id: id.clone() });
         }
-        if event.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(InvalidInput::PayloadTooLarge { index, bytes: event.payload.len(), limit: MAX_PAYLOAD_BYTES });
-        }
-        let metadata = event.metadata.as_ref().map_or(0, Vec::len);
-        if metadata > MAX_METADATA_BYTES {
-            return Err(InvalidInput::MetadataTooLarge { index, bytes: metadata, limit: MAX_METADATA_BYTES });
-        }
-        if let Some(id) = &event.id {
-            check_name(NameKind::EventId, id)?;
-            if !ids.insert(id.as_str()) {
-                return Err(InvalidInput::DuplicateIdInBatch { id: id.clone() });
-            }
-        }
-        bytes += written_bytes(event);
+        bytes += append_bytes(event);
     }
     if bytes > MAX_APPEND_BYTES {
         return Err(InvalidInput::BatchTooLarge { bytes, limit: MAX_APPEND_BYTES });
@@ -83,8 +72,30 @@ pub fn validate(events: &[Event], conditions: &[AppendCondition]) -> Result<(), 
     Ok(())
 }
 
-/// Bytes one event writes: its record, its index keys and its id key (a close upper bound).
-fn written_bytes(event: &Event) -> usize {
+/// Checks the rules and limits of one event, the `index`-th of its append: its type's name,
+/// its number of tags, the size of its payload and metadata, its id's name. (A batch adds
+/// its own: size, count, ids unique within it.)
+pub fn check_event(index: usize, event: &Event) -> Result<(), InvalidInput> {
+    check_type(&event.event_type)?;
+    if event.tags.len() > MAX_TAGS_PER_EVENT {
+        return Err(InvalidInput::TooManyTags { index, count: event.tags.len(), limit: MAX_TAGS_PER_EVENT });
+    }
+    if event.payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(InvalidInput::PayloadTooLarge { index, bytes: event.payload.len(), limit: MAX_PAYLOAD_BYTES });
+    }
+    let metadata = event.metadata.as_ref().map_or(0, Vec::len);
+    if metadata > MAX_METADATA_BYTES {
+        return Err(InvalidInput::MetadataTooLarge { index, bytes: metadata, limit: MAX_METADATA_BYTES });
+    }
+    if let Some(id) = &event.id {
+        check_name(NameKind::EventId, id)?;
+    }
+    Ok(())
+}
+
+/// Bytes one event counts for in an append's size limit (`limits::MAX_APPEND_BYTES`): its
+/// record, its index keys and its id key (a close upper bound of what it writes).
+pub fn append_bytes(event: &Event) -> usize {
     const KEY_OVERHEAD: usize = 64 + POSITION_LEN + 2;
     let record = codec::RECORD_OVERHEAD
         + event.event_type.len()

@@ -18,6 +18,7 @@ use crate::kv::KvEngine;
 use crate::layout::Layout;
 use crate::model::{AppendCondition, Event, Position, Query, ReadOptions};
 use append::{AppendOutcome, PreparedAppend, append_body, positions_of, validate};
+pub use append::{append_bytes, check_event};
 pub use record::{AppendRecord, RecordedAppend};
 
 /// The DCB event store over a storage engine, confined to one namespace.
