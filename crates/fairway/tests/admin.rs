@@ -136,7 +136,11 @@ impl<'a> Client<'a> {
     }
 
     async fn command(&self, name: &str, body: Value) -> (u16, Value) {
-        self.send(self.http.post(self.app.url(&format!("/commands/{name}"))).json(&body)).await
+        self.command_at(&format!("/commands/{name}"), body).await
+    }
+
+    async fn command_at(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.post(self.app.url(path)).json(&body)).await
     }
 
     async fn note(&self, id: &str) -> String {
@@ -179,11 +183,28 @@ async fn the_log_reads_by_query_in_pages_and_follows_live() {
     assert_eq!(one["events"][0]["payload"], json!({ "id": "n3", "text": "text of n3" }), "{one}");
     assert_eq!(one["events"][0]["tags"], json!(["note:n3"]));
     assert_eq!(one["events"].as_array().unwrap().len(), 1);
-    for (query, named) in [("sort=asc", "sort"), ("limit=0", "limit"), ("tag=oops", "tag"), ("from=x", "from")] {
-        let (status, body) = client.get(&format!("/admin/api/events?{query}")).await;
-        assert_eq!(status, 400, "{query}: {body}");
-        assert!(body["error"].as_str().unwrap().starts_with(named), "{query}: {body}");
+    let refused = [
+        ("/admin/api/events?sort=asc", "sort"),
+        ("/admin/api/events?limit=0", "limit"),
+        ("/admin/api/events?tag=oops", "tag"),
+        ("/admin/api/events?from=x", "from"),
+        ("/admin/api/events?limit=1&limit=2", "limit: given twice"),
+        ("/admin/api/events?type=a%20b", "type"),
+        ("/admin/api/events/follow?type=a%20b", "type"),
+        ("/admin/api/stats?verbose=1", "verbose: unknown parameter"),
+        ("/progress?x=1", "x: unknown parameter"),
+        ("/automations/acknowledge/dead-letters?limit=1", "limit: unknown parameter"),
+        ("/views/notes?limit=1&limit=2", "limit: given twice"),
+        ("/views/notes?limit=abc", "limit: "),
+        ("/views/notes/n1?after=soon", "after: "),
+    ];
+    for (path, named) in refused {
+        let (status, body) = client.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().starts_with(named), "{path}: {body}");
     }
+    let (status, body) = client.command_at("/commands/take-note?dry=1", json!({ "id": "q1", "text": "t" })).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("dry: unknown parameter; this route takes none")));
 
     let logged = |page: Value| page["events"].as_array().unwrap().len() as u64;
     let before = logged(client.get("/admin/api/events?limit=10000").await.1);

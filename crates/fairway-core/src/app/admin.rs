@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::error::ApiError;
+use super::params::NoParams;
 
 /// Events per page of `GET /admin/api/events` when `limit` is not given.
 pub const DEFAULT_EVENT_LIMIT: usize = 100;
@@ -58,11 +59,15 @@ impl LogQuery {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut query = LogQuery { limit: DEFAULT_EVENT_LIMIT, ..LogQuery::default() };
+        let mut given: Vec<String> = Vec::new();
         for (name, value) in pairs {
             let bad = |why: String| ApiError::bad_request(format!("{name}: {why}"));
             match name.as_str() {
                 _ if !allowed.contains(&name.as_str()) => {
                     return Err(bad(format!("unknown parameter; expected one of {}", allowed.join(", "))));
+                }
+                "from" | "backwards" | "limit" | "encoding" if given.contains(&name) => {
+                    return Err(bad("given twice; give it once".into()));
                 }
                 "type" => query.types.push(value),
                 "tag" => query.tags.push(Tag::parse(value).map_err(|e| bad(e.to_string()))?),
@@ -86,7 +91,9 @@ impl LogQuery {
                 }
                 _ => unreachable!("every allowed parameter is handled"),
             }
+            given.push(name);
         }
+        query.store_query().validate().map_err(|e| ApiError::bad_request(format!("type: {e}")))?;
         Ok(query)
     }
 
@@ -196,7 +203,7 @@ pub(super) async fn follow(
 
 /// `GET /admin/api/stats`: namespace, head, event count, where the store lives and its
 /// bytes on disk.
-pub(super) async fn stats(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn stats(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Json<Value>, ApiError> {
     let head = shared.events.head().await?;
     let events = shared.events.count().await?;
     let data_dir = shared.facts.data_dir.clone();

@@ -31,6 +31,7 @@ pub mod error;
 pub mod idempotency;
 pub mod metrics;
 mod page;
+mod params;
 mod process;
 mod routes;
 pub mod security;

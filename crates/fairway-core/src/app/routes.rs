@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use tracing::{error, warn};
 use super::Shared;
 use super::error::ApiError;
 use super::idempotency::{Claim, ClaimError, Outcome, StoredResponse};
+use super::params::{NoParams, Params};
 use crate::command::{AppendStep, CommandRunner};
 use crate::registry::{DynAutomation, DynView};
 
@@ -64,6 +65,7 @@ fn failure(error: ApiError) -> Response {
 async fn run_command(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    _: NoParams,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -168,7 +170,7 @@ struct ListQuery {
 async fn view_after(shared: &Shared, name: &str, after: Option<String>) -> Result<Arc<dyn DynView>, ApiError> {
     let view = shared.views.get(name).ok_or_else(|| ApiError::NotFound(format!("unknown view {name:?}")))?;
     if let Some(after) = after {
-        let position: Position = after.parse().map_err(|e| ApiError::BadRequest(Box::new(e)))?;
+        let position: Position = after.parse().map_err(|e| ApiError::bad_request(format!("after: {e}")))?;
         view.wait_for(position, super::READ_YOUR_WRITES_TIMEOUT).await?;
     }
     Ok(view.clone())
@@ -177,7 +179,7 @@ async fn view_after(shared: &Shared, name: &str, after: Option<String>) -> Resul
 async fn list_view(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    Query(query): Query<ListQuery>,
+    Params(query): Params<ListQuery>,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
     if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
@@ -190,7 +192,7 @@ async fn list_view(
 async fn get_view(
     State(shared): State<Arc<Shared>>,
     Path((name, key)): Path<(String, String)>,
-    Query(after): Query<After>,
+    Params(after): Params<After>,
 ) -> Result<Response, ApiError> {
     match view_after(&shared, &name, after.after).await?.get(key.clone()).await? {
         Some(doc) => Ok(Json(doc).into_response()),
@@ -200,18 +202,18 @@ async fn get_view(
 
 /// `/health`: 200 with every background task; 503 naming what is wrong (the store
 /// refusing writes, each failing task and why).
-async fn health(State(shared): State<Arc<Shared>>) -> Response {
+async fn health(State(shared): State<Arc<Shared>>, _: NoParams) -> Response {
     let report = shared.health.report();
     let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(report)).into_response()
 }
 
-async fn list_slices(State(shared): State<Arc<Shared>>) -> Response {
+async fn list_slices(State(shared): State<Arc<Shared>>, _: NoParams) -> Response {
     Json(shared.slices.describe()).into_response()
 }
 
 /// Every view's projector: checkpoint, events applied, events still to apply.
-async fn progress(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+async fn progress(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Response, ApiError> {
     let mut views = Vec::new();
     for view in shared.views.values() {
         let (progress, remaining) = (view.progress().await?, view.remaining(REMAINING_CAP).await?);
@@ -233,7 +235,7 @@ fn automation<'a>(shared: &'a Shared, name: &str) -> Result<&'a Arc<dyn DynAutom
     shared.automations.get(name).ok_or_else(|| ApiError::NotFound(format!("unknown automation {name:?}")))
 }
 
-async fn list_automations(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+async fn list_automations(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Response, ApiError> {
     let mut automations = Vec::new();
     for automation in shared.automations.values() {
         let (pending, dead) = (automation.pending().await?, automation.dead_letters().await?.len());
@@ -248,13 +250,18 @@ async fn list_automations(State(shared): State<Arc<Shared>>) -> Result<Response,
     Ok(Json(json!({ "automations": automations })).into_response())
 }
 
-async fn dead_letters(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn dead_letters(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    _: NoParams,
+) -> Result<Response, ApiError> {
     Ok(Json(automation(&shared, &name)?.dead_letters().await?).into_response())
 }
 
 async fn replay_dead_letter(
     State(shared): State<Arc<Shared>>,
     Path((name, position)): Path<(String, String)>,
+    _: NoParams,
 ) -> Result<Response, ApiError> {
     let automation = automation(&shared, &name)?;
     let position: Position = position.parse().map_err(|e| ApiError::BadRequest(Box::new(e)))?;
@@ -264,6 +271,10 @@ async fn replay_dead_letter(
     Ok(Json(json!({ "replayed": position.to_string() })).into_response())
 }
 
-async fn purge_dead_letters(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn purge_dead_letters(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    _: NoParams,
+) -> Result<Response, ApiError> {
     Ok(Json(json!({ "purged": automation(&shared, &name)?.purge().await? })).into_response())
 }
