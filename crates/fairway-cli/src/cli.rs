@@ -17,8 +17,10 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
     about = "Look into a Fairway app: its event log, views, dead letters, progress and stats; export and import the log",
     long_about = "Look into a Fairway app: its event log, views, dead letters, progress and stats; export and \
                   import the log.\n\nBy default every command asks the running app over HTTP (--url). With \
-                  --data-dir, `events`, `stats` and `export` read a STOPPED app's embedded store directly, and \
-                  `import` writes into one (the store admits one process at a time)."
+                  --data-dir, every command reads a STOPPED app's embedded store directly (views as stored, \
+                  checkpoints, queues and dead letters included), and `import` writes into one (the store \
+                  admits one process at a time). Following the log and watching progress need the running \
+                  app."
 )]
 pub struct Cli {
     /// Where the running app serves.

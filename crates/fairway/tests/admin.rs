@@ -392,6 +392,8 @@ async fn metrics_count_commands_requests_lag_queues_and_commits() {
     assert!(retried >= 1.0 && conflicts >= retried, "{metrics}");
     assert!(sample(&metrics, "fairway_automation_leased_jobs", &["automation=\"acknowledge\""]).is_some());
     assert!(sample(&metrics, "fairway_store_events", &[]).unwrap() >= 3.0, "{metrics}");
+    assert!(metrics.contains("# HELP fairway_commands_total commands run: accepted"), "{metrics}");
+    assert!(metrics.contains("# HELP fairway_store_journal_sync_seconds time to write and sync"), "{metrics}");
     let accepted = ["command=\"take-note\"", "outcome=\"accepted\""];
     assert!(sample(&metrics, "fairway_commands_total", &accepted).unwrap() >= 2.0, "{metrics}");
     let rejected = ["command=\"take-note\"", "outcome=\"rejected\""];

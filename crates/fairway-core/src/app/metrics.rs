@@ -52,9 +52,30 @@ fn recorder() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Installs the recorder (before the first command runs).
+/// Installs the recorder (before the first command runs) and gives every metric its help
+/// text, from the table of `metrics.md` (the one the documentation shows).
 pub(super) fn install() {
-    let _ = recorder();
+    static DESCRIBED: OnceLock<()> = OnceLock::new();
+    if recorder().is_some() {
+        DESCRIBED.get_or_init(|| {
+            for (name, help) in described(include_str!("metrics.md")) {
+                metrics::describe_counter!(name, help);
+            }
+        });
+    }
+}
+
+/// The `(metric, what)` rows of a markdown table whose first column is a metric's name in
+/// backquotes and whose third says what it is.
+fn described(table: &str) -> Vec<(String, String)> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((name.to_owned(), cells.get(3)?.replace('`', "")))
+        })
+        .collect()
 }
 
 /// `GET /metrics`.
@@ -110,6 +131,15 @@ fn slice_named<'a>(route: &str, path: &'a str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::slice_named;
+
+    #[test]
+    fn every_documented_metric_gets_its_help_text() {
+        let rows = super::described(include_str!("metrics.md"));
+        assert!(rows.len() >= 17, "{rows:?}");
+        let commands = rows.iter().find(|(name, _)| name == "fairway_commands_total").unwrap();
+        assert!(commands.1.starts_with("commands run: accepted"), "{commands:?}");
+        assert!(rows.iter().all(|(name, help)| name.starts_with("fairway_") && !help.is_empty()));
+    }
 
     #[test]
     fn the_slice_is_the_segment_in_the_place_of_name() {
