@@ -190,7 +190,11 @@ pub(super) async fn follow(
         None => shared.events.head().await?,
     };
     let encoding = query.encoding;
-    let stream = shared.events.subscribe(query.store_query(), after).map(move |event| {
+    let mut closing = shared.closing.subscribe();
+    let closed = async move {
+        let _ = closing.wait_for(|closing| *closing).await;
+    };
+    let stream = shared.events.subscribe(query.store_query(), after).take_until(closed).map(move |event| {
         Ok(match event {
             Ok(event) => {
                 SseEvent::default().id(event.position.to_string()).json_data(encoding.show(&event)).unwrap_or_default()

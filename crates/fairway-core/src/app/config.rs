@@ -29,6 +29,12 @@ pub struct AppConfig {
     /// How long shutdown waits for jobs in progress, in seconds.
     #[arg(long, env = "FAIRWAY_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Most HTTP connections open at once; more wait to be accepted.
+    #[arg(long, env = "FAIRWAY_MAX_CONNECTIONS", default_value_t = 1_000)]
+    pub max_connections: usize,
+    /// Longest time a client may take to send a request's headers, in seconds.
+    #[arg(long, env = "FAIRWAY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
     /// Token every admin route (`/admin/...`, dead letters) requires as
     /// `Authorization: Bearer <token>`; without one, admin routes are open and the app serves
     /// only on a loopback address.
@@ -63,6 +69,14 @@ impl AppConfig {
         let mut config = AppConfig::parse_from(["fairway-app"]);
         config.data_dir = data_dir.into();
         config
+    }
+
+    /// The limits on HTTP connections.
+    pub fn serve_limits(&self) -> crate::app::server::ServeLimits {
+        crate::app::server::ServeLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+        }
     }
 
     /// The idempotency TTL.

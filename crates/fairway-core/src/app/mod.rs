@@ -35,6 +35,7 @@ mod params;
 mod process;
 mod routes;
 pub mod security;
+pub mod server;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -108,6 +109,8 @@ struct Shared {
     admin: security::AdminAccess,
     /// The embedded store's committer counters, for `/metrics`.
     store_counters: Option<metrics::StoreCounters>,
+    /// Turns true when the app starts shutting down: streams to clients end.
+    closing: watch::Sender<bool>,
 }
 
 /// Rewrites the app's router (applies a user's layer).
@@ -119,6 +122,7 @@ pub struct App {
     layers: Vec<RouterLayer>,
     dependencies: Dependencies,
     shutdown_grace: Duration,
+    limits: server::ServeLimits,
     supervision: SupervisionPolicy,
     close: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -190,12 +194,14 @@ impl App {
             facts,
             admin,
             store_counters: None,
+            closing: watch::channel(false).0,
         };
         Ok(App {
             shared: Arc::new(shared),
             layers: Vec::new(),
             dependencies,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            limits: config.serve_limits(),
             supervision: SupervisionPolicy::default(),
             close: None,
         })
@@ -258,7 +264,12 @@ impl App {
             if graceful { workers.push(handle) } else { background.push(handle) }
         }
         info!(address = %listener.local_addr()?, instance, "serving");
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await?;
+        let closing = self.shared.closing.clone();
+        let shutdown = async move {
+            shutdown.await;
+            closing.send_replace(true);
+        };
+        server::serve(listener, self.router(), shutdown, self.limits, self.shutdown_grace).await;
         let _ = stop.send(true);
         let finishing = futures::future::join_all(workers);
         if tokio::time::timeout(self.shutdown_grace, finishing).await.is_err() {
