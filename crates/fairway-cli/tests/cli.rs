@@ -529,6 +529,13 @@ async fn a_bad_import_file_appends_nothing() {
     let events = on_dir(&dir, &["events", "--json"]).await.json_lines();
     assert_eq!((events.len(), &events[0]["payload_hex"], &events[0]["id"]), (1, &json!("c102"), &json!("x")));
 
+    let empty = work.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let fresh = work.path().join("never");
+    let run = on_dir(&fresh, &["import", empty.to_str().unwrap()]).await;
+    assert!(run.ok().is_empty() && run.stderr.contains("holds no events: nothing to import"), "{}", run.stderr);
+    assert!(!fresh.exists(), "no store for an empty file");
+
     let without_dir = fairway(&["import", file.to_str().unwrap()]).await;
     assert!(without_dir.failed().contains("pass --data-dir"), "{}", without_dir.stderr);
 }
@@ -557,11 +564,15 @@ async fn a_running_apps_data_dir_is_refused() {
     let app = TestApp::start().await;
     let position = note(&app, "n1", "a1").await;
     let dir = app.data_dir();
+    let work = tempfile::tempdir().unwrap();
+    let one_event = work.path().join("one.jsonl");
+    let line = r#"{"position":"000000000000000100000000","recorded_at_ms":1,"type":"A","tags":[],"payload_b64":""}"#;
+    std::fs::write(&one_event, line).unwrap();
     let all: [&[&str]; 7] = [
         &["events"],
         &["stats"],
         &["export", "/dev/null"],
-        &["import", "/dev/null"],
+        &["import", one_event.to_str().unwrap()],
         &["views", "notes"],
         &["dead-letters", "mailer"],
         &["progress"],

@@ -193,6 +193,7 @@ async fn the_log_reads_by_query_in_pages_and_follows_live() {
         ("/admin/api/events/follow?type=a%20b", "type"),
         ("/admin/api/stats?verbose=1", "verbose: unknown parameter"),
         ("/progress?x=1", "x: unknown parameter"),
+        ("/metrics?format=json", "format: unknown parameter"),
         ("/automations/acknowledge/dead-letters?limit=1", "limit: unknown parameter"),
         ("/views/notes?limit=1&limit=2", "limit: given twice"),
         ("/views/notes?limit=abc", "limit: "),
@@ -328,6 +329,8 @@ async fn open_admin_routes_refuse_rebound_names_and_cross_origin_pages() {
     let purge = page.send(page.http.delete(app.url("/automations/acknowledge/dead-letters"))).await;
     assert_eq!(purge.0, 403, "{purge:?}");
     assert!(purge.1["error"].as_str().unwrap().contains("cross-origin"), "{purge:?}");
+    let absolute = rebound_by_uri(&app).await;
+    assert!(absolute.starts_with("HTTP/1.1 403"), "a request in absolute form is judged by its URI's host: {absolute}");
     let authority = app.url("").trim_end_matches('/').to_owned();
     let same = Client::new(&app, &[("origin", authority.as_str())]);
     assert_eq!(same.get("/admin/api/stats").await.0, 200, "the admin page's own requests");
@@ -414,4 +417,18 @@ async fn metrics_count_commands_requests_lag_queues_and_commits() {
     assert!(groups >= 2.0 && grouped >= groups, "every group holds a transaction or more: {metrics}");
     assert!(sample(&metrics, "fairway_store_group_commit_transactions_bucket", &["le=\"1024\""]).is_some());
     app.stop().await;
+}
+
+/// Sends `GET http://attacker.example/admin/api/stats` (absolute form) with a loopback Host
+/// header; returns the raw answer.
+async fn rebound_by_uri(app: &TestApp) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request =
+        "GET http://attacker.example/admin/api/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
 }

@@ -22,12 +22,15 @@ async fn a_client_slow_to_send_its_headers_is_cut_off() {
 
     let mut slow = connect(&app).await;
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+    let mut silent = connect(&app).await;
     let started = Instant::now();
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut rest)).await;
-    assert!(closed.is_ok(), "the server closes a connection whose headers never end");
-    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "no answer to half a request");
-    println!("cut off after {:?}", started.elapsed());
+    for (what, connection) in [("whose headers never end", &mut slow), ("that never sends a byte", &mut silent)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(20), connection.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the server closes a connection {what}");
+        assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "no answer to half a request");
+    }
+    println!("both cut off after {:?}", started.elapsed());
 
     // A request sent in time is answered as usual.
     let answer = reqwest::get(app.url("/health")).await.unwrap();
@@ -66,9 +69,7 @@ async fn a_client_following_the_log_does_not_hold_up_shutdown() {
 
     let stopped = tokio::time::timeout(Duration::from_secs(20), app.stop()).await;
     assert!(stopped.is_ok(), "the app stops although a client still follows the log");
-    let ended = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(_)) = follow.chunk().await {}
-    })
-    .await;
+    let ended =
+        tokio::time::timeout(Duration::from_secs(20), async { while let Ok(Some(_)) = follow.chunk().await {} }).await;
     assert!(ended.is_ok(), "the follower's stream ends");
 }

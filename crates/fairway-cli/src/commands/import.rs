@@ -92,6 +92,10 @@ impl<'a> Events<'a> {
 pub async fn run(dir: &Path, namespace: &str, args: &ImportArgs) -> Result<()> {
     let input = Input::open(&args.file)?;
     let total = check(&input, &args.file)?;
+    if total == 0 {
+        eprintln!("{} holds no events: nothing to import, no store created or changed", args.file.display());
+        return Ok(());
+    }
     let local = Local::open(dir, namespace)?;
     let result = append_all(&local, &input, args, total).await;
     local.close();

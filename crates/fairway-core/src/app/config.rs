@@ -29,11 +29,14 @@ pub struct AppConfig {
     /// How long shutdown waits for jobs in progress, in seconds.
     #[arg(long, env = "FAIRWAY_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
-    /// Most HTTP connections open at once; more wait to be accepted.
-    #[arg(long, env = "FAIRWAY_MAX_CONNECTIONS", default_value_t = 1_000)]
+    /// Most HTTP connections open at once (at least 1); more wait to be accepted.
+    #[arg(long, env = "FAIRWAY_MAX_CONNECTIONS", default_value_t = 1_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
-    /// Longest time a client may take to send a request's headers, in seconds.
-    #[arg(long, env = "FAIRWAY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    /// Longest time a client may take, from connecting, to send a request's headers, in
+    /// seconds (at least 1).
+    #[arg(long, env = "FAIRWAY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_secs: u64,
     /// Token every admin route (`/admin/...`, dead letters) requires as
     /// `Authorization: Bearer <token>`; without one, admin routes are open and the app serves

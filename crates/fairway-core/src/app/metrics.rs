@@ -17,6 +17,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use super::Shared;
 use super::error::ApiError;
+use super::params::NoParams;
 
 /// Bounds of the duration histograms, in seconds.
 const DURATION_BUCKETS: [f64; 14] =
@@ -79,7 +80,7 @@ fn described(table: &str) -> Vec<(String, String)> {
 }
 
 /// `GET /metrics`.
-pub(super) async fn render(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+pub(super) async fn render(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Response, ApiError> {
     for view in shared.views.values() {
         let (progress, lag) = (view.progress().await?, view.remaining(LAG_CAP).await?);
         gauge!("fairway_view_lag_events", "view" => view.name()).set(lag as f64);

@@ -4,7 +4,8 @@
 //!
 //! Open admin routes (no token) also refuse what a web page in a browser could send them:
 //! a request whose `Host` is not a loopback name (a DNS-rebinding page reaching
-//! `127.0.0.1` under its own name) unless `--insecure-admin` opened them to the network, and
+//! `127.0.0.1` under its own name) unless `--insecure-admin` opened them on a non-loopback
+//! address (the app then answers the network's names for itself), and
 //! a cross-origin request (an `Origin` other than the `Host`, or `Sec-Fetch-Site:
 //! cross-site`). Tools such as curl and the `fairway` CLI send neither. With a token, a page
 //! cannot add the `Authorization` header to a cross-origin request without the app's
@@ -12,6 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -26,6 +28,9 @@ use super::error::ApiError;
 pub struct AdminAccess {
     token: Option<Arc<str>>,
     insecure: bool,
+    /// Set when the app serves open admin routes on a non-loopback address
+    /// (`--insecure-admin`): any `Host` is then the app's own.
+    network_facing: Arc<AtomicBool>,
 }
 
 /// The app would serve admin routes to the network without a token.
@@ -42,12 +47,14 @@ pub struct InsecureAdmin {
 impl AdminAccess {
     /// Access with `token` (none or empty: open), and whether a tokenless admin may face
     /// the network. A token of only whitespace is refused: no request could carry it.
+    /// Spaces around the token are not part of it.
     pub fn new(token: Option<String>, insecure: bool) -> Result<Self, BlankToken> {
         let token = token.filter(|t| !t.is_empty());
         if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(BlankToken);
         }
-        Ok(AdminAccess { token: token.map(Arc::from), insecure })
+        let token = token.map(|t| Arc::from(t.trim()));
+        Ok(AdminAccess { token, insecure, network_facing: Arc::default() })
     }
 
     /// Whether admin routes are open to the network (no token, `--insecure-admin`, a
@@ -63,8 +70,11 @@ impl AdminAccess {
 
     /// Refuses to serve on a non-loopback `address` with open admin routes, unless told to.
     pub fn check_address(&self, address: SocketAddr) -> Result<(), InsecureAdmin> {
-        if self.token.is_none() && !self.insecure && !is_loopback(address.ip()) {
-            return Err(InsecureAdmin { address });
+        if self.token.is_none() && !is_loopback(address.ip()) {
+            if !self.insecure {
+                return Err(InsecureAdmin { address });
+            }
+            self.network_facing.store(true, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -92,7 +102,10 @@ impl AdminAccess {
     fn admits_open(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let host = text(header::HOST);
-        if !self.insecure && host.is_some_and(|host| !is_loopback_host(host)) {
+        if headers.get_all(header::HOST).iter().count() > 1 {
+            return Err(ApiError::Forbidden("admin routes refuse a request with two Host headers".into()));
+        }
+        if !self.network_facing.load(Ordering::Relaxed) && host.is_some_and(|host| !is_loopback_host(host)) {
             return Err(ApiError::Forbidden(format!(
                 "admin routes without a token answer loopback names only, not Host {:?}: use 127.0.0.1 or \
                  localhost, or set --admin-token",
@@ -129,8 +142,12 @@ fn is_loopback(ip: IpAddr) -> bool {
 /// Whether a `Host` header names this machine: `localhost` (or a name under it), or a
 /// loopback address, with or without a port.
 fn is_loopback_host(host: &str) -> bool {
+    let port_ok = |rest: &str| rest.is_empty() || rest.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok());
     let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split_once(']').map_or(bracketed, |(ip, _)| ip),
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((ip, rest)) if port_ok(rest) => ip,
+            _ => return false,
+        },
         None => {
             host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
         }
@@ -141,7 +158,13 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// Middleware of admin routes.
 pub(super) async fn require_admin(State(access): State<AdminAccess>, request: Request, next: Next) -> Response {
-    match access.admits(request.headers()) {
+    // A request in absolute form (`GET http://name/...`) names its host in the URI: it
+    // counts as its Host.
+    let mut headers = std::borrow::Cow::Borrowed(request.headers());
+    if let Some(authority) = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+        headers.to_mut().insert(header::HOST, authority);
+    }
+    match access.admits(&headers) {
         Ok(()) => next.run(request).await,
         Err(refused) => {
             let mut response = refused.into_response();
@@ -180,6 +203,8 @@ mod tests {
         let page = headers(&[("authorization", "Bearer s3cret"), ("host", "evil.example"), ("origin", "https://x")]);
         assert!(guarded.admits(&page).is_ok(), "with a token, the token is the guard");
         assert!(AdminAccess::new(Some("  ".into()), false).is_err(), "a blank token is refused");
+        let spaced = AdminAccess::new(Some(" s3cret ".into()), false).unwrap();
+        assert!(spaced.admits(&headers(&[("authorization", "Bearer s3cret")])).is_ok(), "spaces are not the token");
     }
 
     #[test]
@@ -190,7 +215,15 @@ mod tests {
             assert_eq!(status(&[("host", host)]), Ok(()), "{host}");
         }
         assert_eq!(status(&[]), Ok(()), "no Host at all (HTTP/1.0)");
-        for host in ["attacker.example:8080", "evil.example", "10.0.0.1:8080", "localhost.evil.example"] {
+        let bad = [
+            "attacker.example:8080",
+            "evil.example",
+            "10.0.0.1:8080",
+            "localhost.evil.example",
+            "[::1]evil.com",
+            "[::1]:80x",
+        ];
+        for host in bad {
             assert_eq!(status(&[("host", host)]), Err(403), "DNS rebinding under {host}");
         }
         let same = [("host", "localhost:8080"), ("origin", "http://localhost:8080")];
@@ -198,9 +231,14 @@ mod tests {
         assert_eq!(status(&[("host", "localhost:8080"), ("origin", "https://evil.example")]), Err(403));
         assert_eq!(status(&[("host", "localhost:8080"), ("origin", "null")]), Err(403));
         assert_eq!(status(&[("host", "localhost:8080"), ("sec-fetch-site", "cross-site")]), Err(403));
+        let mut two_hosts = headers(&[("host", "localhost")]);
+        two_hosts.append(header::HOST, HeaderValue::from_static("attacker.example"));
+        assert_eq!(open.admits(&two_hosts).map_err(|e| e.status().as_u16()), Err(403));
         let exposed = AdminAccess::new(None, true).unwrap();
         let any_host = headers(&[("host", "app.example.org:8080")]);
-        assert!(exposed.admits(&any_host).is_ok(), "--insecure-admin serves the network's names");
+        assert!(exposed.admits(&any_host).is_err(), "--insecure-admin on loopback keeps the Host check");
+        exposed.check_address("0.0.0.0:8080".parse().unwrap()).unwrap();
+        assert!(exposed.admits(&any_host).is_ok(), "--insecure-admin on the network answers its names");
         let cross = headers(&[("host", "app.example.org:8080"), ("origin", "https://evil.example")]);
         assert!(exposed.admits(&cross).is_err(), "but still no cross-origin page");
     }

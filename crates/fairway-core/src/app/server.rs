@@ -1,7 +1,8 @@
 //! Serving HTTP with the limits a public server needs, which `axum::serve` leaves out:
 //!
-//! - a deadline for a request's headers ([`ServeLimits::header_read_timeout`]), so a client
-//!   sending them a byte at a time cannot hold a connection (and a file) forever;
+//! - a deadline for a request's headers ([`ServeLimits::header_read_timeout`]), from the
+//!   moment the connection is accepted, so a client sending nothing, or its headers a byte
+//!   at a time, cannot hold a connection (and a file) forever;
 //! - a cap on open connections ([`ServeLimits::max_connections`]): past it, new ones wait in
 //!   the kernel's accept queue instead of exhausting the process's files;
 //! - a bounded graceful shutdown: on the signal the server stops accepting, lets requests
@@ -50,9 +51,11 @@ pub(super) async fn serve(
     limits: ServeLimits,
     grace: Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1 only: detecting HTTP/2 (cleartext, prior knowledge) first waits for the
+    // connection's first bytes with no deadline, so a silent connection would hold its
+    // place forever. HTTP/2 belongs behind a TLS-terminating proxy, which speaks HTTP/1 here.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut connections = JoinSet::new();
@@ -74,7 +77,7 @@ pub(super) async fn serve(
             () = &mut shutdown => break,
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             if let Err(err) = connection.await {
