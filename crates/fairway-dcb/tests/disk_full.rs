@@ -284,8 +284,10 @@ async fn fill_refuse_read_recover(volume: Tmpfs, options: impl Fn() -> EmbeddedO
     // Space is freed: writes resume by themselves, without a restart.
     std::fs::remove_file(&filler).unwrap();
     let freed = Instant::now();
+    // ext4 hands freed blocks back when its journal next commits (every 5 s by default, later
+    // on a busy machine), so allow well beyond that.
     while engine.health().is_err() {
-        assert!(freed.elapsed() < Duration::from_secs(5), "health still failing: {:?}", engine.health());
+        assert!(freed.elapsed() < Duration::from_secs(30), "health still failing: {:?}", engine.health());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!("writes accepted again {:.0?} after the filler was deleted", freed.elapsed());
