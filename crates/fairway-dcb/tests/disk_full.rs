@@ -28,6 +28,12 @@ const EVENTS_PER_APPEND: usize = 16;
 const PAYLOAD_BYTES: usize = 4096;
 /// Free space left beside the store before appending: filled within seconds.
 const HEADROOM: u64 = 8 * 1024 * 1024;
+/// Size of the volumes the fill-then-recover tests use. The filler leaves the same
+/// [`HEADROOM`] whatever the size, so filling up takes as long; what the size buys is room
+/// to refill the space reserve once the filler is deleted, whatever the database grew by
+/// while the disk was filling (with about 20 MiB free at the start, one run in many fell
+/// a few hundred KiB short on ext4).
+const RECOVERY_VOLUME_MIB: u64 = 160;
 const CHILD_DIR: &str = "FAIRWAY_DISK_FULL_CHILD_DIR";
 
 /// A small filesystem mounted on a fresh directory, unmounted when dropped (also on panic).
@@ -224,7 +230,7 @@ async fn append_until_full(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed() {
     let test = "a_full_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed";
-    let Some(volume) = Tmpfs::mount(100, test) else { return };
+    let Some(volume) = Tmpfs::mount(RECOVERY_VOLUME_MIB, test) else { return };
     fill_refuse_read_recover(volume, EmbeddedOptions::default).await;
 }
 
@@ -233,7 +239,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_ext4_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed() {
     let test = "a_full_ext4_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed";
-    let Some(volume) = Tmpfs::mount_ext4(120, test) else { return };
+    let Some(volume) = Tmpfs::mount_ext4(RECOVERY_VOLUME_MIB + 40, test) else { return };
     fill_refuse_read_recover(volume, EmbeddedOptions::default).await;
 }
 
@@ -242,14 +248,14 @@ async fn a_full_ext4_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_with_a_small_page_cache_refuses_writes_and_recovers() {
     let test = "a_full_disk_with_a_small_page_cache_refuses_writes_and_recovers";
-    let Some(volume) = Tmpfs::mount(100, test) else { return };
+    let Some(volume) = Tmpfs::mount(RECOVERY_VOLUME_MIB, test) else { return };
     fill_refuse_read_recover(volume, || EmbeddedOptions { cache_bytes: 1024 * 1024, ..EmbeddedOptions::default() })
         .await;
 }
 
 async fn fill_refuse_read_recover(volume: Tmpfs, options: impl Fn() -> EmbeddedOptions) {
     let dir = volume.path().join("store");
-    let (engine, store) = open_with(&dir, options()).expect("the store opens on 100 MiB");
+    let (engine, store) = open_with(&dir, options()).expect("the store opens on its volume");
     let filler = filler(volume.path(), HEADROOM);
     let started = Instant::now();
 
