@@ -3,11 +3,38 @@
 
 mod args;
 mod event_set;
+mod slices;
+mod tag;
 
 use args::Flags;
 use proc_macro::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, LitStr, parse_macro_input};
+
+/// Declares every slice of a folder as a public module: `fairway::slices!();` in
+/// `src/slices/mod.rs` includes each `src/slices/<name>.rs` and each `src/slices/<name>/`
+/// folder holding a `mod.rs` (`fairway::slices!("src/other")` lists another folder,
+/// relative to the package). Adding a slice is adding a file; nothing lists slices by hand.
+///
+/// Nothing is ever skipped silently, so each of these is a compile error naming the file:
+/// a file or folder whose name is not a snake_case module name, a folder without `mod.rs`,
+/// and a package whose build script does not make Cargo watch the folder (without it, a
+/// file added after a build would not be compiled until another file changed). The build
+/// script `fairway new` writes (`build.rs`, beside `Cargo.toml`):
+///
+/// ```ignore
+/// fn main() {
+///     println!("cargo:rerun-if-changed=src/slices");
+///     println!("cargo:rustc-env=FAIRWAY_SLICES_WATCHED=src/slices");
+/// }
+/// ```
+#[proc_macro]
+pub fn slices(input: TokenStream) -> TokenStream {
+    match slices::expand(input.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
 
 /// Derives `fairway::Event` for a struct with named fields.
 ///
@@ -15,6 +42,27 @@ use syn::{Data, DeriveInput, LitStr, parse_macro_input};
 ///   struct's name). Two event types with one name are refused when the app starts.
 /// - `#[tag("course")]` on a field tags the event with `course:<field value>` (the field
 ///   must implement `Display`; `Option` fields add the tag only when `Some`).
+/// - `#[tag(COURSE)]` does the same with the key a `&str` constant holds (any path:
+///   `#[tag(crate::events::COURSE)]`). Name a key that way when commands and views use it
+///   too, so it is written once: `pub const COURSE: &str = "course";` beside the events,
+///   `id.tag(COURSE)` in queries, `tx.tag(COURSE)` in views. A path that names no `&str`
+///   constant is a compile error at the attribute.
+///
+/// ```ignore
+/// /// Tag key of a course's events: `course:<course_id>`.
+/// pub const COURSE: &str = "course";
+///
+/// #[derive(Serialize, Deserialize, Event)]
+/// pub struct CourseDefined {
+///     #[tag(COURSE)]
+///     pub course_id: Id,
+///     pub capacity: u32,
+/// }
+///
+/// // A command's boundary and a view's document key, with the same constant:
+/// let boundary = CourseDefined::tagged([course_id.tag(COURSE)]);
+/// let document = tx.tag(COURSE);
+/// ```
 ///
 /// The payload is the struct encoded with MessagePack maps (`rmp_serde::to_vec_named`), so
 /// fields may be added (with `#[serde(default)]`), removed or renamed (`#[serde(alias)]`)
@@ -43,7 +91,7 @@ fn expand_event(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             return Err(syn::Error::new_spanned(attr, "#[event] goes on the event struct, not on a field"));
         }
         for attr in field.attrs.iter().filter(|a| a.path().is_ident("tag")) {
-            let key = tag_key(attr)?;
+            let key = tag::key(attr)?;
             let Some(field_ident) = field.ident.as_ref() else {
                 return Err(syn::Error::new_spanned(
                     attr,
@@ -111,17 +159,6 @@ fn event_name(input: &DeriveInput) -> syn::Result<String> {
         })?;
     }
     Ok(name.map_or_else(|| input.ident.to_string(), |name| name.value()))
-}
-
-/// The key of a `#[tag("key")]` field attribute.
-fn tag_key(attr: &syn::Attribute) -> syn::Result<LitStr> {
-    attr.parse_args::<LitStr>().map_err(|err| {
-        let span = match &attr.meta {
-            syn::Meta::List(list) if !list.tokens.is_empty() => err.span(),
-            _ => attr.path().get_ident().map_or_else(proc_macro2::Span::call_site, |ident| ident.span()),
-        };
-        syn::Error::new(span, "#[tag] takes one string literal, the tag key: `#[tag(\"course\")]`")
-    })
 }
 
 /// Derives `fairway::EventSet` for an enum whose variants each wrap one event type: the

@@ -36,7 +36,7 @@
 #![deny(missing_docs)]
 
 pub use fairway_core::*;
-pub use fairway_macros::{Event, EventSet, automation, command, view};
+pub use fairway_macros::{Event, EventSet, automation, command, slices, view};
 
 /// The HTTP framework the app serves with: write layers for [`App::layer`] with it.
 pub use axum;

@@ -1,5 +1,5 @@
 //! `#[derive(Event)]` accepts `#[event(name = "...")]` on the struct, once, and
-//! `#[tag("key")]` on named fields.
+//! `#[tag("key")]` or `#[tag(KEY_CONSTANT)]` on named fields.
 
 use fairway::Event;
 use serde::{Deserialize, Serialize};
@@ -30,8 +30,8 @@ struct EventWithoutArguments {
 }
 
 #[derive(Serialize, Deserialize, Event)]
-struct TagWithoutQuotes {
-    #[tag(course)]
+struct TagWithANumber {
+    #[tag(1)]
     id: String,
 }
 
