@@ -2,6 +2,7 @@
 //! reqwest. Commands, views with read-your-writes, uniqueness under concurrent requests,
 //! and a restart that keeps everything.
 
+use fairway::Id;
 use fairway::testkit::TestApp;
 use serde_json::{Value, json};
 
@@ -65,23 +66,23 @@ async fn errors_are_json_and_name_the_field_and_the_limit() {
     };
 
     // Ids up to the limit work with every tag key; one byte more is a 400 naming the field.
-    let longest = "c".repeat(courses::events::MAX_ID_LEN);
+    let (limit, longest) = (Id::MAX_LEN, "c".repeat(Id::MAX_LEN));
     let (status, body) = app.command("define-course", json!({ "course_id": longest, "capacity": 1 })).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) =
-        app.command("subscribe-student", json!({ "course_id": longest, "student_id": "s".repeat(248) })).await;
+        app.command("subscribe-student", json!({ "course_id": longest, "student_id": "s".repeat(limit) })).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = app.command("define-course", json!({ "course_id": "c".repeat(250), "capacity": 1 })).await;
-    assert_eq!(
-        (status, body["error"].as_str().unwrap()),
-        (400, "invalid command body: course_id: is 250 bytes long; the limit is 248 bytes")
-    );
-    let email = format!("{}@example.org", "e".repeat(240));
+    let (status, body) =
+        app.command("register-student", json!({ "student_id": "s".repeat(limit), "email": "e".repeat(limit) })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        app.command("define-course", json!({ "course_id": "c".repeat(limit + 1), "capacity": 1 })).await;
+    let expected = format!("invalid command body: course_id: is {} bytes long; the limit is {limit} bytes", limit + 1);
+    assert_eq!((status, body["error"].as_str().unwrap()), (400, expected.as_str()));
+    let email = format!("{}@example.org", "e".repeat(limit + 1 - "@example.org".len()));
     let (status, body) = app.command("register-student", json!({ "student_id": "s1", "email": email })).await;
-    assert_eq!(
-        (status, body["error"].as_str().unwrap()),
-        (400, "invalid command body: email: is 252 bytes long; the limit is 248 bytes")
-    );
+    let expected = format!("invalid command body: email: is {} bytes long; the limit is {limit} bytes", limit + 1);
+    assert_eq!((status, body["error"].as_str().unwrap()), (400, expected.as_str()));
     let (status, body) = app.command("define-course", json!({ "course_id": "go", "capacity": "many" })).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().starts_with("invalid command body: capacity: invalid type"), "{body}");
@@ -162,7 +163,8 @@ async fn the_course_app_over_http() {
     let long = "x".repeat(1000);
     let (status, body) = app.command("define-course", json!({ "course_id": long, "capacity": 1 })).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"], "invalid command body: course_id: is 1000 bytes long; the limit is 248 bytes");
+    let expected = format!("invalid command body: course_id: is 1000 bytes long; the limit is {} bytes", Id::MAX_LEN);
+    assert_eq!(body["error"], expected);
     assert_eq!(app.get("/views/courses/nope").await.0, 404);
     assert_eq!(app.get("/views/courses/rust?after=xyz").await.0, 400);
 

@@ -43,7 +43,7 @@ fn fold(log: &[Recorded]) -> BTreeMap<String, Row> {
             CourseActivity::Subscribed(e) => {
                 let row = rows.entry(e.course_id.into()).or_default();
                 row.subscribed += 1;
-                row.waiting.retain(|s| *s != e.student_id);
+                row.waiting.retain(|s| *s != e.student_id.as_str());
             }
             CourseActivity::Unsubscribed(e) => rows.entry(e.course_id.into()).or_default().subscribed -= 1,
             CourseActivity::Joined(e) => rows.entry(e.course_id.into()).or_default().waiting.push(e.student_id.into()),

@@ -1,8 +1,8 @@
 //! Command: change a course's capacity (never below the students already in it).
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{CourseCapacityChanged, CourseLife, Id, course};
+use crate::events::{COURSE, CourseCapacityChanged, CourseLife};
 
 /// `POST /commands/change-capacity {"course_id": "c1", "capacity": 40}`
 #[derive(Debug, Deserialize)]
@@ -33,7 +33,7 @@ impl Command for ChangeCapacity {
     type Error = CapacityError;
 
     fn query(&self) -> Query {
-        CourseLife::tagged([course(&self.course_id)]).into()
+        CourseLife::tagged([self.course_id.tag(COURSE)]).into()
     }
 
     fn evolve(&self, course: &mut Course, event: CourseLife) {

@@ -3,17 +3,15 @@
 //! Version 2 added the waiting list: bumping `VERSION` rebuilt the view from the log while
 //! version 1 kept serving.
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{CourseActivity, CourseCapacityChanged, CourseDefined, Id};
+use crate::events::{COURSE, CourseActivity, CourseCapacityChanged, CourseDefined};
 
 /// One course. `GET /views/courses/<course_id>`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CourseRow {
     pub capacity: u32,
-    /// Students in it.
     pub subscribed: u32,
-    /// Seats left.
     pub seats_left: u32,
     /// Students waiting for a seat, first come first.
     #[serde(default)]
@@ -30,7 +28,7 @@ impl View for CourseList {
     type Events = CourseActivity;
 
     async fn apply(&self, event: CourseActivity, tx: &ViewTx) -> Result<(), ViewError> {
-        let Some(course) = tx.tag("course") else { return Ok(()) };
+        let Some(course) = tx.tag(COURSE) else { return Ok(()) };
         tx.update(course, |row: &mut CourseRow| {
             match event {
                 CourseActivity::Defined(CourseDefined { capacity, .. })

@@ -1,8 +1,8 @@
 //! Command: define a course once.
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{CourseDefined, Id, course};
+use crate::events::{COURSE, CourseDefined};
 
 /// `POST /commands/define-course {"course_id": "c1", "capacity": 30}`
 #[derive(Debug, Deserialize)]
@@ -25,7 +25,7 @@ impl Command for DefineCourse {
     type Error = DefineCourseError;
 
     fn query(&self) -> Query {
-        CourseDefined::tagged([course(&self.course_id)]).into()
+        CourseDefined::tagged([self.course_id.tag(COURSE)]).into()
     }
 
     fn evolve(&self, exists: &mut bool, _: CourseDefined) {

@@ -1,9 +1,9 @@
 //! Command: a student queues for a seat in a full course. The `promote-waiting-students`
 //! automation subscribes them, in order, when seats free up.
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{CourseActivity, Id, StudentJoinedWaitingList, course};
+use crate::events::{COURSE, CourseActivity, StudentJoinedWaitingList};
 
 /// `POST /commands/join-waiting-list {"course_id": "c1", "student_id": "s1"}`
 #[derive(Debug, Deserialize)]
@@ -40,7 +40,7 @@ impl Command for JoinWaitingList {
     type Error = JoinWaitingListError;
 
     fn query(&self) -> Query {
-        CourseActivity::tagged([course(&self.course_id)]).into()
+        CourseActivity::tagged([self.course_id.tag(COURSE)]).into()
     }
 
     fn evolve(&self, queue: &mut Queue, event: CourseActivity) {

@@ -1,3 +1,3 @@
 //! Every slice of the app: one file each, included automatically.
 
-automod::dir!(pub "src/slices");
+fairway::slices!();

@@ -8,7 +8,7 @@
 
 use fairway::prelude::*;
 
-use crate::events::{CourseCapacityChanged, StudentUnsubscribed, WaitingList, course};
+use crate::events::{COURSE, CourseCapacityChanged, StudentUnsubscribed, WaitingList};
 use crate::slices::subscribe_student::{SubscribeError, SubscribeStudent};
 
 #[derive(Default)]
@@ -30,7 +30,7 @@ impl Automation for PromoteWaitingStudents {
         | SeatsFreed::Left(StudentUnsubscribed { course_id, .. })) = event;
         // Who is waiting, in order: joined and not subscribed since.
         let mut waiting = Vec::new();
-        for event in ctx.read(WaitingList::tagged([course(&course_id)])).await? {
+        for event in ctx.read(WaitingList::tagged([course_id.tag(COURSE)])).await? {
             match event {
                 WaitingList::Joined(joined) => waiting.push(joined.student_id),
                 WaitingList::Subscribed(subscribed) => waiting.retain(|s| *s != subscribed.student_id),

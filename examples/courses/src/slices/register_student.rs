@@ -1,8 +1,8 @@
 //! Command: register a student under a globally unique email.
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{Id, StudentRegistered, student, tag};
+use crate::events::{EMAIL, STUDENT, StudentRegistered};
 
 /// `POST /commands/register-student {"student_id": "s1", "email": "ada@example.org"}`
 #[derive(Debug, Deserialize)]
@@ -34,8 +34,7 @@ impl Command for RegisterStudent {
 
     /// Two boundaries: the id and the email. Uniqueness needs no other lock.
     fn query(&self) -> Query {
-        StudentRegistered::tagged([student(&self.student_id)])
-            .or(StudentRegistered::tagged([tag("email", &self.email)]))
+        StudentRegistered::tagged([self.student_id.tag(STUDENT)]).or(StudentRegistered::tagged([self.email.tag(EMAIL)]))
     }
 
     fn evolve(&self, taken: &mut Taken, registered: StudentRegistered) {

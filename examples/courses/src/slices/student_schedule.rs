@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{Enrolment, Id};
+use crate::events::{Enrolment, STUDENT};
 
 /// A student's schedule. `GET /views/schedules/<student_id>`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ impl View for StudentSchedule {
     type Events = Enrolment;
 
     async fn apply(&self, event: Enrolment, tx: &ViewTx) -> Result<(), ViewError> {
-        let Some(student) = tx.tag("student") else { return Ok(()) };
+        let Some(student) = tx.tag(STUDENT) else { return Ok(()) };
         tx.update(student, |schedule: &mut Schedule| match event {
             Enrolment::Subscribed(e) => _ = schedule.courses.insert(e.course_id),
             Enrolment::Unsubscribed(e) => _ = schedule.courses.remove(&e.course_id),

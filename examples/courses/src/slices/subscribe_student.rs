@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{CourseLife, Enrolment, Id, StudentSubscribed, course, student};
+use crate::events::{COURSE, CourseLife, Enrolment, STUDENT, StudentSubscribed};
 
 /// Most courses per student.
 pub const MAX_COURSES_PER_STUDENT: usize = 5;
@@ -45,7 +45,7 @@ impl Command for SubscribeStudent {
     type Error = SubscribeError;
 
     fn query(&self) -> Query {
-        CourseLife::tagged([course(&self.course_id)]).or(Enrolment::tagged([student(&self.student_id)]))
+        CourseLife::tagged([self.course_id.tag(COURSE)]).or(Enrolment::tagged([self.student_id.tag(STUDENT)]))
     }
 
     fn evolve(&self, seats: &mut Seats, event: CourseLife) {

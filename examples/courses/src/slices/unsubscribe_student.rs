@@ -1,8 +1,8 @@
 //! Command: a student leaves a course they are in.
 
-use fairway::prelude::*;
+use fairway::{Id, prelude::*};
 
-use crate::events::{Enrolment, Id, StudentUnsubscribed, student};
+use crate::events::{Enrolment, STUDENT, StudentUnsubscribed};
 
 /// `POST /commands/unsubscribe-student {"course_id": "c1", "student_id": "s1"}`
 #[derive(Debug, Deserialize)]
@@ -23,7 +23,7 @@ impl Command for UnsubscribeStudent {
     type Error = NotSubscribed;
 
     fn query(&self) -> Query {
-        Enrolment::tagged([student(&self.student_id)]).into()
+        Enrolment::tagged([self.student_id.tag(STUDENT)]).into()
     }
 
     fn evolve(&self, subscribed: &mut bool, event: Enrolment) {
