@@ -71,9 +71,8 @@ impl Local {
 
 /// The error of opening `dir`: [`Error::Locked`] when another process holds the store.
 fn locked(dir: &Path, err: StorageError) -> Error {
-    if err.to_string().contains("already open") {
-        Error::Locked { dir: dir.to_path_buf() }
-    } else {
-        Error::Store(err.into())
+    match err {
+        StorageError::Locked { .. } => Error::Locked { dir: dir.to_path_buf() },
+        err => Error::Store(err.into()),
     }
 }

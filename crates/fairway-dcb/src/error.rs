@@ -267,6 +267,17 @@ pub enum StorageError {
         /// What the needed bytes are for, e.g. `64 MiB journal + 16 MiB reserve`.
         what: String,
     },
+    /// Another process holds the embedded store in this directory (an app or the `fairway`
+    /// tool): the store admits one process at a time.
+    #[error(
+        "the data directory {} is in use by another process (a running app, or the `fairway` tool, \
+         holds its store): stop that process, or choose another directory",
+        .dir.display()
+    )]
+    Locked {
+        /// The store's data directory.
+        dir: std::path::PathBuf,
+    },
     /// A FoundationDB error code, with its message.
     #[error("foundationdb error {code}: {message}")]
     Fdb {

@@ -216,7 +216,8 @@ async fn keys_retried_after_kill_9_are_replayed_or_run_once() {
     println!("all rounds: {total:?}");
 
     // The log: each command's event exactly once, at the position its answer gives.
-    let store = fairway::dcb::open_embedded(&data, "app").unwrap();
+    // The binary's namespace is its app name, the package name (`App::main` in main.rs).
+    let store = fairway::dcb::open_embedded(&data, env!("CARGO_PKG_NAME")).unwrap();
     let log: Vec<_> = store.read(Query::all(), ReadOptions::forwards()).try_collect().await.unwrap();
     let mut created = std::collections::BTreeMap::<String, Vec<Position>>::new();
     for event in log {

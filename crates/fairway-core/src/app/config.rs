@@ -9,7 +9,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(about = "A Fairway app: commands, views and automations over one event store")]
 pub struct AppConfig {
-    /// Directory of the embedded store.
+    /// Directory of the embedded store (an app's default: `./<app>-data`).
     #[arg(long, env = "FAIRWAY_DATA_DIR", default_value = "fairway-data")]
     pub data_dir: PathBuf,
     /// FoundationDB cluster file: when set, the app uses FoundationDB instead of the
@@ -17,7 +17,7 @@ pub struct AppConfig {
     #[cfg(feature = "fdb")]
     #[arg(long, env = "FAIRWAY_FDB_CLUSTER_FILE")]
     pub fdb_cluster_file: Option<PathBuf>,
-    /// Namespace of the app's events inside the store.
+    /// Namespace of the app's events inside the store (an app's default: its name).
     #[arg(long, env = "FAIRWAY_NAMESPACE", default_value = "app")]
     pub namespace: String,
     /// Address to serve HTTP on.
@@ -72,6 +72,30 @@ impl AppConfig {
         let mut config = AppConfig::parse_from(["fairway-app"]);
         config.data_dir = data_dir.into();
         config
+    }
+
+    /// The configuration of the app called `app`, from the process's arguments and
+    /// environment: its data directory defaults to `./<app>-data` and its namespace to
+    /// `<app>`, so two apps never share a store by accident. Prints help or an error and
+    /// exits on bad arguments.
+    pub fn parse_for(app: &str) -> Self {
+        AppConfig::try_parse_for(app, std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// [`AppConfig::parse_for`] on the given arguments (the first one is the program).
+    pub fn try_parse_for<I, T>(app: &str, args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let data_dir = format!("{app}-data");
+        let command = AppConfig::command()
+            .name(app.to_owned())
+            .about(format!("{app}: a Fairway app serving commands, views and automations over one event store"))
+            .mut_arg("data_dir", |arg| arg.default_value(data_dir))
+            .mut_arg("namespace", |arg| arg.default_value(app.to_owned()));
+        AppConfig::from_arg_matches(&command.try_get_matches_from(args)?)
     }
 
     /// The limits on HTTP connections.

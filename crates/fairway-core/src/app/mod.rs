@@ -27,6 +27,7 @@
 pub mod admin;
 mod answers;
 mod config;
+pub mod data_dir;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
@@ -81,6 +82,32 @@ pub enum AppError {
     /// Serving failed.
     #[error("http: {0}")]
     Io(#[from] std::io::Error),
+    /// The address to serve on cannot be listened on (taken, or not this machine's).
+    #[error(
+        "cannot listen on {address}: {source}; another process (perhaps this app, already running) may \
+         hold it: stop it, or pass another address with --listen (FAIRWAY_LISTEN)"
+    )]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No slice is registered: the app would serve nothing.
+    #[error(
+        "the app {app:?} has no slice: no command, view or automation is registered. If the library has \
+         slices, the binary does not link it: add `use {library} as _;` to src/main.rs. Otherwise add one \
+         with `fairway add command <name>` (slices live in src/slices/)"
+    )]
+    NoSlices {
+        /// The app's name.
+        app: String,
+        /// The library the binary should link.
+        library: String,
+    },
+    /// The data directory belongs to another app or holds other files.
+    #[error(transparent)]
+    DataDir(#[from] data_dir::DataDirError),
     /// Admin routes would face the network without a token.
     #[error(transparent)]
     InsecureAdmin(#[from] security::InsecureAdmin),

@@ -76,6 +76,7 @@ pub struct AutomationSlice {
 inventory::collect!(AutomationSlice);
 
 /// Every slice of the binary.
+#[derive(Default)]
 pub struct Slices {
     /// Commands by name.
     pub commands: BTreeMap<&'static str, &'static CommandSlice>,

@@ -228,7 +228,10 @@ impl EmbeddedEngine {
         let db = redb::Database::builder()
             .set_cache_size(options.cache_bytes)
             .create_with_backend(ReservedFile::new(file, reserve.clone())?)
-            .map_err(|e| StorageError::Engine(format!("open {}: {e}", dir.display())))?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Locked { dir: dir.to_path_buf() },
+                e => StorageError::Engine(format!("open {}: {e}", dir.display())),
+            })?;
         let mut last_commit = read_last_commit(&db)?;
         let journal = if options.durable {
             let journal_path = dir.join(JOURNAL_FILE);
