@@ -1,7 +1,7 @@
 //! `cargo xtask fmt [--check]`: runs rustfmt on every tracked `.rs` file.
 //!
 //! `cargo fmt` formats only the files it reaches through `mod` declarations; files included
-//! by a macro (the slices of an app, through `automod::dir!`) are invisible to it. This task
+//! by a macro (the slices of an app, through `fairway::slices!()`) are invisible to it. This task
 //! hands every file to rustfmt itself, with the workspace's edition and `rustfmt.toml`.
 
 use std::io;
@@ -64,18 +64,6 @@ pub fn rustfmt_commands(root: &Path, files: &[PathBuf], check: bool) -> Vec<Comm
             command
         })
         .collect()
-}
-
-/// Formats one file in place with rustfmt, which finds the `rustfmt.toml` of the file's
-/// project itself (the directory of the file and its parents).
-pub fn format_file(file: &Path) -> Result<(), String> {
-    let rustfmt = std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into());
-    let status = Command::new(&rustfmt)
-        .args(["--edition", EDITION])
-        .arg(file)
-        .status()
-        .map_err(|err| format!("cannot start {rustfmt}: {err}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{rustfmt} failed with {status}")) }
 }
 
 #[cfg(test)]

@@ -3,16 +3,13 @@
 //! - `bench dcb [args]` — builds the DCB benchmark in release and writes `target/bench/dcb.json`
 //! - `bench app [args]` — command latency through HTTP and projector catch-up, in release;
 //!   writes `target/bench/app.json`
-//! - `new <command|view|automation> <name> [--app <path>]` — writes a new slice (and its
-//!   test) into an app's `src/slices/` (default app: `examples/courses`)
 //! - `fmt [--check]` — runs rustfmt on every tracked `.rs` file, also those `cargo fmt`
-//!   cannot see (slices included with `automod::dir!`)
+//!   cannot see (slices included with `fairway::slices!()`)
 //! - `ci` — runs `.ci/run`
 //! - `fdb-check` — checks that the FoundationDB engine compiles (needs libclang)
 //! - `fdb-test` — runs the conformance suite against `FAIRWAY_FDB_CLUSTER_FILE`
 
 mod format;
-mod scaffold;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -39,43 +36,11 @@ fn run(mut command: Command) -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] \
-| bench app [--requests N] [--events N] | new <command|view|automation> <name> [--app <path>] | fmt [--check] | ci | fdb-check | fdb-test>";
+| bench app [--requests N] [--events N] | fmt [--check] | ci | fdb-check | fdb-test>";
 
 /// The workspace root (where `cargo xtask` runs from).
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
-}
-
-fn new_slice(kind: &str, name: &str, options: &[&str]) -> ExitCode {
-    let app = match options {
-        [] => workspace_root().join("examples/courses"),
-        ["--app", path] => PathBuf::from(path),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match scaffold::new_slice(kind, name, &app) {
-        Ok(file) => {
-            println!("created {}", file.display());
-            if let Err(err) = format::format_file(&file) {
-                eprintln!("xtask: warning: {}: not formatted: {err}", file.display());
-            }
-            match scaffold::ensure_linked(&app) {
-                Ok(Some(main)) => {
-                    println!("linked the app's library from {} so its slices are discovered", main.display())
-                }
-                Ok(None) => {}
-                Err(err) => eprintln!("xtask: warning: {err}; make sure the binary has `use <library> as _;`"),
-            }
-            println!("the app discovers it at start; run its test with `cargo test` in the app");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("xtask: {err}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Formats (or checks) every `.rs` file of the workspace.
@@ -118,7 +83,6 @@ fn main() -> ExitCode {
             command.args(&rest);
             run(command)
         }
-        ["new", kind, name, options @ ..] => new_slice(kind, name, options),
         ["bench", "app", ..] => {
             let mut command = cargo(&["run", "--release", "-p", "courses", "--example", "app_bench", "--"]);
             command.args(&rest);

@@ -8,15 +8,17 @@ use fairway_dcb::{Position, Tag};
 /// The default URL of a running app.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
-/// `fairway`: look into a Fairway app, over HTTP while it runs or in its store while it is
-/// stopped.
+/// `fairway`: make an app and its slices; look into an app, over HTTP while it runs or in
+/// its store while it is stopped.
 #[derive(Debug, Parser)]
 #[command(
     name = "fairway",
     version,
-    about = "Look into a Fairway app: its event log, views, dead letters, progress and stats; export and import the log",
-    long_about = "Look into a Fairway app: its event log, views, dead letters, progress and stats; export and \
-                  import the log.\n\nBy default every command asks the running app over HTTP (--url). With \
+    about = "Make a Fairway app and its slices; look into an app: its event log, views, dead letters, progress \
+             and stats; export and import the log",
+    long_about = "Make a Fairway app (`fairway new`) and its slices (`fairway add`), format it (`fairway fmt`); \
+                  look into an app: its event log, views, dead letters, progress and stats; export and import \
+                  the log.\n\nBy default every other command asks the running app over HTTP (--url). With \
                   --data-dir, every command reads a STOPPED app's embedded store directly (views as stored, \
                   checkpoints, queues and dead letters included), and `import` writes into one (the store \
                   admits one process at a time). Following the log and watching progress need the running \
@@ -34,9 +36,10 @@ pub struct Cli {
     /// the app: the app must be stopped.
     #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// The app's namespace inside the store (with --data-dir).
-    #[arg(long, env = "FAIRWAY_NAMESPACE", default_value = "app", global = true)]
-    pub namespace: String,
+    /// The app's namespace inside the store (with --data-dir; default: the app named in the
+    /// directory's `fairway-app` file, else `app`).
+    #[arg(long, env = "FAIRWAY_NAMESPACE", global = true)]
+    pub namespace: Option<String>,
     /// Events or documents asked for per request (the app's limits still apply; a testing
     /// aid).
     #[arg(long, global = true, hide = true, default_value_t = crate::client::EVENT_PAGE,
@@ -47,9 +50,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The namespace to open in `dir`: `--namespace`, else the app that owns the directory,
+    /// else `app`.
+    pub fn namespace_in(&self, dir: &std::path::Path) -> String {
+        self.namespace.clone().or_else(|| fairway_core::app::data_dir::owner(dir)).unwrap_or_else(|| "app".to_owned())
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make a new app: a Cargo project of its own that builds, tests and runs at once, with
+    /// one example command.
+    New(NewArgs),
+    /// Add a slice to the app around the current directory: `src/slices/<name>.rs`, with a
+    /// test that passes as written.
+    Add(AddArgs),
+    /// Format every Rust file of the app around the current directory, the slices included
+    /// (which `cargo fmt` does not reach).
+    Fmt(FmtArgs),
     /// List events of the log (a table, or JSON lines with --json), optionally following it.
     Events(EventsArgs),
     /// List a view's documents, or show one.
@@ -66,6 +86,48 @@ pub enum Command {
     /// Append the events of an export file to an empty namespace of a stopped app's store
     /// (needs --data-dir).
     Import(ImportArgs),
+}
+
+/// `fairway new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The app's name (`shop`, `course-shop`): its package, data directory (`./<name>-data`)
+    /// and namespace.
+    pub name: String,
+    /// Where to write it (default: `./<name>`); must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// Take `fairway` from this checkout's `crates/fairway` directory (default: the checkout
+    /// this tool was built from, if it is still there, else this tool's version).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["git", "fairway_version"])]
+    pub fairway_path: Option<PathBuf>,
+    /// Take `fairway` from this git repository.
+    #[arg(long, value_name = "URL", conflicts_with = "fairway_version")]
+    pub git: Option<String>,
+    /// The branch of --git.
+    #[arg(long, requires = "git")]
+    pub branch: Option<String>,
+    /// Take this published version of `fairway`.
+    #[arg(long, value_name = "VERSION")]
+    pub fairway_version: Option<String>,
+}
+
+/// `fairway add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// What kind of slice.
+    #[arg(value_enum)]
+    pub kind: crate::scaffold::Kind,
+    /// Its name (`take-note`): the route, the file (`take_note.rs`) and the type (`TakeNote`).
+    pub name: String,
+}
+
+/// `fairway fmt`.
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Only check: list the files that are not formatted, and fail if there are any.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `fairway events`.

@@ -135,6 +135,23 @@ pub enum Error {
     /// The command cannot run as asked (e.g. needs the running app, or `--data-dir`).
     #[error("{0}")]
     Usage(String),
+    /// `fairway new` or `fairway add` wrote nothing.
+    #[error(transparent)]
+    Scaffold(#[from] crate::scaffold::ScaffoldError),
+    /// A program the command runs (rustfmt) could not be started.
+    #[error("cannot run {program}: {source} (install it with `rustup component add {program}`)")]
+    Tool {
+        /// The program.
+        program: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `fairway fmt --check` found files that are not formatted.
+    #[error("some files are not formatted (rustfmt listed them above): `fairway fmt` formats them")]
+    Unformatted,
+    /// rustfmt failed (e.g. a file does not parse).
+    #[error("rustfmt failed ({0}); see its message above")]
+    FormatFailed(std::process::ExitStatus),
     /// Writing to standard output failed.
     #[error("writing the output: {0}")]
     Output(std::io::Error),

@@ -1,9 +1,18 @@
 //! # fairway-cli
 //!
-//! The `fairway` command-line tool. It asks a running app over HTTP (`--url`, default
+//! The `fairway` command-line tool. It makes apps and slices:
+//!
+//! | command | what |
+//! |---|---|
+//! | `fairway new <name> [--path DIR] [--fairway-path DIR \| --git URL [--branch B] \| --fairway-version V]` | a standalone app (a Cargo project of its own) with one example command; see [`scaffold`] |
+//! | `fairway add <command\|view\|automation> <name>` | `src/slices/<name>.rs` in the app around the current directory, with a passing test |
+//! | `fairway fmt [--check]` | rustfmt on every `.rs` file of the app, slices included |
+//!
+//! And it looks into an app: it asks a running app over HTTP (`--url`, default
 //! `http://127.0.0.1:8080`, or `FAIRWAY_URL`; the admin token from `--token` or
 //! `FAIRWAY_ADMIN_TOKEN`, sent as `Authorization: Bearer <token>`), or, with
-//! `--data-dir <dir>` (and `--namespace`, default `app`), opens a stopped app's embedded
+//! `--data-dir <dir>` (and `--namespace`, default: the app named in the directory's
+//! `fairway-app` file, else `app`), opens a stopped app's embedded
 //! store directly. The store admits one process at a time: a running app's directory is
 //! refused with a hint to use `--url`.
 //!
@@ -28,6 +37,7 @@ pub mod error;
 pub mod format;
 pub mod line;
 pub mod local;
+pub mod scaffold;
 
 use std::io::{BufWriter, Write};
 
@@ -47,13 +57,19 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// Runs the command `cli` asks for, printing to `out`.
 pub async fn run_to(cli: &Cli, out: &mut dyn Write) -> Result<()> {
+    match &cli.command {
+        Command::New(args) => return commands::new::run(args, out),
+        Command::Add(args) => return commands::add::run(args, out),
+        Command::Fmt(args) => return commands::fmt::run(args),
+        _ => {}
+    }
     if let Command::Import(args) = &cli.command {
         let Some(dir) = &cli.data_dir else {
             return Err(Error::Usage(
                 "`fairway import` writes into a stopped app's store: pass --data-dir (and --namespace)".into(),
             ));
         };
-        return commands::import::run(dir, &cli.namespace, args).await;
+        return commands::import::run(dir, &cli.namespace_in(dir), args).await;
     }
     let source = Source::of(cli)?;
     let result = match &cli.command {
@@ -63,7 +79,7 @@ pub async fn run_to(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Progress(args) => commands::progress::run(&source, args, out).await,
         Command::Stats(args) => commands::stats::run(&source, args, out).await,
         Command::Export(args) => commands::export::run(&source, args).await,
-        Command::Import(_) => unreachable!("handled above"),
+        Command::Import(_) | Command::New(_) | Command::Add(_) | Command::Fmt(_) => unreachable!("handled above"),
     };
     source.close();
     result

@@ -1,9 +1,13 @@
-//! One module per command. Each takes where to read ([`Source`]) and where to print.
+//! One module per command. Those looking into an app take where to read ([`Source`]) and
+//! where to print; `new`, `add` and `fmt` work on files.
 
+pub mod add;
 pub mod dead_letters;
 pub mod events;
 pub mod export;
+pub mod fmt;
 pub mod import;
+pub mod new;
 pub mod progress;
 pub mod stats;
 pub mod views;
@@ -26,7 +30,7 @@ impl Source {
     /// The source of `cli`'s command: the store in `--data-dir`, else the app at `--url`.
     pub fn of(cli: &Cli) -> Result<Self> {
         match &cli.data_dir {
-            Some(dir) => Ok(Source::Local(Local::open_existing(dir, &cli.namespace)?)),
+            Some(dir) => Ok(Source::Local(Local::open_existing(dir, &cli.namespace_in(dir))?)),
             None => Ok(Source::Http(Client::new(&cli.url, cli.token.clone())?.with_page_size(cli.page_size))),
         }
     }
