@@ -80,3 +80,8 @@ pub mod prelude {
         ViewError, ViewTx, automation, command, ensure, view,
     };
 }
+
+/// The book's chapter on the slice API, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/src/slice-api.md")]
+pub struct SliceApiChapter;
