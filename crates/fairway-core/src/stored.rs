@@ -3,7 +3,7 @@
 //! version's documents, each automation's queue and dead letters.
 //!
 //! The `fairway` tool uses it on a data directory. Names are found from the keys themselves
-//! (the layout is in [`crate::keys`]), one key read per name, so a view's documents are
+//! (the layout is in the `keys` module), one key read per name, so a view's documents are
 //! never scanned to list the views. Documents come back as data (their MessagePack decoded
 //! as JSON), since the slices' types are not at hand.
 

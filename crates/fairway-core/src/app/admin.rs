@@ -1,6 +1,6 @@
 //! The admin API under `/admin/api/`: the event log by query with a cursor, followed live
 //! over server-sent events, and store facts. Views, progress and dead letters share the
-//! public handlers (see [`super::routes`]); every admin route sits behind
+//! public handlers (the `routes` module); every admin route sits behind
 //! [`super::security`].
 
 use std::convert::Infallible;

@@ -9,7 +9,7 @@
 //!   side effects;
 //! - versionstamped keys and values: a 10-byte stamp assigned at commit, increasing in
 //!   commit order, so a reader never sees a later stamp before an earlier one;
-//! - [`KvEngine::watch`] to wait for a key to change.
+//! - [`KvEngine::watch_any`] to wait for one of some keys to change.
 
 pub mod embedded;
 #[cfg(feature = "fdb")]

@@ -4,18 +4,18 @@
 //! it this module gives FoundationDB's transaction semantics:
 //! - **Optimistic concurrency.** A transaction reads from a consistent snapshot and buffers
 //!   its writes. At commit its read ranges are checked against the keys written by every
-//!   transaction committed since its snapshot (the [`conflicts`] history); any overlap is a
+//!   transaction committed since its snapshot (the `conflicts` history); any overlap is a
 //!   conflict and the body is run again. Unrelated transactions never conflict.
 //! - **Group commit.** A sequencer thread takes every transaction waiting to commit, checks
 //!   and stamps them in order, and makes the group durable with one journal append and one
-//!   `fdatasync` ([`wal`]); an applier thread then writes the group into the database
+//!   `fdatasync` (module `wal`); an applier thread then writes the group into the database
 //!   without a sync and makes it visible; only then is each caller acknowledged. The two
 //!   stages overlap (group *k* is applied while *k + 1* is sequenced). The database itself is made durable every second (a
 //!   checkpoint), after which the journal starts over; a crash replays it on open.
 //! - **Versionstamps** are (commit number, order in the commit), assigned by the committer,
 //!   so they are gapless per commit, increase in commit order and become visible atomically.
 //! - **A full disk stops writes, not the engine.** The journal is preallocated and a space
-//!   reserve file is kept beside the database ([`space`]); when the disk fills up, the
+//!   reserve file is kept beside the database (module `space`); when the disk fills up, the
 //!   reserve lets the database finish what it was writing, then writes are refused with
 //!   [`StorageError::DiskFull`] while reads go on, and they resume by themselves once space
 //!   is freed. [`EmbeddedEngine::health`] says why writes are refused.
