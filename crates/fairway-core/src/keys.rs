@@ -15,7 +15,7 @@
 //! | automation dead letters | `⟦automation/<name>⟧ x <position>` | a [`DeadLetter`](crate::DeadLetter) (MessagePack) |
 //! | automation wake | `⟦automation/<name>⟧ k` | when a job was last enqueued or replayed (µs, u64 BE); idle workers of other processes watch it |
 //! | automation indexed marker | `⟦automation/<name>⟧ i` | `done`, or the last job given its due entry by the upgrade of an older store |
-//! | snapshots | `⟦snapshot⟧ <command> 0x00 <model version, u32 BE> <query, Debug-formatted>` | the position folded up to, then the state (MessagePack) |
+//! | snapshots | `⟦snapshot⟧ <command> 0x00 <model version, u32 BE> <SHA-256 of the query's stable bytes, 32 bytes>` | the position folded up to, then the state (MessagePack) |
 //! | idempotency records | `⟦idempotency⟧ <command> 0x00 <Idempotency-Key>` | format `1`, the append's versionstamp (10 bytes), then the record (MessagePack) |
 //!
 //! Positions are their 12-byte big-endian encoding, so keys ending in one sort by
@@ -145,9 +145,12 @@ impl SnapshotKeys {
 
     /// The snapshot of command `command`'s model version `model_version` folded over
     /// `query`.
+    /// The query is its SHA-256 over [`Query::stable_bytes`]: a fixed 32 bytes whatever the
+    /// query's size, and a format that no change of `Debug` can move.
     pub(crate) fn snapshot(&self, command: &str, model_version: u32, query: &Query) -> Vec<u8> {
-        [self.root.as_slice(), command.as_bytes(), b"\0", &model_version.to_be_bytes(), format!("{query:?}").as_bytes()]
-            .concat()
+        use sha2::Digest;
+        let query = sha2::Sha256::digest(query.stable_bytes());
+        [self.root.as_slice(), command.as_bytes(), b"\0", &model_version.to_be_bytes(), query.as_slice()].concat()
     }
 }
 
@@ -253,11 +256,13 @@ mod tests {
         assert_eq!(keys.job_position(&keys.job(position())), Some(position()));
         assert_eq!(keys.parse_due_entry(&keys.due_entry(DUE, position())), Some((DUE, position())));
 
-        let query_debug: &[u8] =
-            br#"Query { items: [QueryItem { types: ["CourseDefined"], tags: [Tag(course:c1)], last_only: false }] }"#;
+        // SHA-256 of the query's stable bytes, computed outside this code: pins both formats.
+        let query_digest = "7c76e55afadb224cf6d2e4b9e9abecc174be46699980aebf38cc5085dbbeb880";
+        let query_digest: Vec<u8> =
+            (0..64).step_by(2).map(|i| u8::from_str_radix(&query_digest[i..i + 2], 16).unwrap()).collect();
         assert_eq!(
             SnapshotKeys::new(backend.as_ref()).snapshot("Subscribe", 2, &query()),
-            [b"app\0usnapshot\0Subscribe\0\0\0\0\x02", query_debug].concat()
+            [b"app\0usnapshot\0Subscribe\0\0\0\0\x02".as_slice(), &query_digest].concat()
         );
 
         let keys = IdempotencyKeys::new(backend.as_ref());

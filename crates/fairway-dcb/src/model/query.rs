@@ -75,6 +75,9 @@ impl QueryItem {
     }
 }
 
+/// The format byte [`Query::stable_bytes`] starts with.
+const STABLE_FORMAT: u8 = 1;
+
 /// A query: the union of its items. [`Query::all`] matches every event.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Query {
@@ -111,6 +114,44 @@ impl Query {
     /// Whether `event` matches some item (ignoring `last_only`).
     pub fn matches(&self, event: &Event) -> bool {
         self.items.iter().any(|i| i.matches(event))
+    }
+
+    /// The query as bytes that never change between versions of this crate, for keys that
+    /// persist a query (e.g. decision-model snapshots): equal queries give equal bytes, and
+    /// different ones different bytes. Unlike `Debug`, this is a format, and a test pins it:
+    ///
+    /// `1` (the format), the item count (u32 BE), then per item: `last_only` (one byte, 0 or
+    /// 1), the type count (u32 BE) and each type, the tag count (u32 BE) and each tag as
+    /// `key:value`; every string is its length (u32 BE) and its UTF-8 bytes. Items, types
+    /// and tags keep their order.
+    ///
+    /// ```
+    /// use fairway_dcb::{Query, QueryItem, Tag};
+    ///
+    /// let item = QueryItem::types(["CourseDefined"]).with_tags([Tag::new("course", "c1").unwrap()]);
+    /// let query = Query::from(item);
+    /// let mut bytes = vec![1, 0, 0, 0, 1, 0];
+    /// bytes.extend([0, 0, 0, 1, 0, 0, 0, 13]);
+    /// bytes.extend(b"CourseDefined");
+    /// bytes.extend([0, 0, 0, 1, 0, 0, 0, 9]);
+    /// bytes.extend(b"course:c1");
+    /// assert_eq!(query.stable_bytes(), bytes);
+    /// ```
+    pub fn stable_bytes(&self) -> Vec<u8> {
+        fn string(out: &mut Vec<u8>, text: &str) {
+            out.extend((text.len() as u32).to_be_bytes());
+            out.extend(text.as_bytes());
+        }
+        let mut out = vec![STABLE_FORMAT];
+        out.extend((self.items.len() as u32).to_be_bytes());
+        for item in &self.items {
+            out.push(u8::from(item.last_only));
+            out.extend((item.types.len() as u32).to_be_bytes());
+            item.types.iter().for_each(|t| string(&mut out, t));
+            out.extend((item.tags.len() as u32).to_be_bytes());
+            item.tags.iter().for_each(|t| string(&mut out, t.as_str()));
+        }
+        out
     }
 
     /// Checks the query's rules and limits.
@@ -208,5 +249,39 @@ impl ReadOptions {
     pub fn up_to(mut self, head: Position) -> Self {
         self.up_to = Some(self.up_to.map_or(head, |bound| bound.min(head)));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(text: &str) -> Tag {
+        let (key, value) = text.split_once(':').unwrap();
+        Tag::new(key, value).unwrap()
+    }
+
+    #[test]
+    fn stable_bytes_tell_every_two_different_queries_apart() {
+        let queries = [
+            Query::all(),
+            Query::from(QueryItem::new().last_only()),
+            Query::from(QueryItem::types(["a"])),
+            Query::from(QueryItem::types(["a", "b"])),
+            Query::from(QueryItem::types(["ab"])),
+            Query::from(QueryItem::tags([tag("a:b")])),
+            Query::from(QueryItem::types(["a:b"])),
+            Query::from(QueryItem::tags([tag("a:b"), tag("c:d")])),
+            Query::from(QueryItem::tags([tag("a:b")])).or(QueryItem::tags([tag("c:d")])),
+            Query::from(QueryItem::types(["a"]).with_tags([tag("c:d")])),
+            Query::from(QueryItem::types(["a"])).or(QueryItem::tags([tag("c:d")])),
+        ];
+        for (i, a) in queries.iter().enumerate() {
+            for (j, b) in queries.iter().enumerate() {
+                assert_eq!(a.stable_bytes() == b.stable_bytes(), i == j, "{a:?} / {b:?}");
+            }
+        }
+        let built_twice = || Query::from(QueryItem::types(["b", "a"]).with_tags([tag("c:d")]));
+        assert_eq!(built_twice().stable_bytes(), built_twice().stable_bytes());
     }
 }
