@@ -57,6 +57,12 @@ impl Versionstamp {
     pub fn order(&self) -> u16 {
         u16::from_be_bytes(self.0[8..].try_into().expect("2 bytes"))
     }
+
+    /// The positions of the `count` events an append committed under this stamp, in
+    /// order (the event's index in the batch is the last part of its position).
+    pub fn positions(&self, count: u16) -> Vec<crate::Position> {
+        (0..count).map(|index| crate::Position::new(self.commit(), self.order(), index)).collect()
+    }
 }
 
 /// An armed watch: completes when a watched key may have changed.

@@ -38,7 +38,7 @@ pub enum AppendOutcome {
 /// The positions of the `count` events an append wrote, from its commit's versionstamp.
 pub fn positions_of(stamp: Option<Versionstamp>, count: usize) -> Result<Vec<Position>, Error> {
     let stamp = stamp.ok_or_else(|| StorageError::Engine("append committed without a versionstamp".into()))?;
-    Ok((0..count as u16).map(|i| Position::new(stamp.commit(), stamp.order(), i)).collect())
+    Ok(stamp.positions(count as u16))
 }
 
 /// Checks every rule and limit of an append; nothing is written if one fails.

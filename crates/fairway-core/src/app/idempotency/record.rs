@@ -5,7 +5,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fairway_dcb::Position;
 use fairway_dcb::kv::{VERSIONSTAMP_LEN, Versionstamp};
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +82,7 @@ impl Record {
     fn response(&self) -> StoredResponse {
         match &self.body.answer {
             Answer::Appended { events, attempts } => {
-                let positions: Vec<Position> =
-                    (0..*events).map(|i| Position::new(self.stamp.commit(), self.stamp.order(), i)).collect();
-                StoredResponse::reply(&CommandReply::appended(&positions, *attempts))
+                StoredResponse::reply(&CommandReply::appended(&self.stamp.positions(*events), *attempts))
             }
             Answer::Response(response) => response.clone(),
         }
@@ -121,7 +118,7 @@ mod tests {
         bytes[STAMP_AT..STAMP_AT + VERSIONSTAMP_LEN].copy_from_slice(&Versionstamp::new(42, 5).0);
         assert!(stands(&bytes));
         let record = Record::decode(&bytes).unwrap();
-        let expected = [Position::new(42, 5, 0), Position::new(42, 5, 1)];
+        let expected = [fairway_dcb::Position::new(42, 5, 0), fairway_dcb::Position::new(42, 5, 1)];
         assert_eq!(
             record.outcome(&[7; 32]),
             Outcome::Replay(StoredResponse::reply(&CommandReply::appended(&expected, 3)))
