@@ -9,6 +9,7 @@ use std::time::Duration;
 use courses::events::CourseActivity;
 use courses::events::StudentSubscribed;
 use fairway::Recorded;
+use fairway::app::replies::{AutomationsReply, ProgressReply};
 use fairway::dcb::{EventStore, Query, ReadOptions};
 use fairway::testkit::TestApp;
 use futures::{StreamExt, TryStreamExt};
@@ -19,7 +20,7 @@ async fn post(client: &reqwest::Client, app: &TestApp, name: &str, body: Value) 
     client.post(url).json(&body).send().await.unwrap().status().as_u16()
 }
 
-async fn get(client: &reqwest::Client, app: &TestApp, path: &str) -> Value {
+async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, app: &TestApp, path: &str) -> T {
     client.get(app.url(path)).send().await.unwrap().json().await.unwrap()
 }
 
@@ -59,11 +60,10 @@ async fn settle(client: &reqwest::Client, app: &TestApp) {
     let mut quiet = 0;
     while quiet < 5 {
         assert!(tokio::time::Instant::now() < deadline, "the app settles within 120 s");
-        let automations = get(client, app, "/automations").await;
-        let progress = get(client, app, "/progress").await;
-        let pending: u64 =
-            automations["automations"].as_array().unwrap().iter().map(|a| a["pending"].as_u64().unwrap()).sum();
-        let behind: u64 = progress["views"].as_array().unwrap().iter().map(|v| v["remaining"].as_u64().unwrap()).sum();
+        let automations: AutomationsReply = get(client, app, "/automations").await;
+        let progress: ProgressReply = get(client, app, "/progress").await;
+        let pending: usize = automations.automations.iter().map(|a| a.pending).sum();
+        let behind: u64 = progress.views.iter().map(|v| v.remaining).sum();
         quiet = if pending == 0 && behind == 0 { quiet + 1 } else { 0 };
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -115,10 +115,9 @@ async fn racing_capacity_changes_and_unsubscriptions_promote_every_waiting_stude
         .await;
     settle(&client, &app).await;
 
-    let automations = get(&client, &app, "/automations").await;
-    let dead: u64 =
-        automations["automations"].as_array().unwrap().iter().map(|a| a["dead_letters"].as_u64().unwrap()).sum();
-    let page = get(&client, &app, "/views/courses?limit=1000").await;
+    let automations: AutomationsReply = get(&client, &app, "/automations").await;
+    let dead: usize = automations.automations.iter().map(|a| a.dead_letters).sum();
+    let page: Value = get(&client, &app, "/views/courses?limit=1000").await;
     assert_eq!(page["next_cursor"], Value::Null, "every course on one page");
     let view: Vec<Value> = serde_json::from_value(page["documents"].clone()).unwrap();
     app.stop().await;

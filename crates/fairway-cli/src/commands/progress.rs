@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use fairway_core::app::replies::{ProgressReply, ViewProgress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -19,55 +20,14 @@ use crate::local::Local;
 /// How often `--watch` asks the app again.
 pub const WATCH_EVERY: Duration = Duration::from_millis(500);
 
-/// One view's line of `GET /progress`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ViewProgress {
-    /// The view's name.
-    pub name: String,
-    /// The version being built or served.
-    pub version: u64,
-    /// Whether readers use this version (else it is being built).
-    pub active: bool,
-    /// The last position processed.
-    pub checkpoint: Option<String>,
-    /// Events applied so far.
-    pub processed: u64,
-    /// Events still to apply.
-    pub remaining: u64,
-    /// `processed + remaining`.
-    pub total: u64,
-}
-
-impl ViewProgress {
-    /// Reads the app's answer.
-    pub fn parse(answer: &Value) -> Option<Vec<ViewProgress>> {
-        let number = |view: &Value, field: &str| view.get(field).and_then(Value::as_u64);
-        answer
-            .get("views")?
-            .as_array()?
-            .iter()
-            .map(|view| {
-                Some(ViewProgress {
-                    name: view.get("name")?.as_str()?.to_owned(),
-                    version: number(view, "version")?,
-                    active: view.get("active")?.as_bool()?,
-                    checkpoint: view.get("checkpoint").and_then(Value::as_str).map(str::to_owned),
-                    processed: number(view, "processed")?,
-                    remaining: number(view, "remaining")?,
-                    total: number(view, "total")?,
-                })
-            })
-            .collect()
-    }
-}
-
+/// The app's answer to `GET /progress`, as it came (for `--json`) and read.
 async fn fetch(client: &Client) -> Result<(Value, Vec<ViewProgress>)> {
     let answer = client.get(&["progress"], &[]).await?;
-    let views = ViewProgress::parse(&answer).ok_or_else(|| Error::Protocol {
+    let reply: ProgressReply = serde_json::from_value(answer.clone()).map_err(|err| Error::Protocol {
         url: client.url(&["progress"], &[]).to_string(),
-        why: "not a list of views' progress".into(),
+        why: format!("not a list of views' progress: {err}"),
     })?;
-    Ok((answer, views))
+    Ok((answer, reply.views))
 }
 
 /// Runs `fairway progress`.
@@ -104,7 +64,7 @@ pub async fn run(source: &Source, args: &ProgressArgs, out: &mut dyn Write) -> R
                 if view.active { "active" } else { "building" }.to_owned(),
                 format!("{}/{}", view.processed, view.total),
                 view.remaining.to_string(),
-                view.checkpoint.clone().unwrap_or_else(|| "-".into()),
+                view.checkpoint.map_or_else(|| "-".into(), |p| p.to_string()),
             ]
         })
         .collect();

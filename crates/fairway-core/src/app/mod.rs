@@ -34,6 +34,7 @@ pub mod metrics;
 mod page;
 mod params;
 mod process;
+pub mod replies;
 mod routes;
 pub mod security;
 pub mod server;

@@ -17,6 +17,7 @@ use super::Shared;
 use super::error::ApiError;
 use super::idempotency::{Claim, ClaimError, Outcome, StoredResponse};
 use super::params::{NoParams, Params};
+use super::replies::{AutomationStatus, AutomationsReply, ProgressReply, ViewProgress};
 use crate::command::{AppendStep, CommandRunner};
 use crate::registry::{DynAutomation, DynView};
 
@@ -217,18 +218,18 @@ async fn progress(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Resp
     let mut views = Vec::new();
     for view in shared.views.values() {
         let (progress, remaining) = (view.progress().await?, view.remaining(REMAINING_CAP).await?);
-        views.push(json!({
-            "name": view.name(),
-            "version": view.version(),
-            "active": progress.active,
-            "checkpoint": progress.checkpoint.map(|p| p.to_string()),
-            "processed": progress.processed,
-            "remaining": remaining,
-            "remaining_capped": remaining >= REMAINING_CAP,
-            "total": progress.processed + remaining as u64,
-        }));
+        views.push(ViewProgress {
+            name: view.name().to_owned(),
+            version: view.version(),
+            active: progress.active,
+            checkpoint: progress.checkpoint,
+            processed: progress.processed,
+            remaining: remaining as u64,
+            remaining_capped: remaining >= REMAINING_CAP,
+            total: progress.processed + remaining as u64,
+        });
     }
-    Ok(Json(json!({ "views": views })).into_response())
+    Ok(Json(ProgressReply { views }).into_response())
 }
 
 fn automation<'a>(shared: &'a Shared, name: &str) -> Result<&'a Arc<dyn DynAutomation>, ApiError> {
@@ -239,15 +240,15 @@ async fn list_automations(State(shared): State<Arc<Shared>>, _: NoParams) -> Res
     let mut automations = Vec::new();
     for automation in shared.automations.values() {
         let (pending, dead) = (automation.pending().await?, automation.dead_letters().await?.len());
-        automations.push(json!({
-            "name": automation.name(),
-            "workers": automation.workers(),
-            "pending": pending,
-            "leased": automation.leased().await?,
-            "dead_letters": dead,
-        }));
+        automations.push(AutomationStatus {
+            name: automation.name().to_owned(),
+            workers: automation.workers(),
+            pending,
+            leased: automation.leased().await?,
+            dead_letters: dead,
+        });
     }
-    Ok(Json(json!({ "automations": automations })).into_response())
+    Ok(Json(AutomationsReply { automations }).into_response())
 }
 
 async fn dead_letters(
