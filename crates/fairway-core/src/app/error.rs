@@ -39,6 +39,15 @@ pub enum ApiError {
     /// The command refused: the source is the command's own error (422).
     #[error("{0}")]
     Rejected(#[source] BoxError),
+    /// An `Idempotency-Key` came back with another body than its first request's (422,
+    /// as the IETF draft on the header asks): a key stands for one request.
+    #[error(
+        "Idempotency-Key {key:?} was used with another body: a key stands for one request; send a new key with a new body"
+    )]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+    },
     /// A fault of the server: a stored event does not decode, a decided event does not
     /// encode, or the store failed (500).
     #[error("{0}")]
@@ -66,7 +75,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Rejected(_) | ApiError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,

@@ -109,7 +109,7 @@ fn replayed(stored: StoredResponse) -> Response {
 }
 
 fn mismatch(key: &str) -> Response {
-    failure(ApiError::Rejected(format!("Idempotency-Key {key:?} was used with another body").into()))
+    failure(ApiError::IdempotencyKeyReused { key: key.to_owned() })
 }
 
 fn stored_response(stored: StoredResponse) -> Response {
