@@ -17,6 +17,7 @@ The page's conventions (all visible to a reader):
   the walk writes it.
 """
 
+import difflib
 import os
 import pathlib
 import re
@@ -162,8 +163,6 @@ class Walk:
         actual = path.read_text() if path.exists() else None
         if actual != shown:
             if actual is not None:
-                import difflib
-
                 diff = difflib.unified_diff(shown.splitlines(), actual.splitlines(), "book", str(path), lineterm="")
                 print("\n".join(diff))
             self.fail(start, f"{match.group(1)} is not what the page shows ({'differs' if actual else 'missing'})")

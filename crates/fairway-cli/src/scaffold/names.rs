@@ -15,19 +15,20 @@ fn is_kebab(name: &str) -> bool {
         && !name.contains("--")
 }
 
+/// Whether `name` is kebab case and, in snake case, a module name (not a Rust keyword).
+fn is_kebab_module_name(name: &str) -> bool {
+    is_kebab(name) && !is_keyword(&snake(name))
+}
+
 /// Checks a slice name (`take-note`): it becomes the route, the file and the type.
 pub fn check_slice(name: &str) -> Result<(), ScaffoldError> {
-    if is_kebab(name) && syn_like_ident(&snake(name)) {
-        Ok(())
-    } else {
-        Err(ScaffoldError::BadSliceName(name.to_owned()))
-    }
+    if is_kebab_module_name(name) { Ok(()) } else { Err(ScaffoldError::BadSliceName(name.to_owned())) }
 }
 
 /// Checks an app name (`notes`, `course-shop`): it becomes the package, the library, the
 /// data directory and the namespace.
 pub fn check_app(name: &str) -> Result<(), ScaffoldError> {
-    if !is_kebab(name) || !syn_like_ident(&snake(name)) {
+    if !is_kebab_module_name(name) {
         return Err(ScaffoldError::BadAppName(name.to_owned()));
     }
     if ["fairway", "test", "build", "main", "lib", "std", "core", "alloc", "proc-macro"].contains(&name) {
@@ -51,8 +52,9 @@ pub fn camel(name: &str) -> String {
         .collect()
 }
 
-/// Whether `name` can be a module or crate name: not a Rust keyword.
-fn syn_like_ident(name: &str) -> bool {
+/// Whether `name` is a Rust keyword (strict or reserved), which no module or crate can be
+/// named.
+fn is_keyword(name: &str) -> bool {
     const KEYWORDS: [&str; 52] = [
         "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl",
         "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct",
@@ -60,7 +62,7 @@ fn syn_like_ident(name: &str) -> bool {
         "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
         "gen", "union",
     ];
-    !KEYWORDS.contains(&name)
+    KEYWORDS.contains(&name)
 }
 
 #[cfg(test)]
