@@ -15,6 +15,8 @@ The page's conventions (all visible to a reader):
   `# Cargo.toml`) shows that file: the walk checks the file on disk is exactly the rest
   of the block. Preceded by `<!-- walk: write -->`, the block is an edit the reader makes:
   the walk writes it.
+
+The temporary directory is removed when the walk holds and kept, named, when it fails.
 """
 
 import difflib
@@ -24,6 +26,7 @@ import re
 import shlex
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +72,7 @@ def free_port():
 
 class Walk:
     def __init__(self, root):
+        self.root = root
         self.cwd = root
         self.port = free_port()
         self.server = None
@@ -81,7 +85,7 @@ class Walk:
 
     def fail(self, where, message):
         self.stop(check=False)
-        sys.exit(f"tutorial walk: {TUTORIAL.name}:{where}: {message}")
+        sys.exit(f"tutorial walk: {TUTORIAL.name}:{where}: {message} (kept for a look: {self.root})")
 
     def run_block(self, body, start, directive):
         for offset, line in enumerate(body):
@@ -184,7 +188,9 @@ def main():
     walk.stop()
     if steps == 0:
         sys.exit("tutorial walk: the page has no shell step")
-    print(f"walk: the tutorial holds, {steps} shell blocks run in {root}")
+    print(f"walk: the tutorial holds, {steps} shell blocks run", flush=True)
+    # The app's build is about a gigabyte: keep it only when the walk fails, to look at.
+    shutil.rmtree(root)
 
 
 if __name__ == "__main__":
