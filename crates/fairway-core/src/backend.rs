@@ -1,6 +1,8 @@
 //! The store as the runtime uses it, behind trait objects: events, plus transactions on the
 //! same engine for read models and queues. Implemented for every `DcbStore<E>`.
 
+use std::any::Any;
+use std::future::Future;
 use std::sync::Arc;
 
 use fairway_dcb::kv::{KeyValue, KvEngine, KvTransaction, RangeScan, Watch};
@@ -78,8 +80,11 @@ impl fairway_dcb::kv::TxError for TxFailure {
     }
 }
 
-/// A transaction body: run again from the start on a retryable conflict.
-pub type TxBody<'a> = dyn Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<(), TxFailure>> + Send + Sync + 'a;
+/// A transaction body as a [`Backend`] runs it, its value type erased: run again from the
+/// start on a retryable conflict. Bodies borrow what they capture for `'a`; write them as
+/// closures given to [`<dyn Backend>::transact`](Backend#method.transact), never by hand.
+pub type ErasedBody<'a> =
+    dyn Fn(Arc<dyn DynTx>) -> BoxFuture<'a, Result<Box<dyn Any + Send>, TxFailure>> + Send + Sync + 'a;
 
 /// Events and transactions of one store.
 pub trait Backend: Send + Sync + 'static {
@@ -87,8 +92,13 @@ pub trait Backend: Send + Sync + 'static {
     fn events(&self) -> Arc<dyn EventStore>;
     /// The key prefix reserved for the runtime part `name` (a view, a queue, ...).
     fn keyspace(&self, name: &str) -> Vec<u8>;
-    /// Runs `body` in a serializable transaction with the engine's retry loop.
-    fn transact<'a>(&'a self, body: &'a TxBody<'a>) -> BoxFuture<'a, Result<(), TxFailure>>;
+    /// Runs `body` in a serializable transaction with the engine's retry loop and returns
+    /// the value of its committed run. Call [`<dyn Backend>::transact`](Backend#method.transact),
+    /// which keeps the value's type.
+    fn transact_erased<'a, 'b: 'a>(
+        &'a self,
+        body: &'a ErasedBody<'b>,
+    ) -> BoxFuture<'a, Result<Box<dyn Any + Send>, TxFailure>>;
     /// Appends `events` under `conditions` and writes `record` in the same transaction,
     /// unless the record's key holds a standing value (see
     /// [`DcbStore::append_with_record`]).
@@ -117,15 +127,13 @@ impl<E: KvEngine> Backend for DcbStore<E> {
         self.layout().user_prefix(name)
     }
 
-    fn transact<'a>(&'a self, body: &'a TxBody<'a>) -> BoxFuture<'a, Result<(), TxFailure>> {
+    fn transact_erased<'a, 'b: 'a>(
+        &'a self,
+        body: &'a ErasedBody<'b>,
+    ) -> BoxFuture<'a, Result<Box<dyn Any + Send>, TxFailure>> {
         async move {
-            self.engine()
-                .transact(|tx| {
-                    let tx: Arc<dyn DynTx> = Arc::new(tx);
-                    body(tx)
-                })
-                .await
-                .map(|_| ())
+            let committed = self.engine().transact(|tx| body(Arc::new(tx))).await?;
+            Ok(committed.value)
         }
         .boxed()
     }
@@ -148,24 +156,22 @@ impl<E: KvEngine> Backend for DcbStore<E> {
     }
 }
 
-/// Runs `body` in a transaction of `backend` (retried on conflicts) and returns the value
-/// of its successful run.
-pub async fn transact_value<R: Send + 'static>(
-    backend: &dyn Backend,
-    body: impl Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
-) -> Result<R, TxFailure> {
-    let slot = Arc::new(std::sync::Mutex::new(None));
-    let out = slot.clone();
-    let wrapped = move |tx: Arc<dyn DynTx>| -> BoxFuture<'static, Result<(), TxFailure>> {
-        let (fut, out) = (body(tx), out.clone());
-        async move {
-            let value = fut.await?;
-            *out.lock().expect("slot") = Some(value);
-            Ok(())
-        }
-        .boxed()
-    };
-    backend.transact(&wrapped).await?;
-    let value = slot.lock().expect("slot").take().expect("a committed body stored its value");
-    Ok(value)
+impl dyn Backend {
+    /// Runs `body` in a serializable transaction (again from the start on a retryable
+    /// conflict, so it must have no outside effects) and returns the value of its committed
+    /// run. The body borrows what it needs: write it `move |tx| async move { … }` over
+    /// references, and it clones nothing per attempt.
+    pub async fn transact<'b, R, F, Fut>(&self, body: F) -> Result<R, TxFailure>
+    where
+        R: Send + 'static,
+        F: Fn(Arc<dyn DynTx>) -> Fut + Send + Sync + 'b,
+        Fut: Future<Output = Result<R, TxFailure>> + Send + 'b,
+    {
+        let erased = move |tx: Arc<dyn DynTx>| -> BoxFuture<'b, Result<Box<dyn Any + Send>, TxFailure>> {
+            let run = body(tx);
+            async move { Ok(Box::new(run.await?) as Box<dyn Any + Send>) }.boxed()
+        };
+        let value = self.transact_erased(&erased).await?;
+        Ok(*value.downcast::<R>().expect("a body's value has the body's type"))
+    }
 }

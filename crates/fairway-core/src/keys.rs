@@ -1,4 +1,7 @@
-//! Every key the runtime stores beside the events, built in this one module.
+//! Every key the runtime stores beside the events, built in this one module, and the values
+//! of views and snapshots (checkpoints, active versions, snapshot states) with their codecs.
+//! Queue entries and idempotency records are MessagePack and framed bytes encoded by
+//! `automation/queue.rs` and `app/idempotency/record.rs`, in the formats the table gives.
 //!
 //! Each part of the runtime writes under a keyspace of its own: `⟦name⟧` below stands for
 //! [`Backend::keyspace`]`(name)`, in the DCB layout `<namespace> 0x00 u <name> 0x00`, apart
@@ -25,7 +28,7 @@
 //!
 //! These bytes are the format of existing data directories: the test below pins them.
 
-use fairway_dcb::{Position, Query};
+use fairway_dcb::{POSITION_LEN, Position, Query};
 
 use crate::backend::Backend;
 
@@ -42,6 +45,8 @@ pub(crate) fn after(key: &[u8]) -> Vec<u8> {
 /// The keys of one view version.
 #[derive(Clone)]
 pub(crate) struct ViewKeys {
+    /// Prefix of every version of the view.
+    pub(crate) versions: Vec<u8>,
     /// Prefix of the version's documents.
     pub(crate) data: Vec<u8>,
     /// The version's checkpoint.
@@ -56,14 +61,62 @@ impl ViewKeys {
     /// The keys of version `version` of view `name`.
     pub(crate) fn new(backend: &dyn Backend, name: &str, version: u32) -> Self {
         let root = backend.keyspace(&format!("view/{name}"));
-        let version_root = [root.as_slice(), b"v", &version.to_be_bytes()].concat();
+        let versions = [root.as_slice(), b"v"].concat();
+        let version_root = [versions.as_slice(), &version.to_be_bytes()].concat();
         ViewKeys {
             data: [version_root.as_slice(), b"d"].concat(),
             checkpoint: [version_root.as_slice(), b"c"].concat(),
             active: [root.as_slice(), b"active"].concat(),
             version_root,
+            versions,
         }
     }
+
+    /// The version a key under [`ViewKeys::versions`] belongs to.
+    pub(crate) fn version_of(&self, key: &[u8]) -> Option<u32> {
+        let number = key.strip_prefix(self.versions.as_slice())?.get(..4)?;
+        decode_version(number)
+    }
+
+    /// The first key of version `version` (to continue a scan of the versions there).
+    pub(crate) fn version_start(&self, version: u32) -> Vec<u8> {
+        [self.versions.as_slice(), &encode_version(version)].concat()
+    }
+}
+
+/// A view version's checkpoint: the last position it has seen, and how many events it
+/// applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    /// The last position seen.
+    pub(crate) position: Position,
+    /// Events applied.
+    pub(crate) processed: u64,
+}
+
+impl Checkpoint {
+    /// The stored value: the position (12 bytes), then the count (u64 BE).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        [self.position.to_bytes().as_slice(), &self.processed.to_be_bytes()].concat()
+    }
+
+    /// The checkpoint stored as `bytes`; a value holding the position alone (no count)
+    /// counts 0 events applied.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let position = Position::from_bytes(bytes.get(..POSITION_LEN)?)?;
+        let processed = bytes.get(POSITION_LEN..).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+        Some(Checkpoint { position, processed })
+    }
+}
+
+/// A view version number as stored (in keys and as the active version): u32 BE.
+pub(crate) fn encode_version(version: u32) -> [u8; 4] {
+    version.to_be_bytes()
+}
+
+/// The version number stored as `bytes`.
+pub(crate) fn decode_version(bytes: &[u8]) -> Option<u32> {
+    bytes.try_into().ok().map(u32::from_be_bytes)
 }
 
 /// The key of document `key` under a version's `data` prefix ([`ViewKeys::data`]).
@@ -129,6 +182,18 @@ impl QueueKeys {
     pub(crate) fn dead(&self, position: Position) -> Vec<u8> {
         [self.dead.as_slice(), &position.to_bytes()].concat()
     }
+}
+
+/// A stored snapshot: the position its state was folded up to (12 bytes), then the state
+/// as its model encodes it.
+pub(crate) fn encode_snapshot(position: Position, state: &[u8]) -> Vec<u8> {
+    [position.to_bytes().as_slice(), state].concat()
+}
+
+/// The position and the encoded state of a stored snapshot.
+pub(crate) fn decode_snapshot(bytes: &[u8]) -> Option<(Position, &[u8])> {
+    let (position, state) = bytes.split_at_checked(POSITION_LEN)?;
+    Some((Position::from_bytes(position)?, state))
 }
 
 /// The keys of decision-model snapshots.
@@ -270,5 +335,35 @@ mod tests {
         assert_eq!(keys.all(), b"app\0uidempotency\0");
         assert_eq!(end_of(keys.all()), b"app\0uidempotency\0\xff");
         assert_eq!(after(b"k"), b"k\0");
+    }
+
+    /// The values kept in this module's formats: pinned bytes, and each decodes what it
+    /// encodes.
+    #[test]
+    fn every_value_keeps_its_bytes_and_round_trips() {
+        let checkpoint = Checkpoint { position: position(), processed: 0x0102 };
+        let bytes = checkpoint.encode();
+        assert_eq!(bytes, [POSITION.as_slice(), b"\0\0\0\0\0\0\x01\x02"].concat());
+        assert_eq!(Checkpoint::decode(&bytes), Some(checkpoint));
+        assert_eq!(
+            Checkpoint::decode(POSITION),
+            Some(Checkpoint { position: position(), processed: 0 }),
+            "a checkpoint written before the count was kept"
+        );
+        assert_eq!(Checkpoint::decode(&POSITION[..11]), None, "a cut position is no checkpoint");
+
+        assert_eq!(encode_version(3), *b"\0\0\0\x03");
+        assert_eq!(decode_version(&encode_version(u32::MAX)), Some(u32::MAX));
+        assert_eq!(decode_version(b"\0\x03"), None);
+
+        let snapshot = encode_snapshot(position(), b"state");
+        assert_eq!(snapshot, [POSITION.as_slice(), b"state"].concat());
+        assert_eq!(decode_snapshot(&snapshot), Some((position(), b"state".as_slice())));
+        assert_eq!(decode_snapshot(&POSITION[..5]), None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let keys = ViewKeys::new(backend(dir.path()).as_ref(), "courses", 7);
+        assert_eq!(keys.version_of(&keys.checkpoint), Some(7));
+        assert_eq!(keys.version_start(8), ViewKeys::new(backend(dir.path()).as_ref(), "courses", 8).version_root);
     }
 }

@@ -7,16 +7,16 @@
 //! never scanned to list the views. Documents come back as data (their MessagePack decoded
 //! as JSON), since the slices' types are not at hand.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use fairway_dcb::Position;
-use futures::FutureExt;
 use serde_json::Value;
 
-use crate::automation::{AutomationError, DeadLetter, queue, transact};
-use crate::backend::{Backend, DynTx, TxFailure, transact_value};
+use crate::automation::{AutomationError, DeadLetter, queue};
+use crate::backend::{Backend, DynTx, TxFailure};
 use crate::keys::{QueueKeys, ViewKeys, end_of};
-use crate::view::{Page, ViewError, ViewTx, read_checkpoint};
+use crate::view::{Page, ViewError, ViewTx, read_active, read_checkpoint};
 
 /// One view found in a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,20 +71,16 @@ impl StoredState {
 
     /// Every view with data in the store, by name.
     pub async fn views(&self) -> Result<Vec<StoredView>, ViewError> {
-        let family = family_prefix(self.backend.as_ref(), "view/");
-        let backend = self.backend.clone();
-        let views = transact_value(self.backend.as_ref(), move |tx| {
-            let (family, backend) = (family.clone(), backend.clone());
-            async move {
+        let (family, backend) = (&family_prefix(self.backend.as_ref(), "view/"), self.backend.as_ref());
+        let views = backend
+            .transact(move |tx| async move {
                 let mut views = Vec::new();
-                for name in names(tx.as_ref(), &family).await? {
-                    views.push(read_view(tx.as_ref(), backend.as_ref(), name).await?);
+                for name in names(tx.as_ref(), family).await? {
+                    views.push(read_view(tx.as_ref(), backend, name).await?);
                 }
                 Ok(views)
-            }
-            .boxed()
-        })
-        .await?;
+            })
+            .await?;
         Ok(views)
     }
 
@@ -97,98 +93,82 @@ impl StoredState {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Option<Page<Value>>, ViewError> {
-        let (prefix, cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
-        self.read_active(name, move |tx| {
-            let (prefix, cursor) = (prefix.clone(), cursor.clone());
-            async move { tx.page::<Value>(&prefix, cursor.as_deref(), limit).await }.boxed()
-        })
-        .await
+        self.read_active(name, move |tx| async move { tx.page::<Value>(prefix, cursor, limit).await }).await
     }
 
     /// Document `key` of view `name`'s active version; `None` when the view has no active
     /// version or no such document.
     pub async fn view_document(&self, name: &str, key: &str) -> Result<Option<Value>, ViewError> {
-        let key = key.to_owned();
-        let found = self
-            .read_active(name, move |tx| {
-                let key = key.clone();
-                async move { tx.get::<Value>(&key).await }.boxed()
-            })
-            .await?;
+        let found = self.read_active(name, move |tx| async move { tx.get::<Value>(key).await }).await?;
         Ok(found.flatten())
     }
 
     /// Runs `read` on the documents of view `name`'s active version.
-    async fn read_active<R: Send + 'static>(
-        &self,
-        name: &str,
-        read: impl Fn(ViewTx) -> futures::future::BoxFuture<'static, Result<R, ViewError>> + Send + Sync + 'static,
-    ) -> Result<Option<R>, ViewError> {
-        let (backend, name, read) = (self.backend.clone(), name.to_owned(), Arc::new(read));
-        let value = transact_value(self.backend.as_ref(), move |tx| {
-            let (backend, name, read) = (backend.clone(), name.clone(), read.clone());
-            async move {
-                let Some(active) = active_version(tx.as_ref(), backend.as_ref(), &name).await? else {
+    async fn read_active<'b, R, F, Fut>(&'b self, name: &'b str, read: F) -> Result<Option<R>, ViewError>
+    where
+        R: Send + 'static,
+        F: Fn(ViewTx) -> Fut + Send + Sync + 'b,
+        Fut: Future<Output = Result<R, ViewError>> + Send + 'b,
+    {
+        let (backend, read) = (self.backend.as_ref(), &read);
+        let value = backend
+            .transact(move |tx| async move {
+                let Some(active) = read_active(tx.as_ref(), &ViewKeys::new(backend, name, 0)).await? else {
                     return Ok(None);
                 };
-                let data = ViewKeys::new(backend.as_ref(), &name, active).data;
+                let data = ViewKeys::new(backend, name, active).data;
                 let value =
                     read(ViewTx::reading(tx, data.as_slice().into())).await.map_err(|e| TxFailure::Body(e.into()))?;
                 Ok(Some(value))
-            }
-            .boxed()
-        })
-        .await?;
+            })
+            .await?;
         Ok(value)
     }
 
     /// Every automation with a queue in the store, by name.
     pub async fn automations(&self) -> Result<Vec<StoredAutomation>, AutomationError> {
-        let family = family_prefix(self.backend.as_ref(), "automation/");
-        let backend = self.backend.clone();
-        transact(self.backend.as_ref(), move |tx| {
-            let (family, backend) = (family.clone(), backend.clone());
-            async move {
+        let (family, backend) = (&family_prefix(self.backend.as_ref(), "automation/"), self.backend.as_ref());
+        backend
+            .transact(move |tx| async move {
                 let mut found = Vec::new();
-                for name in names(tx.as_ref(), &family).await? {
-                    let keys = QueueKeys::new(backend.as_ref(), &name);
+                for name in names(tx.as_ref(), family).await? {
+                    let keys = QueueKeys::new(backend, &name);
                     let pending = queue::pending(tx.as_ref(), &keys).await?;
                     let dead_letters = queue::dead_letters(tx.as_ref(), &keys).await?.len();
                     found.push(StoredAutomation { name, pending, dead_letters });
                 }
                 Ok(found)
-            }
-            .boxed()
-        })
-        .await
+            })
+            .await
+            .map_err(AutomationError::from_tx)
     }
 
     /// The dead letters of automation `name`, oldest first.
     pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, AutomationError> {
-        let keys = QueueKeys::new(self.backend.as_ref(), name);
-        self.on_queue(keys, |tx, keys| async move { queue::dead_letters(tx.as_ref(), &keys).await }.boxed()).await
+        let keys = &QueueKeys::new(self.backend.as_ref(), name);
+        self.backend
+            .transact(move |tx| async move { queue::dead_letters(tx.as_ref(), keys).await })
+            .await
+            .map_err(AutomationError::from_tx)
     }
 
     /// Moves the dead letter at `position` of automation `name` back to its queue with
     /// fresh attempts (run when the app starts again); `false` if there is none.
     pub async fn replay(&self, name: &str, position: Position) -> Result<bool, AutomationError> {
-        let keys = QueueKeys::new(self.backend.as_ref(), name);
-        self.on_queue(keys, move |tx, keys| async move { queue::replay(tx.as_ref(), &keys, position).await }.boxed())
+        let keys = &QueueKeys::new(self.backend.as_ref(), name);
+        self.backend
+            .transact(move |tx| async move { queue::replay(tx.as_ref(), keys, position).await })
             .await
+            .map_err(AutomationError::from_tx)
     }
 
     /// Deletes every dead letter of automation `name`; returns how many.
     pub async fn purge(&self, name: &str) -> Result<usize, AutomationError> {
-        let keys = QueueKeys::new(self.backend.as_ref(), name);
-        self.on_queue(keys, |tx, keys| async move { queue::purge(tx.as_ref(), &keys).await }.boxed()).await
-    }
-
-    async fn on_queue<R: Send + 'static>(
-        &self,
-        keys: QueueKeys,
-        op: impl Fn(Arc<dyn DynTx>, QueueKeys) -> futures::future::BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
-    ) -> Result<R, AutomationError> {
-        transact(self.backend.as_ref(), |tx| op(tx, keys.clone())).await
+        let keys = &QueueKeys::new(self.backend.as_ref(), name);
+        self.backend
+            .transact(move |tx| async move { queue::purge(tx.as_ref(), keys).await })
+            .await
+            .map_err(AutomationError::from_tx)
     }
 }
 
@@ -215,26 +195,19 @@ async fn names(tx: &dyn DynTx, family: &[u8]) -> Result<Vec<String>, TxFailure> 
     Ok(names)
 }
 
-async fn active_version(tx: &dyn DynTx, backend: &dyn Backend, name: &str) -> Result<Option<u32>, TxFailure> {
-    let active = ViewKeys::new(backend, name, 0).active;
-    Ok(tx.get(&active).await?.and_then(|b| b.try_into().ok()).map(u32::from_be_bytes))
-}
-
 /// A view's active version and every version found under it, with their checkpoints.
 async fn read_view(tx: &dyn DynTx, backend: &dyn Backend, name: String) -> Result<StoredView, TxFailure> {
-    let active = active_version(tx, backend, &name).await?;
-    let root = ViewKeys::new(backend, &name, 0).version_root;
-    let versions_prefix = &root[..root.len() - 4];
-    let end = end_of(versions_prefix);
-    let mut begin = versions_prefix.to_vec();
+    let keys = ViewKeys::new(backend, &name, 0);
+    let active = read_active(tx, &keys).await?;
+    let end = end_of(&keys.versions);
+    let mut begin = keys.versions.clone();
     let mut versions = Vec::new();
     while let Some(first) = tx.scan(&begin, &end, 1).await?.into_iter().next() {
-        let Some(number) = first.key.get(versions_prefix.len()..versions_prefix.len() + 4) else { break };
-        let version = u32::from_be_bytes(number.try_into().expect("4 bytes"));
+        let Some(version) = keys.version_of(&first.key) else { break };
         let (checkpoint, processed) = read_checkpoint(tx, &ViewKeys::new(backend, &name, version)).await?;
         versions.push(StoredVersion { version, checkpoint, processed });
         match version.checked_add(1) {
-            Some(next) => begin = [versions_prefix, &next.to_be_bytes()].concat(),
+            Some(next) => begin = keys.version_start(next),
             None => break,
         }
     }

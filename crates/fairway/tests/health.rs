@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fairway::app::{SupervisionPolicy, TaskState};
-use fairway::backend::{Backend, DynTx, TxBody, TxFailure};
+use fairway::backend::{Backend, DynTx, ErasedBody, TxFailure};
 use fairway::dcb::kv::{KeyValue, Watch};
 use fairway::dcb::{
     AppendCondition, AppendRecord, DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, EventStore, Query,
@@ -307,14 +307,17 @@ impl Backend for Flaky {
         self.inner.keyspace(name)
     }
 
-    fn transact<'a>(&'a self, body: &'a TxBody<'a>) -> BoxFuture<'a, Result<(), TxFailure>> {
+    fn transact_erased<'a, 'b: 'a>(
+        &'a self,
+        body: &'a ErasedBody<'b>,
+    ) -> BoxFuture<'a, Result<Box<dyn std::any::Any + Send>, TxFailure>> {
         async move {
             let wrapped = |tx: Arc<dyn DynTx>| {
                 let tx: Arc<dyn DynTx> =
                     Arc::new(FlakyTx { inner: tx, prefix: self.prefix.clone(), broken: self.broken.clone() });
                 body(tx)
             };
-            self.inner.transact(&wrapped).await
+            self.inner.transact_erased(&wrapped).await
         }
         .boxed()
     }

@@ -16,7 +16,7 @@ use fairway::{
     Automation, AutomationContext, AutomationError, AutomationRuntime, Command, CommandRunner, Decision, EventError,
     EventSet, QueueSettings, View, ViewError, ViewRuntime, ViewTx,
 };
-use futures::{FutureExt, TryStreamExt};
+use futures::TryStreamExt;
 
 type Writer = DcbStore<EmbeddedEngine>;
 
@@ -118,8 +118,7 @@ async fn a_view_catching_up_applies_every_event_up_to_its_checkpoint() {
         let view = ViewRuntime::new(Tally, Arc::new(f.reader.clone()));
         let (_, checkpoint) = view.catch_up().await.unwrap();
         let checkpoint = checkpoint.unwrap();
-        let counts: Vec<(String, u64)> =
-            view.read(|tx| async move { tx.range::<u64>("").await }.boxed()).await.unwrap();
+        let counts: Vec<(String, u64)> = view.read(|tx| async move { tx.range::<u64>("").await }).await.unwrap();
         let log = log(&f.writer).await;
         let wanted =
             vec![("A".to_owned(), count(&log, "A", checkpoint)), ("B".to_owned(), count(&log, "B", checkpoint))];

@@ -88,8 +88,7 @@ async fn ticks_up_to(backend: &Arc<dyn Backend>, checkpoint: Option<Position>) -
 }
 
 async fn counted(view: &ViewRuntime<TickCounts>) -> u64 {
-    let counts =
-        view.read(|tx| Box::pin(async move { tx.range::<u64>("bucket-").await })).await.expect("the view reads");
+    let counts = view.read(|tx| async move { tx.range::<u64>("bucket-").await }).await.expect("the view reads");
     counts.iter().map(|(_, n)| n).sum()
 }
 

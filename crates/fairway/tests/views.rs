@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::{CourseDefined, CourseEvents, DefineCourse, SubscribeStudent};
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore};
 use fairway::{CommandRunner, View, ViewError, ViewRuntime, ViewTx};
-use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +77,7 @@ fn store(dir: &std::path::Path) -> EmbeddedStore {
 }
 
 async fn rows(view: &ViewRuntime<CourseList>) -> Vec<(String, CourseRow)> {
-    view.read(|tx| async move { tx.range::<CourseRow>("").await }.boxed()).await.unwrap()
+    view.read(|tx| async move { tx.range::<CourseRow>("").await }).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +125,7 @@ async fn several_projectors_of_one_view_apply_each_event_once() {
     }
     let view = ViewRuntime::new(Counter, backend.clone());
     view.wait_for(last.unwrap(), Duration::from_secs(20)).await.unwrap();
-    let n: u64 = view.read(|tx| async move { Ok(tx.get::<u64>("n").await?.unwrap_or(0)) }.boxed()).await.unwrap();
+    let n: u64 = view.read(|tx| async move { Ok(tx.get::<u64>("n").await?.unwrap_or(0)) }).await.unwrap();
     assert_eq!(n, 120, "three projectors applied every event exactly once");
     projectors.into_iter().for_each(|p| p.abort());
 }
@@ -153,7 +152,7 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
 
     let v2 = ViewRuntime::new(CourseListV2, backend.clone());
     // Before v2 has caught up, its readers are served the active (v1) data.
-    let before = v2.read(|tx| async move { tx.range::<CourseRow>("").await }.boxed()).await.unwrap();
+    let before = v2.read(|tx| async move { tx.range::<CourseRow>("").await }).await.unwrap();
     assert_eq!(before, vec![("c1".into(), CourseRow { capacity: 5, taken: 1 })]);
     p1.abort();
     let p2 = tokio::spawn(v2.clone().run());
@@ -163,7 +162,7 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
         assert!(tokio::time::Instant::now() < deadline, "v2 becomes active after catching up");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let left: Vec<(String, u32)> = v2.read(|tx| async move { tx.range::<u32>("").await }.boxed()).await.unwrap();
+    let left: Vec<(String, u32)> = v2.read(|tx| async move { tx.range::<u32>("").await }).await.unwrap();
     assert_eq!(left, vec![("c1".into(), 4)], "rebuilt from the log in the new shape");
     let old = v1.progress().await.unwrap();
     assert_eq!(old.checkpoint, None, "the old version's data and checkpoint were dropped");

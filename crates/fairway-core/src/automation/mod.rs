@@ -42,7 +42,6 @@ use crate::event::{EventSet, Recorded};
 use crate::testkit::Outcome;
 
 pub use worker::AutomationRuntime;
-pub(crate) use worker::transact;
 
 /// A reaction to events.
 pub trait Automation: Send + Sync + 'static {

@@ -2,18 +2,18 @@
 //! events into jobs, its workers claim and run them (renewing their lease meanwhile) and
 //! sleep while none is due; the admin calls list, replay and purge dead letters.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fairway_dcb::{Position, Query, ReadOptions};
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::queue::{self, Claim, now_micros};
 use super::wake::{self, Wake};
 use super::{Automation, AutomationContext, AutomationError, DeadLetter, QueueSettings, TriggerNotFound};
-use crate::backend::{Backend, DynTx, TxFailure, transact_value};
+use crate::backend::{Backend, DynTx, TxFailure};
 use crate::command::CommandRunner;
 use crate::command::snapshot::Snapshots;
 use crate::dependencies::Dependencies;
@@ -27,15 +27,15 @@ async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// Runs `body` in a transaction and returns its value.
-pub(crate) async fn transact<R: Send + 'static>(
-    backend: &dyn Backend,
-    body: impl Fn(Arc<dyn DynTx>) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
-) -> Result<R, AutomationError> {
-    transact_value(backend, body).await.map_err(|err| match err {
-        TxFailure::Body(body) => AutomationError(body),
-        storage @ TxFailure::Storage(_) => storage.into(),
-    })
+impl AutomationError {
+    /// The failure of a queue transaction: the body's own error unwrapped, so
+    /// [`AutomationError::downcast_ref`] finds it.
+    pub(crate) fn from_tx(failure: TxFailure) -> Self {
+        match failure {
+            TxFailure::Body(body) => AutomationError(body),
+            TxFailure::Storage(storage) => storage.into(),
+        }
+    }
 }
 
 /// An automation bound to a store: its enqueuer, its workers and its dead-letter queue.
@@ -76,6 +76,18 @@ impl<A: Automation> AutomationRuntime<A> {
         }
     }
 
+    /// Runs `body` on this automation's queue in one transaction (see
+    /// [`<dyn Backend>::transact`](Backend#method.transact)).
+    async fn in_queue<'b, R, F, Fut>(&'b self, body: F) -> Result<R, AutomationError>
+    where
+        R: Send + 'static,
+        F: Fn(Arc<dyn DynTx>, &'b QueueKeys) -> Fut + Send + Sync + 'b,
+        Fut: Future<Output = Result<R, TxFailure>> + Send + 'b,
+    {
+        let keys = &self.keys;
+        self.backend.transact(move |tx| body(tx, keys)).await.map_err(AutomationError::from_tx)
+    }
+
     /// Gives handlers access to `dependencies`.
     pub fn with_dependencies(mut self, dependencies: Dependencies) -> Self {
         self.dependencies = dependencies;
@@ -90,22 +102,19 @@ impl<A: Automation> AutomationRuntime<A> {
     /// Follows the triggering events forever, enqueuing a job per event and waking idle
     /// workers.
     pub async fn run_enqueuer(self) -> Result<(), AutomationError> {
-        let keys = self.keys.clone();
-        let cursor = transact(self.backend.as_ref(), move |tx| {
-            let keys = keys.clone();
-            async move { Ok(tx.get(&keys.cursor).await?.and_then(|b| Position::from_bytes(&b))) }.boxed()
-        })
-        .await?;
+        let cursor = self
+            .in_queue(
+                move |tx, keys| async move { Ok(tx.get(&keys.cursor).await?.and_then(|b| Position::from_bytes(&b))) },
+            )
+            .await?;
         let mut events = self.backend.events().subscribe(self.automation.query(), cursor).ready_chunks(256);
         while let Some(chunk) = events.next().await {
             let positions: Vec<Position> =
                 chunk.into_iter().map(|e| e.map(|e| e.position)).collect::<Result<_, _>>()?;
-            let (keys, positions) = (self.keys.clone(), Arc::new(positions));
-            let enqueued = transact(self.backend.as_ref(), move |tx| {
-                let (keys, positions) = (keys.clone(), positions.clone());
-                async move { queue::enqueue(tx.as_ref(), &keys, &positions).await }.boxed()
-            })
-            .await?;
+            let positions = &positions;
+            let enqueued = self
+                .in_queue(move |tx, keys| async move { queue::enqueue(tx.as_ref(), keys, positions).await })
+                .await?;
             if enqueued > 0 {
                 self.wake.notify();
             }
@@ -115,12 +124,11 @@ impl<A: Automation> AutomationRuntime<A> {
 
     /// Claims the first due job under a lease owned by `worker`.
     async fn claim(&self, worker: &str) -> Result<Claim, AutomationError> {
-        let (keys, worker, lease) = (self.keys.clone(), worker.to_owned(), self.settings.lease);
-        transact(self.backend.as_ref(), move |tx| {
-            let (keys, worker) = (keys.clone(), worker.clone());
-            async move { queue::claim(tx.as_ref(), &keys, &worker, lease, now_micros()).await }.boxed()
-        })
-        .await
+        let lease = self.settings.lease;
+        let claim = self
+            .in_queue(move |tx, keys| async move { queue::claim(tx.as_ref(), keys, worker, lease, now_micros()).await })
+            .await?;
+        Ok(claim)
     }
 
     /// Updates the job at `position` if `worker` still holds it.
@@ -130,23 +138,20 @@ impl<A: Automation> AutomationRuntime<A> {
         position: Position,
         outcome: Result<(), String>,
     ) -> Result<(), AutomationError> {
-        let (keys, worker, settings) = (self.keys.clone(), worker.to_owned(), self.settings);
-        let outcome = Arc::new(outcome);
-        transact(self.backend.as_ref(), move |tx| {
-            let (keys, worker, outcome) = (keys.clone(), worker.clone(), outcome.clone());
-            async move { queue::settle(tx.as_ref(), &keys, &worker, position, &outcome, &settings).await }.boxed()
+        let (settings, outcome) = (&self.settings, &outcome);
+        self.in_queue(move |tx, keys| async move {
+            queue::settle(tx.as_ref(), keys, worker, position, outcome, settings).await
         })
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Extends the lease of `worker` on the job at `position`.
     async fn renew(&self, worker: &str, position: Position) -> Result<(), AutomationError> {
-        let (keys, worker, lease) = (self.keys.clone(), worker.to_owned(), self.settings.lease);
-        transact(self.backend.as_ref(), move |tx| {
-            let (keys, worker) = (keys.clone(), worker.clone());
-            async move { queue::renew(tx.as_ref(), &keys, &worker, position, lease).await }.boxed()
-        })
-        .await
+        let lease = self.settings.lease;
+        self.in_queue(move |tx, keys| async move { queue::renew(tx.as_ref(), keys, worker, position, lease).await })
+            .await?;
+        Ok(())
     }
 
     /// Runs one due job, if any; returns whether one ran.
@@ -203,12 +208,8 @@ impl<A: Automation> AutomationRuntime<A> {
     /// Gives jobs written by earlier versions, before the due-time index, their due entry.
     async fn index_older_jobs(&self) -> Result<(), AutomationError> {
         loop {
-            let keys = self.keys.clone();
-            let done = transact(self.backend.as_ref(), move |tx| {
-                let keys = keys.clone();
-                async move { queue::index_older_jobs(tx.as_ref(), &keys).await }.boxed()
-            })
-            .await?;
+            let done =
+                self.in_queue(move |tx, keys| async move { queue::index_older_jobs(tx.as_ref(), keys).await }).await?;
             if done {
                 return Ok(());
             }
@@ -259,42 +260,23 @@ impl<A: Automation> AutomationRuntime<A> {
 
     /// Jobs waiting or in progress.
     pub async fn pending(&self) -> Result<usize, AutomationError> {
-        let keys = self.keys.clone();
-        transact(self.backend.as_ref(), move |tx| {
-            let keys = keys.clone();
-            async move { queue::pending(tx.as_ref(), &keys).await }.boxed()
-        })
-        .await
+        self.in_queue(move |tx, keys| async move { queue::pending(tx.as_ref(), keys).await }).await
     }
 
     /// Jobs a worker holds an unexpired lease on.
     pub async fn leased(&self) -> Result<usize, AutomationError> {
-        let keys = self.keys.clone();
-        transact(self.backend.as_ref(), move |tx| {
-            let keys = keys.clone();
-            async move { queue::leased(tx.as_ref(), &keys).await }.boxed()
-        })
-        .await
+        self.in_queue(move |tx, keys| async move { queue::leased(tx.as_ref(), keys).await }).await
     }
 
     /// The dead-letter queue, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, AutomationError> {
-        let keys = self.keys.clone();
-        transact(self.backend.as_ref(), move |tx| {
-            let keys = keys.clone();
-            async move { queue::dead_letters(tx.as_ref(), &keys).await }.boxed()
-        })
-        .await
+        self.in_queue(move |tx, keys| async move { queue::dead_letters(tx.as_ref(), keys).await }).await
     }
 
     /// Moves a dead letter back to the queue with fresh attempts; `false` if absent.
     pub async fn replay(&self, position: Position) -> Result<bool, AutomationError> {
-        let keys = self.keys.clone();
-        let replayed = transact(self.backend.as_ref(), move |tx| {
-            let keys = keys.clone();
-            async move { queue::replay(tx.as_ref(), &keys, position).await }.boxed()
-        })
-        .await?;
+        let replayed =
+            self.in_queue(move |tx, keys| async move { queue::replay(tx.as_ref(), keys, position).await }).await?;
         if replayed {
             self.wake.notify();
         }
@@ -303,11 +285,6 @@ impl<A: Automation> AutomationRuntime<A> {
 
     /// Deletes every dead letter; returns how many.
     pub async fn purge(&self) -> Result<usize, AutomationError> {
-        let keys = self.keys.clone();
-        transact(self.backend.as_ref(), move |tx| {
-            let keys = keys.clone();
-            async move { queue::purge(tx.as_ref(), &keys).await }.boxed()
-        })
-        .await
+        self.in_queue(move |tx, keys| async move { queue::purge(tx.as_ref(), keys).await }).await
     }
 }

@@ -11,15 +11,14 @@
 
 use std::sync::Arc;
 
-use fairway_dcb::{POSITION_LEN, Position, Query};
-use futures::FutureExt;
+use fairway_dcb::{Position, Query};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::Command;
-use crate::backend::{Backend, transact_value};
-use crate::keys::SnapshotKeys;
+use crate::backend::Backend;
+use crate::keys::{SnapshotKeys, decode_snapshot, encode_snapshot};
 
 /// Longest snapshot key; queries beyond it are not snapshotted.
 const MAX_KEY_LEN: usize = 4_096;
@@ -87,11 +86,8 @@ impl Snapshots {
     /// The latest snapshot of `C`'s model for `query`, if a usable one exists.
     pub(crate) async fn load<C: Command>(&self, codec: &SnapshotCodec<C>, query: &Query) -> Option<Loaded<C::State>> {
         let key = self.key(codec, query)?;
-        let bytes = transact_value(self.backend.as_ref(), move |tx| {
-            let key = key.clone();
-            async move { Ok(tx.get(&key).await?) }.boxed()
-        })
-        .await;
+        let key = &key;
+        let bytes = self.backend.transact(move |tx| async move { Ok(tx.get(key).await?) }).await;
         let bytes = match bytes {
             Ok(bytes) => bytes?,
             Err(err) => {
@@ -99,8 +95,8 @@ impl Snapshots {
                 return None;
             }
         };
-        let position = Position::from_bytes(bytes.get(..POSITION_LEN)?)?;
-        match (codec.decode)(&bytes[POSITION_LEN..]) {
+        let (position, state) = decode_snapshot(&bytes)?;
+        match (codec.decode)(state) {
             Ok(state) => Some(Loaded { state, position }),
             Err(err) => {
                 warn!(command = C::NAME, %err, "snapshot undecodable; folding from the start");
@@ -119,7 +115,7 @@ impl Snapshots {
     ) -> Option<(Vec<u8>, Vec<u8>)> {
         let key = self.key(codec, query)?;
         match (codec.encode)(state) {
-            Ok(encoded) => Some((key, [position.to_bytes().as_slice(), &encoded].concat())),
+            Ok(encoded) => Some((key, encode_snapshot(position, &encoded))),
             Err(err) => {
                 warn!(command = C::NAME, %err, "snapshot not encodable");
                 None
@@ -129,19 +125,17 @@ impl Snapshots {
 
     /// Stores an encoded snapshot at `position`, unless a newer one is stored.
     pub(crate) async fn save<C: Command>(&self, key: Vec<u8>, value: Vec<u8>, position: Position) {
-        let value = Arc::new(value);
-        let saved = transact_value(self.backend.as_ref(), move |tx| {
-            let (key, value) = (key.clone(), value.clone());
-            async move {
-                let stored = tx.get(&key).await?.and_then(|b| b.get(..POSITION_LEN).and_then(Position::from_bytes));
+        let (key, value) = (&key, &value);
+        let saved = self
+            .backend
+            .transact(move |tx| async move {
+                let stored = tx.get(key).await?.as_deref().and_then(decode_snapshot).map(|(position, _)| position);
                 if stored.is_none_or(|stored| stored < position) {
-                    tx.set(&key, &value);
+                    tx.set(key, value);
                 }
                 Ok(())
-            }
-            .boxed()
-        })
-        .await;
+            })
+            .await;
         match saved {
             Ok(()) => debug!(command = C::NAME, %position, "snapshot saved"),
             Err(err) => warn!(command = C::NAME, %err, "snapshot not saved"),

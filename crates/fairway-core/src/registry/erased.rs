@@ -109,15 +109,15 @@ impl<V: View> DynView for ViewRuntime<V> {
     }
 
     fn get(&self, key: String) -> BoxFuture<'_, Result<Option<serde_json::Value>, ViewError>> {
-        self.read(move |tx| {
-            let key = key.clone();
-            async move { tx.get::<serde_json::Value>(&key).await }.boxed()
-        })
+        async move {
+            let key = &key;
+            self.read(move |tx| async move { tx.get::<serde_json::Value>(key).await }).await
+        }
         .boxed()
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<(String, serde_json::Value)>, ViewError>> {
-        self.read(|tx| async move { tx.range::<serde_json::Value>("").await }.boxed()).boxed()
+        self.read(|tx| async move { tx.range::<serde_json::Value>("").await }).boxed()
     }
 
     fn page(
@@ -126,10 +126,10 @@ impl<V: View> DynView for ViewRuntime<V> {
         cursor: Option<String>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Page<serde_json::Value>, ViewError>> {
-        self.read(move |tx| {
-            let (prefix, cursor) = (prefix.clone(), cursor.clone());
-            async move { tx.page(&prefix, cursor.as_deref(), limit).await }.boxed()
-        })
+        async move {
+            let (prefix, cursor) = (&prefix, cursor.as_deref());
+            self.read(move |tx| async move { tx.page(prefix, cursor, limit).await }).await
+        }
         .boxed()
     }
 

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use futures::FutureExt;
 use serde::Serialize;
 
 use super::{Given, TestStore};
@@ -44,7 +43,7 @@ impl ViewTest {
         let runtime = ViewRuntime::new(view, backend);
         runtime.catch_up().await.expect("the view folds the given events");
         let documents = runtime
-            .read(|tx| async move { tx.range::<serde_json::Value>("").await }.boxed())
+            .read(|tx| async move { tx.range::<serde_json::Value>("").await })
             .await
             .expect("the view's documents decode");
         ViewState { view: V::NAME, documents: documents.into_iter().collect() }

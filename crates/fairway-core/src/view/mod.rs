@@ -23,7 +23,7 @@ use crate::backend::TxFailure;
 use crate::event::{EventError, EventSet, UndecodableEvent};
 
 pub use runtime::ViewRuntime;
-pub(crate) use runtime::read_checkpoint;
+pub(crate) use runtime::{read_active, read_checkpoint};
 pub use tx::{Document, Page, ViewTx};
 
 /// A read model.

@@ -3,18 +3,18 @@
 //! caught up (dropping the previous version's data), then follows the log; its readers read
 //! the active version.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fairway_dcb::{POSITION_LEN, Position, ReadOptions};
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use fairway_dcb::{Position, ReadOptions};
+use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, debug, info, info_span};
 
 use super::{Progress, View, ViewError, ViewTx};
 use crate::backend::{Backend, DynTx, TxFailure};
 use crate::event::{Recorded, UndecodableEvent};
-use crate::keys::{ViewKeys, end_of};
+use crate::keys::{Checkpoint, ViewKeys, decode_version, encode_version, end_of};
 
 /// Events applied per transaction, at most.
 const BATCH: usize = 1024;
@@ -48,23 +48,14 @@ impl<V: View> ViewRuntime<V> {
 
     /// Reads the checkpoint and whether this version is active.
     pub async fn progress(&self) -> Result<Progress, ViewError> {
-        let keys = self.keys.clone();
-        let out = Arc::new(std::sync::Mutex::new(None));
-        let slot = out.clone();
-        let body = move |tx: Arc<dyn DynTx>| -> BoxFuture<'static, Result<(), TxFailure>> {
-            let (keys, slot) = (keys.clone(), slot.clone());
-            async move {
-                let (checkpoint, processed) = read_checkpoint(tx.as_ref(), &keys).await?;
-                let active = tx.get(&keys.active).await?.and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
-                *slot.lock().expect("slot") =
-                    Some(Progress { checkpoint, processed, active: active == Some(V::VERSION) });
-                Ok(())
-            }
-            .boxed()
-        };
-        self.backend.transact(&body).await?;
-        let progress = out.lock().expect("slot").take().expect("body ran");
-        Ok(progress)
+        let keys = &self.keys;
+        let ((checkpoint, processed), active) = self
+            .backend
+            .transact(move |tx| async move {
+                Ok((read_checkpoint(tx.as_ref(), keys).await?, read_active(tx.as_ref(), keys).await?))
+            })
+            .await?;
+        Ok(Progress { checkpoint, processed, active: active == Some(V::VERSION) })
     }
 
     /// Applies one batch (skipping events at or before the stored checkpoint) and moves the
@@ -76,17 +67,13 @@ impl<V: View> ViewRuntime<V> {
         through: Option<Position>,
         caught_up: bool,
     ) -> Result<usize, ViewError> {
-        let events = Arc::new(events);
-        let applied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (view, keys, counter) = (self.view.clone(), self.keys.clone(), applied.clone());
-        let backend = self.backend.clone();
-        let body = move |tx: Arc<dyn DynTx>| -> BoxFuture<'static, Result<(), TxFailure>> {
-            let (view, keys, events, counter) = (view.clone(), keys.clone(), events.clone(), counter.clone());
-            let backend = backend.clone();
-            async move {
-                let (stored, processed) = read_checkpoint(tx.as_ref(), &keys).await?;
+        let events = &Arc::new(events);
+        let data: &Arc<[u8]> = &self.keys.data.as_slice().into();
+        let applied = self
+            .backend
+            .transact(move |tx| async move {
+                let (stored, processed) = read_checkpoint(tx.as_ref(), &self.keys).await?;
                 let mut count = 0;
-                let data: Arc<[u8]> = keys.data.as_slice().into();
                 for (index, event) in events.iter().enumerate().filter(|(_, e)| stored.is_none_or(|s| e.position() > s))
                 {
                     count += 1;
@@ -96,7 +83,7 @@ impl<V: View> ViewRuntime<V> {
                         None => continue,
                     };
                     let view_tx = ViewTx::applying(tx.clone(), data.clone(), events.clone(), index);
-                    view.apply(decoded, &view_tx).await.map_err(|err| match err {
+                    self.view.apply(decoded, &view_tx).await.map_err(|err| match err {
                         ViewError::Event(source) => body_error(UndecodableEvent::new(event, source).into()),
                         other => body_error(other),
                     })?;
@@ -104,19 +91,16 @@ impl<V: View> ViewRuntime<V> {
                 if let Some(last) = events.last().map(Recorded::position).max(through)
                     && stored.is_none_or(|s| last > s)
                 {
-                    let checkpoint = [last.to_bytes().as_slice(), &(processed + count as u64).to_be_bytes()].concat();
-                    tx.set(&keys.checkpoint, &checkpoint);
+                    let checkpoint = Checkpoint { position: last, processed: processed + count as u64 };
+                    tx.set(&self.keys.checkpoint, &checkpoint.encode());
                 }
                 if caught_up {
-                    activate(tx.as_ref(), backend.as_ref(), &keys, V::NAME, V::VERSION).await?;
+                    activate(tx.as_ref(), self.backend.as_ref(), &self.keys, V::NAME, V::VERSION).await?;
                 }
-                counter.store(count, std::sync::atomic::Ordering::SeqCst);
-                Ok(())
-            }
-            .boxed()
-        };
-        self.backend.transact(&body).await?;
-        Ok(applied.load(std::sync::atomic::Ordering::SeqCst))
+                Ok(count)
+            })
+            .await?;
+        Ok(applied)
     }
 
     /// Applies every event of the log not yet applied, up to the head taken when it
@@ -211,41 +195,38 @@ impl<V: View> ViewRuntime<V> {
 
     /// Reads documents of the active version (this one once active, else the previous one)
     /// through `read`, in one snapshot-consistent transaction.
-    pub async fn read<R, F>(&self, read: F) -> Result<R, ViewError>
+    pub async fn read<'b, R, F, Fut>(&'b self, read: F) -> Result<R, ViewError>
     where
         R: Send + 'static,
-        F: Fn(ViewTx) -> BoxFuture<'static, Result<R, ViewError>> + Send + Sync + 'static,
+        F: Fn(ViewTx) -> Fut + Send + Sync + 'b,
+        Fut: Future<Output = Result<R, ViewError>> + Send + 'b,
     {
-        let (keys, backend, read) = (self.keys.clone(), self.backend.clone(), Arc::new(read));
-        let out = Arc::new(std::sync::Mutex::new(None));
-        let slot = out.clone();
-        let body = move |tx: Arc<dyn DynTx>| -> BoxFuture<'static, Result<(), TxFailure>> {
-            let (keys, slot, backend, read) = (keys.clone(), slot.clone(), backend.clone(), read.clone());
-            async move {
-                let active = tx.get(&keys.active).await?.and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
-                let data = match active {
-                    Some(version) if version != V::VERSION => ViewKeys::new(backend.as_ref(), V::NAME, version).data,
-                    _ => keys.data,
+        let read = &read;
+        let value = self
+            .backend
+            .transact(move |tx| async move {
+                let data = match read_active(tx.as_ref(), &self.keys).await? {
+                    Some(version) if version != V::VERSION => {
+                        ViewKeys::new(self.backend.as_ref(), V::NAME, version).data
+                    }
+                    _ => self.keys.data.clone(),
                 };
-                let view_tx = ViewTx::reading(tx, data.as_slice().into());
-                let value = read(view_tx).await.map_err(body_error)?;
-                *slot.lock().expect("slot") = Some(value);
-                Ok(())
-            }
-            .boxed()
-        };
-        self.backend.transact(&body).await?;
-        let value = out.lock().expect("slot").take().expect("body ran");
+                read(ViewTx::reading(tx, data.as_slice().into())).await.map_err(body_error)
+            })
+            .await?;
         Ok(value)
     }
 }
 
 /// The stored checkpoint: the last position seen and how many events were applied.
 pub(crate) async fn read_checkpoint(tx: &dyn DynTx, keys: &ViewKeys) -> Result<(Option<Position>, u64), TxFailure> {
-    let Some(bytes) = tx.get(&keys.checkpoint).await? else { return Ok((None, 0)) };
-    let position = bytes.get(..POSITION_LEN).and_then(Position::from_bytes);
-    let processed = bytes.get(POSITION_LEN..).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
-    Ok((position, processed))
+    let stored = tx.get(&keys.checkpoint).await?.as_deref().and_then(Checkpoint::decode);
+    Ok(stored.map_or((None, 0), |checkpoint| (Some(checkpoint.position), checkpoint.processed)))
+}
+
+/// The version of the view readers use, once one has caught up.
+pub(crate) async fn read_active(tx: &dyn DynTx, keys: &ViewKeys) -> Result<Option<u32>, TxFailure> {
+    Ok(tx.get(&keys.active).await?.as_deref().and_then(decode_version))
 }
 
 /// Makes this version the active one and drops the data of the previous active version.
@@ -256,7 +237,7 @@ async fn activate(
     name: &str,
     version: u32,
 ) -> Result<(), TxFailure> {
-    let active = tx.get(&keys.active).await?.and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+    let active = read_active(tx, keys).await?;
     if active == Some(version) {
         return Ok(());
     }
@@ -265,6 +246,6 @@ async fn activate(
         tx.clear_range(&old_root, &end_of(&old_root));
         info!(view = name, from = old, to = version, "view version switched; old data dropped");
     }
-    tx.set(&keys.active, &version.to_be_bytes());
+    tx.set(&keys.active, &encode_version(version));
     Ok(())
 }

@@ -32,9 +32,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
-
-use crate::backend::{Backend, TxFailure, transact_value};
+use crate::backend::{Backend, TxFailure};
 use crate::keys::{IdempotencyKeys, after, end_of};
 use record::{Answer, Record, RecordBody, now_micros, stands};
 use ticket::{Running, Seen, StepState};
@@ -125,13 +123,10 @@ impl Idempotency {
 
     /// The live record at `record_key`, if any.
     async fn stored(&self, record_key: &[u8]) -> Result<Option<Record>, TxFailure> {
-        let record_key = record_key.to_vec();
-        transact_value(self.backend.as_ref(), move |tx| {
-            let record_key = record_key.clone();
-            async move { Ok(tx.get(&record_key).await?.filter(|bytes| stands(bytes))) }.boxed()
-        })
-        .await
-        .map(|bytes| bytes.as_deref().and_then(Record::decode))
+        self.backend
+            .transact(move |tx| async move { Ok(tx.get(record_key).await?.filter(|bytes| stands(bytes))) })
+            .await
+            .map(|bytes| bytes.as_deref().and_then(Record::decode))
     }
 
     /// Stores `response` (which appended nothing) at `record_key` unless a live record is
@@ -142,21 +137,19 @@ impl Idempotency {
             expires_micros: self.expires_micros(),
             answer: Answer::Response(response.clone()),
         };
-        let (record_key, value) = (state.record_key.clone(), Record::encode(&body));
-        let existing = transact_value(self.backend.as_ref(), move |tx| {
-            let (record_key, value) = (record_key.clone(), value.clone());
-            async move {
-                match tx.get(&record_key).await? {
+        let (record_key, value) = (&state.record_key, &Record::encode(&body));
+        let existing = self
+            .backend
+            .transact(move |tx| async move {
+                match tx.get(record_key).await? {
                     Some(bytes) if stands(&bytes) => Ok(Some(bytes)),
                     _ => {
-                        tx.set(&record_key, &value);
+                        tx.set(record_key, value);
                         Ok(None)
                     }
                 }
-            }
-            .boxed()
-        })
-        .await?;
+            })
+            .await?;
         Ok(match existing.as_deref().and_then(Record::decode) {
             Some(record) => record.outcome(&state.body_hash),
             None => Outcome::Respond(response),
@@ -169,11 +162,11 @@ impl Idempotency {
         let mut from = self.keys.all().to_vec();
         let end = end_of(self.keys.all());
         loop {
-            let (begin, end) = (from.clone(), end.clone());
-            let (count, next) = transact_value(self.backend.as_ref(), move |tx| {
-                let (begin, end) = (begin.clone(), end.clone());
-                async move {
-                    let page = tx.scan(&begin, &end, SWEEP_PAGE).await?;
+            let (begin, end) = (&from, &end);
+            let (count, next) = self
+                .backend
+                .transact(move |tx| async move {
+                    let page = tx.scan(begin, end, SWEEP_PAGE).await?;
                     let mut count = 0;
                     for kv in &page {
                         if !stands(&kv.value) {
@@ -183,10 +176,8 @@ impl Idempotency {
                     }
                     let next = (page.len() == SWEEP_PAGE).then(|| after(&page[page.len() - 1].key));
                     Ok((count, next))
-                }
-                .boxed()
-            })
-            .await?;
+                })
+                .await?;
             deleted += count;
             match next {
                 Some(next) => from = next,

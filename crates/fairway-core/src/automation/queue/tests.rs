@@ -7,7 +7,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::*;
-use crate::backend::{Backend, transact_value};
+use crate::backend::Backend;
 
 fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
     let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
@@ -19,7 +19,7 @@ async fn run<R: Send + 'static>(
     body: impl Fn(Arc<dyn DynTx>, QueueKeys) -> BoxFuture<'static, Result<R, TxFailure>> + Send + Sync,
 ) -> R {
     let keys = QueueKeys::new(backend.as_ref(), "test");
-    transact_value(backend.as_ref(), move |tx| body(tx, keys.clone())).await.unwrap()
+    backend.transact(move |tx| body(tx, keys.clone())).await.unwrap()
 }
 
 fn position(n: u16) -> Position {
