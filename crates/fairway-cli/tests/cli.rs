@@ -419,7 +419,7 @@ async fn export_from_the_app_import_into_a_data_dir_and_export_again() {
             zeta: u32,
             alpha: String,
         }
-        let packed = fairway::rmp_serde::to_vec_named(&Unsorted { zeta: 7, alpha: "a".into() }).unwrap();
+        let packed = rmp_serde::to_vec_named(&Unsorted { zeta: 7, alpha: "a".into() }).unwrap();
         store.append(vec![raw, RawEvent::new("Packed", packed)], None).await.unwrap();
         store.engine().close();
     }
@@ -446,7 +446,7 @@ async fn export_from_the_app_import_into_a_data_dir_and_export_again() {
         })
     );
     let noted = Noted { id: Id::new("n1").unwrap(), author: Id::new("a1").unwrap(), text: "text of n1".into() };
-    assert_eq!(lines[2]["payload_b64"], base64(&fairway::rmp_serde::to_vec_named(&noted).unwrap()), "the stored bytes");
+    assert_eq!(lines[2]["payload_b64"], base64(&rmp_serde::to_vec_named(&noted).unwrap()), "the stored bytes");
     assert_eq!(lines[2]["metadata_b64"], Value::Null);
 
     // Imported into an empty data directory, then exported from it: the same events.

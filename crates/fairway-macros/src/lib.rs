@@ -123,7 +123,7 @@ fn expand_event(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             }
         }
 
-        ::fairway::inventory::submit! {
+        ::fairway::__private::inventory::submit! {
             ::fairway::EventType { name: #name, rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ident)) }
         }
     })
@@ -200,18 +200,18 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
     if snapshots {
         // The command folds from snapshots wherever it runs: the runner asks the command.
         input.items.push(syn::parse_quote! {
-            fn snapshot_codec() -> ::std::option::Option<::fairway::snapshot::SnapshotCodec<Self>> {
-                ::std::option::Option::Some(::fairway::snapshot::SnapshotCodec::of())
+            fn snapshot_codec() -> ::std::option::Option<::fairway::__private::SnapshotCodec<Self>> {
+                ::std::option::Option::Some(::fairway::__private::SnapshotCodec::of())
             }
         });
     }
     register(input, |ty| {
         quote! {
-            ::fairway::inventory::submit! {
-                ::fairway::registry::CommandSlice {
+            ::fairway::__private::inventory::submit! {
+                ::fairway::__private::CommandSlice {
                     rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
                     name: <#ty as ::fairway::Command>::NAME,
-                    handler: ::fairway::registry::command_handler::<#ty>,
+                    handler: ::fairway::__private::command_handler::<#ty>,
                 }
             }
         }
@@ -227,12 +227,12 @@ pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     register(parse_macro_input!(item as syn::ItemImpl), |ty| {
         quote! {
-            ::fairway::inventory::submit! {
-                ::fairway::registry::ViewSlice {
+            ::fairway::__private::inventory::submit! {
+                ::fairway::__private::ViewSlice {
                     rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
                     name: <#ty as ::fairway::View>::NAME,
                     version: <#ty as ::fairway::View>::VERSION,
-                    start: ::fairway::registry::view_starter::<#ty>,
+                    start: ::fairway::__private::view_starter::<#ty>,
                 }
             }
         }
@@ -249,11 +249,11 @@ pub fn automation(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     register(parse_macro_input!(item as syn::ItemImpl), |ty| {
         quote! {
-            ::fairway::inventory::submit! {
-                ::fairway::registry::AutomationSlice {
+            ::fairway::__private::inventory::submit! {
+                ::fairway::__private::AutomationSlice {
                     rust_type: ::std::concat!(::std::module_path!(), "::", ::std::stringify!(#ty)),
                     name: <#ty as ::fairway::Automation>::NAME,
-                    start: ::fairway::registry::automation_starter::<#ty>,
+                    start: ::fairway::__private::automation_starter::<#ty>,
                 }
             }
         }

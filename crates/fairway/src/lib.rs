@@ -35,18 +35,62 @@
 //! ```
 #![deny(missing_docs)]
 
-pub use fairway_core::*;
+// The façade's surface is this list: everything an app, its tests and the book use. The
+// runtime's internals (store transactions, the registry, stored formats) stay in
+// `fairway-core`; what generated code needs is in `__private`.
+
+pub use fairway_core::view::{Document, Page};
+pub use fairway_core::{
+    ApiError, App, AppConfig, Automation, AutomationContext, AutomationError, BadId, BoxError, Command, CommandError,
+    DeadLetter, Decision, DuplicateEventName, Event, EventError, EventSet, EventType, Id, Progress, QueueSettings,
+    Recorded, SnapshotModel, UndecodableEvent, View, ViewError, ViewTx, registered_event_types,
+};
 pub use fairway_macros::{Event, EventSet, automation, command, slices, view};
+
+/// Running an app: its errors, limits, HTTP headers and the typed replies of its routes.
+pub mod app {
+    pub use fairway_core::app::data_dir::DataDirError;
+    pub use fairway_core::app::replies;
+    pub use fairway_core::app::security::{AdminAccess, BlankToken, InsecureAdmin};
+    pub use fairway_core::app::server::ServeLimits;
+    pub use fairway_core::app::{
+        AppError, DEFAULT_PAGE_LIMIT, HealthReport, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LogFormat, MAX_BODY_BYTES,
+        MAX_PAGE_LIMIT, SupervisionPolicy, TaskState, TaskStatus, shutdown_signal,
+    };
+}
+
+/// Slices run by hand, outside an [`App`]: a command runner, a view's projector and readers,
+/// an automation's queue, bound to a store (any [`dcb::DcbStore`], e.g.
+/// `Arc::new(store) as Arc<dyn Store>`). Benchmarks, tools and tests use them.
+pub mod runtime {
+    pub use fairway_core::backend::Backend as Store;
+    pub use fairway_core::command::snapshot::Snapshots;
+    pub use fairway_core::dependencies::{Dependencies, MissingDependency};
+    pub use fairway_core::stored::{StoredAutomation, StoredState, StoredVersion, StoredView};
+    pub use fairway_core::{AutomationRuntime, CommandRunner, Executed, ViewRuntime};
+}
+
+/// Given/When/Then tests of slices and an in-process app (feature `testkit`).
+#[cfg(feature = "testkit")]
+pub use fairway_core::testkit;
 
 /// The HTTP framework the app serves with: write layers for [`App::layer`] with it.
 pub use axum;
 /// The DCB event store.
 pub use fairway_dcb as dcb;
-/// Registration of slices and event types (used by generated code).
-pub use inventory;
-/// Serialization (used by generated code and event types).
-pub use rmp_serde;
+/// Serialization: events and documents derive `Serialize` and `Deserialize`.
 pub use serde;
+
+/// What the code `#[derive(Event)]`, `#[command]`, `#[view]` and `#[automation]` generate
+/// refers to. Not an API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use fairway_core::command::snapshot::SnapshotCodec;
+    pub use fairway_core::registry::{
+        AutomationSlice, CommandSlice, ViewSlice, automation_starter, command_handler, view_starter,
+    };
+    pub use inventory;
+}
 
 /// Returns early with `Err(error.into())` unless `condition` holds: the refusals of a
 /// command's `decide`, one line each.

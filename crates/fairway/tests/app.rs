@@ -293,7 +293,7 @@ async fn an_idempotency_key_compares_bodies_as_json_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_racing_one_key_run_the_command_once() {
     let dir = tempfile::tempdir().unwrap();
-    let backend: std::sync::Arc<dyn fairway::backend::Backend> =
+    let backend: std::sync::Arc<dyn fairway::runtime::Store> =
         std::sync::Arc::new(fairway::dcb::open_embedded(dir.path(), "app").unwrap());
     let config = AppConfig::with_data_dir(dir.path());
     let mut instances = Vec::new();

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fairway::backend::Backend;
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, Position};
-use fairway::{Automation, AutomationContext, AutomationError, AutomationRuntime, Event, QueueSettings};
+use fairway::runtime::AutomationRuntime;
+use fairway::runtime::Store;
+use fairway::{Automation, AutomationContext, AutomationError, Event, QueueSettings};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -59,13 +60,13 @@ impl Automation for Recorder {
     }
 }
 
-fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
+fn backend(dir: &std::path::Path) -> Arc<dyn Store> {
     let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
     Arc::new(DcbStore::new(engine, "queue").unwrap())
 }
 
 /// Appends one event per kind, in order; returns their positions.
-async fn append(backend: &Arc<dyn Backend>, kinds: &[&str]) -> Vec<Position> {
+async fn append(backend: &Arc<dyn Store>, kinds: &[&str]) -> Vec<Position> {
     let events = kinds.iter().map(|kind| Triggered { kind: (*kind).to_owned() }.to_raw().unwrap()).collect();
     let appended = backend.events().append(events, None).await.unwrap();
     appended.positions

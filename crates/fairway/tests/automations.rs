@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{CourseDefined, DefineCourse, StudentSubscribed};
-use fairway::backend::Backend;
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, ReadOptions};
-use fairway::{
-    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandRunner, EventSet, QueueSettings,
-};
+use fairway::runtime::Store;
+use fairway::runtime::{AutomationRuntime, CommandRunner};
+use fairway::{Automation, AutomationContext, AutomationError, EventSet, QueueSettings};
 use futures::TryStreamExt;
 
 /// Subscribes a tutor to every new course.
@@ -39,7 +38,7 @@ impl Automation for SeatTutor {
     }
 }
 
-fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
+fn backend(dir: &std::path::Path) -> Arc<dyn Store> {
     let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
     Arc::new(DcbStore::new(engine, "automations").unwrap())
 }
@@ -54,7 +53,7 @@ fn fast() -> QueueSettings {
     }
 }
 
-async fn tutor_seats(backend: &Arc<dyn Backend>) -> usize {
+async fn tutor_seats(backend: &Arc<dyn Store>) -> usize {
     let events: Vec<_> =
         backend.events().read(StudentSubscribed::query(), ReadOptions::forwards()).try_collect().await.unwrap();
     events.len()

@@ -9,7 +9,8 @@ use common::{CourseError, DefineCourse, StudentSubscribed, SubscribeStudent};
 use fairway::dcb::{
     DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore, EventStore, Query, QueryItem, ReadOptions,
 };
-use fairway::{CommandError, CommandRunner, Event};
+use fairway::runtime::CommandRunner;
+use fairway::{CommandError, Event};
 use futures::TryStreamExt;
 
 fn runner(dir: &std::path::Path) -> CommandRunner<EmbeddedStore> {

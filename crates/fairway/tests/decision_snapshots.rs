@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use fairway::backend::Backend;
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, Tag};
-use fairway::{Command, CommandRunner, Decision, Event, EventSet, SnapshotModel, Snapshots, command};
+use fairway::runtime::Store;
+use fairway::runtime::{CommandRunner, Snapshots};
+use fairway::{Command, Decision, Event, EventSet, SnapshotModel, command};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Event)]
@@ -111,7 +112,7 @@ async fn snapshots_spare_refolds_and_decide_like_a_full_fold() {
     let history: Vec<_> =
         (0..500).map(|_| Deposited { account: "a".into(), amount: 1_000 }.to_raw().unwrap()).collect();
     store.append(history, None).await.unwrap();
-    let backend: Arc<dyn Backend> = store.clone();
+    let backend: Arc<dyn Store> = store.clone();
     let (snapshots, runner) = (Snapshots::new(backend), CommandRunner::new(store.clone()));
     let deposit = |amount| Deposit::<1> { account: "a".into(), amount };
 
@@ -145,7 +146,7 @@ async fn racing_snapshotted_commands_keep_the_invariant() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(EmbeddedEngine::open(dir.path(), EmbeddedOptions::default()).unwrap());
     let store = Arc::new(DcbStore::new(engine, "snapshots-race").unwrap());
-    let backend: Arc<dyn Backend> = store.clone();
+    let backend: Arc<dyn Store> = store.clone();
     let snapshots = Snapshots::new(backend);
     let tasks: Vec<_> = (0..32)
         .map(|_| {
@@ -184,7 +185,7 @@ async fn a_command_registered_with_snapshots_folds_from_them_wherever_its_runner
     let history: Vec<_> =
         (0..200).map(|_| Deposited { account: "r".into(), amount: 1_000 }.to_raw().unwrap()).collect();
     store.append(history, None).await.unwrap();
-    let backend: Arc<dyn Backend> = store.clone();
+    let backend: Arc<dyn Store> = store.clone();
     let deposit = |amount| RegisteredDeposit(Deposit { account: "r".into(), amount });
 
     // Without snapshots, the runner folds the whole history every time.

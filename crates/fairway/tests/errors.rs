@@ -7,10 +7,11 @@ use std::error::Error as _;
 use std::sync::Arc;
 
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, Tag};
+use fairway::runtime::ViewRuntime;
 use fairway::testkit::{AutomationTest, TestApp};
 use fairway::{
-    Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, View, ViewError, ViewRuntime,
-    ViewTx, automation, command,
+    Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, View, ViewError, ViewTx,
+    automation, command,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -172,7 +173,7 @@ async fn question_mark_converts_foreign_errors_in_an_automation_keeping_the_sour
     let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
     let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
     let store: fairway::dcb::EmbeddedStore = DcbStore::new(engine, "test").unwrap();
-    let ctx = AutomationContext::new(Arc::new(store), fairway::dependencies::Dependencies::default());
+    let ctx = AutomationContext::new(Arc::new(store), fairway::runtime::Dependencies::default());
 
     let err = PageOnTicket.handle(TicketOpened { ticket: "t9".into() }, &ctx).await.unwrap_err();
     assert_eq!(err.to_string(), "the pager did not answer");

@@ -75,7 +75,7 @@ mod v2 {
 #[test]
 fn old_payloads_decode_into_newer_structs() {
     let old = v1::PriceSet { item: "book".into(), cents: 1250, note: "launch".into() }.to_raw().unwrap();
-    let new: v2::PriceSet = fairway::rmp_serde::from_slice(&old.payload).expect("maps keep old facts readable");
+    let new: v2::PriceSet = rmp_serde::from_slice(&old.payload).expect("maps keep old facts readable");
     assert_eq!(new, v2::PriceSet { item: "book".into(), amount: 1250, currency: "EUR".into() });
 }
 

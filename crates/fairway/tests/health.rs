@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fairway::app::{SupervisionPolicy, TaskState};
-use fairway::backend::{Backend, DynTx, ErasedBody, TxFailure};
 use fairway::dcb::kv::{KeyValue, Watch};
 use fairway::dcb::{
     AppendCondition, AppendRecord, DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, EventStore, Query,
@@ -19,6 +18,7 @@ use fairway::{
     App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, QueueSettings,
     View, ViewError, ViewTx, automation, command, view,
 };
+use fairway_core::backend::{Backend, DynTx, ErasedBody, TxFailure};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};

@@ -6,15 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fairway::backend::Backend;
 use fairway::dcb::kv::interleave::Interleaving;
 use fairway::dcb::{
     DcbStore, EmbeddedEngine, EmbeddedOptions, Event as RawEvent, EventStore, Query, QueryItem, ReadOptions,
     SequencedEvent,
 };
+use fairway::runtime::Store;
+use fairway::runtime::{AutomationRuntime, CommandRunner, ViewRuntime};
 use fairway::{
-    Automation, AutomationContext, AutomationError, AutomationRuntime, Command, CommandRunner, Decision, EventError,
-    EventSet, QueueSettings, View, ViewError, ViewRuntime, ViewTx,
+    Automation, AutomationContext, AutomationError, Command, Decision, EventError, EventSet, QueueSettings, View,
+    ViewError, ViewTx,
 };
 use futures::TryStreamExt;
 
@@ -150,7 +151,7 @@ async fn an_automation_enqueues_a_job_for_every_triggering_event() {
     for step in 0..6 {
         let f = fixture().await;
         inject(&f, step);
-        let backend: Arc<dyn Backend> = Arc::new(f.reader.clone());
+        let backend: Arc<dyn Store> = Arc::new(f.reader.clone());
         let runtime = AutomationRuntime::new(Echo, backend, QueueSettings::default());
         let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -9,9 +9,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fairway::backend::Backend;
 use fairway::dcb::{EmbeddedEngine, EventStore, Position, ReadOptions};
-use fairway::{Event, View, ViewError, ViewRuntime, ViewTx};
+use fairway::runtime::Store;
+use fairway::runtime::ViewRuntime;
+use fairway::{Event, View, ViewError, ViewTx};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,7 @@ impl View for TickCounts {
     }
 }
 
-fn open(dir: &std::path::Path) -> (Arc<EmbeddedEngine>, Arc<dyn Backend>) {
+fn open(dir: &std::path::Path) -> (Arc<EmbeddedEngine>, Arc<dyn Store>) {
     common::open_store(dir, NAMESPACE)
 }
 
@@ -61,7 +62,7 @@ async fn view_crash_child_process() {
 }
 
 /// Appends one round of events: ticks in 10 buckets, with events the view ignores between.
-async fn append_round(backend: &Arc<dyn Backend>, round: usize) {
+async fn append_round(backend: &Arc<dyn Store>, round: usize) {
     let events = backend.events();
     for chunk in 0..EVENTS_PER_ROUND / 100 {
         let batch = (0..100)
@@ -75,7 +76,7 @@ async fn append_round(backend: &Arc<dyn Backend>, round: usize) {
 }
 
 /// Ticks the log holds at or before `checkpoint`.
-async fn ticks_up_to(backend: &Arc<dyn Backend>, checkpoint: Option<Position>) -> u64 {
+async fn ticks_up_to(backend: &Arc<dyn Store>, checkpoint: Option<Position>) -> u64 {
     let Some(checkpoint) = checkpoint else { return 0 };
     let ticks: Vec<_> = backend
         .events()

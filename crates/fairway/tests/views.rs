@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{CourseDefined, CourseEvents, DefineCourse, SubscribeStudent};
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore};
-use fairway::{CommandRunner, View, ViewError, ViewRuntime, ViewTx};
+use fairway::runtime::{CommandRunner, ViewRuntime};
+use fairway::{View, ViewError, ViewTx};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,7 +117,7 @@ async fn several_projectors_of_one_view_apply_each_event_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     let runner = CommandRunner::new(store.clone());
-    let backend: Arc<dyn fairway::backend::Backend> = Arc::new(store.clone());
+    let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
     let projectors: Vec<_> = (0..3).map(|_| tokio::spawn(ViewRuntime::new(Counter, backend.clone()).run())).collect();
     let mut last = None;
     for i in 0..120 {
@@ -137,7 +138,7 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
     let runner = CommandRunner::new(store.clone());
     runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
     let last = runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: "s1".into() }).await.unwrap();
-    let backend: Arc<dyn fairway::backend::Backend> = Arc::new(store.clone());
+    let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
 
     let v1 = ViewRuntime::new(CourseList, backend.clone());
     let p1 = tokio::spawn(v1.clone().run());
@@ -195,7 +196,7 @@ async fn caught_up<V: View>(view: &ViewRuntime<V>, last: fairway::dcb::Position)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stores_views_are_found_and_read_without_their_slices() {
-    use fairway::stored::{StoredState, StoredVersion};
+    use fairway::runtime::{StoredState, StoredVersion};
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     let runner = CommandRunner::new(store.clone());
@@ -203,7 +204,7 @@ async fn a_stores_views_are_found_and_read_without_their_slices() {
     runner.execute(&DefineCourse { course_id: "c2".into(), capacity: 7 }).await.unwrap();
     let last = runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: "s1".into() }).await.unwrap();
     let last = last.last_position().unwrap();
-    let backend: Arc<dyn fairway::backend::Backend> = Arc::new(store.clone());
+    let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
     let state = StoredState::new(backend.clone());
     assert!(state.views().await.unwrap().is_empty(), "no view has written anything yet");
 

@@ -14,11 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{CourseDefined, DefineCourse, StudentSubscribed};
-use fairway::backend::Backend;
 use fairway::dcb::{EmbeddedEngine, EventStore, ReadOptions};
-use fairway::{
-    Automation, AutomationContext, AutomationError, AutomationRuntime, CommandRunner, EventSet, QueueSettings,
-};
+use fairway::runtime::Store;
+use fairway::runtime::{AutomationRuntime, CommandRunner};
+use fairway::{Automation, AutomationContext, AutomationError, EventSet, QueueSettings};
 use futures::TryStreamExt;
 
 const COURSES_PER_ROUND: usize = 6;
@@ -85,7 +84,7 @@ fn settings() -> QueueSettings {
     }
 }
 
-fn open(dir: &Path) -> (Arc<EmbeddedEngine>, Arc<dyn Backend>) {
+fn open(dir: &Path) -> (Arc<EmbeddedEngine>, Arc<dyn Store>) {
     common::open_store(dir, NAMESPACE)
 }
 
@@ -113,7 +112,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 /// Tutor seats per course, from the log.
-async fn seats_per_course(backend: &Arc<dyn Backend>) -> BTreeMap<String, usize> {
+async fn seats_per_course(backend: &Arc<dyn Store>) -> BTreeMap<String, usize> {
     let events: Vec<_> =
         backend.events().read(StudentSubscribed::query(), ReadOptions::forwards()).try_collect().await.unwrap();
     let mut seats = BTreeMap::new();

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use courses::events::{CourseDefined, StudentSubscribed};
 use courses::slices::course_list::CourseList;
-use fairway::backend::Backend;
 use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore};
+use fairway::runtime::Store;
+use fairway::runtime::ViewRuntime;
 use fairway::testkit::TestApp;
-use fairway::{AppConfig, Event, ViewRuntime};
+use fairway::{AppConfig, Event};
 use serde_json::json;
 
 struct Figures(Vec<(String, f64, &'static str)>);
@@ -101,7 +102,7 @@ async fn catch_up_eps(dir: &std::path::Path, events: usize) -> f64 {
             .collect();
         store.append(subscribed, None).await.unwrap();
     }
-    let backend: Arc<dyn Backend> = Arc::new(store);
+    let backend: Arc<dyn Store> = Arc::new(store);
     let view = ViewRuntime::new(CourseList, backend);
     let started = Instant::now();
     let (processed, _) = view.catch_up().await.unwrap();

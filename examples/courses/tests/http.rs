@@ -116,7 +116,8 @@ async fn the_course_app_over_http() {
     assert_eq!((status, &health["status"], &health["failing"]), (200, &json!("ok"), &json!([])));
     // Whatever slices the app holds (adding one changes nothing here): the registry is the
     // list; every view has its projector and every automation its enqueuer and worker.
-    let registry = fairway::registry::discover().expect("the slices register").describe();
+    let (status, registry) = app.get("/slices").await;
+    assert_eq!(status, 200);
     let names = |kind: &str| -> Vec<String> {
         registry[kind].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
     };

@@ -138,7 +138,7 @@ pub async fn seat_tutor(
 pub fn open_store(
     dir: &std::path::Path,
     namespace: &str,
-) -> (std::sync::Arc<fairway::dcb::EmbeddedEngine>, std::sync::Arc<dyn fairway::backend::Backend>) {
+) -> (std::sync::Arc<fairway::dcb::EmbeddedEngine>, std::sync::Arc<dyn fairway::runtime::Store>) {
     use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions};
     let engine = std::sync::Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).expect("store opens"));
     let store = DcbStore::new(engine.clone(), namespace).expect("namespace");
@@ -148,7 +148,7 @@ pub fn open_store(
 /// Closes the store and releases its directory for the next process.
 pub fn close_store(
     engine: std::sync::Arc<fairway::dcb::EmbeddedEngine>,
-    backend: std::sync::Arc<dyn fairway::backend::Backend>,
+    backend: std::sync::Arc<dyn fairway::runtime::Store>,
 ) {
     engine.close();
     drop(backend);
