@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fairway_core::stored::StoredState;
-use fairway_dcb::kv::embedded::DATABASE_FILE;
 use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore, StorageError};
 
 use crate::error::{Error, Result};
@@ -24,8 +23,8 @@ impl std::fmt::Debug for Local {
 impl Local {
     /// Opens the store in `dir`, which must hold one already (reads never create a store).
     pub fn open_existing(dir: &Path, namespace: &str) -> Result<Self> {
-        if !dir.join(DATABASE_FILE).is_file() {
-            return Err(Error::NoStore { dir: dir.to_path_buf(), file: DATABASE_FILE });
+        if !dir.join(EmbeddedEngine::DATABASE_FILE).is_file() {
+            return Err(Error::NoStore { dir: dir.to_path_buf(), file: EmbeddedEngine::DATABASE_FILE });
         }
         Local::open(dir, namespace)
     }
@@ -59,7 +58,7 @@ impl Local {
 
     /// Bytes of every file under the data directory.
     pub fn bytes_on_disk(&self) -> u64 {
-        fairway_dcb::kv::embedded::bytes_on_disk(&self.dir)
+        EmbeddedEngine::bytes_on_disk(&self.dir)
     }
 
     /// Closes the store: every acknowledged append is in the database, the directory is free

@@ -5,7 +5,8 @@ use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-use fairway_dcb::kv::{KeyValue, KvEngine, KvTransaction, RangeScan, Watch};
+pub use fairway_dcb::kv::{KeyValue, Watch};
+use fairway_dcb::kv::{KvEngine, KvTransaction, RangeScan};
 use fairway_dcb::{AppendCondition, AppendRecord, DcbStore, Event, EventStore, RecordedAppend, StorageError};
 use futures::FutureExt;
 use futures::future::BoxFuture;

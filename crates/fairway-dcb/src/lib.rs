@@ -31,12 +31,16 @@ pub mod error;
 mod event_store;
 pub mod kv;
 pub mod layout;
+pub mod metrics;
 mod model;
 mod store;
 
 pub use error::{Error, InvalidInput, NameRule, Result, StorageError};
 pub use event_store::{Appended, BoundedRead, EventStore, EventStream};
 pub use kv::embedded::{EmbeddedEngine, EmbeddedOptions};
+#[cfg(feature = "fdb")]
+pub use kv::fdb::FdbEngine;
+pub use kv::{RetryPolicy, VERSIONSTAMP_LEN, Versionstamp};
 pub use model::limits;
 pub use model::{AppendCondition, Event, POSITION_LEN, Position, Query, QueryItem, ReadOptions, SequencedEvent, Tag};
 pub use store::{AppendRecord, DcbStore, RecordedAppend, append_bytes, check_event};

@@ -212,7 +212,7 @@ pub(super) async fn stats(State(shared): State<Arc<Shared>>, _: NoParams) -> Res
     let events = shared.events.count().await?;
     let data_dir = shared.facts.data_dir.clone();
     let bytes_on_disk = match data_dir.clone() {
-        Some(dir) => tokio::task::spawn_blocking(move || fairway_dcb::kv::embedded::bytes_on_disk(&dir)).await.ok(),
+        Some(dir) => tokio::task::spawn_blocking(move || fairway_dcb::EmbeddedEngine::bytes_on_disk(&dir)).await.ok(),
         None => None,
     };
     Ok(Json(json!({

@@ -8,7 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use fairway_dcb::kv::embedded::{DATABASE_FILE, JOURNAL_FILE};
+use fairway_dcb::EmbeddedEngine;
+
+const DATABASE_FILE: &str = EmbeddedEngine::DATABASE_FILE;
+const JOURNAL_FILE: &str = EmbeddedEngine::JOURNAL_FILE;
 
 /// The file naming the app that owns a data directory.
 pub const OWNER_FILE: &str = "fairway-app";

@@ -10,7 +10,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use fairway_dcb::kv::embedded::GROUP_TRANSACTIONS;
+use fairway_dcb::metrics::GROUP_TRANSACTIONS;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Instrument, debug, info_span, warn};

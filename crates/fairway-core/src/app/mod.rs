@@ -161,9 +161,9 @@ impl App {
     pub fn open(config: &AppConfig) -> Result<Self, AppError> {
         #[cfg(feature = "fdb")]
         if let Some(cluster_file) = &config.fdb_cluster_file {
-            let retry = fairway_dcb::kv::RetryPolicy::default();
+            let retry = fairway_dcb::RetryPolicy::default();
             let engine = Arc::new(
-                fairway_dcb::kv::fdb::FdbEngine::open(Some(&cluster_file.to_string_lossy()), retry)
+                fairway_dcb::FdbEngine::open(Some(&cluster_file.to_string_lossy()), retry)
                     .map_err(fairway_dcb::Error::from)?,
             );
             info!(cluster_file = %cluster_file.display(), namespace = config.namespace, "FoundationDB store");

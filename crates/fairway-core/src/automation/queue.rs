@@ -15,11 +15,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fairway_dcb::Position;
-use fairway_dcb::kv::KeyValue;
 use serde::{Deserialize, Serialize};
 
 use super::{DeadLetter, Message, QueueSettings};
-use crate::backend::{DynTx, TxFailure};
+use crate::backend::{DynTx, KeyValue, TxFailure};
 use crate::keys::{QueueKeys, after, end_of};
 
 /// Longest delay between two attempts of a failing job.

@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fairway_dcb::StorageError;
-use fairway_dcb::kv::Watch;
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Watch};
 
 /// The quiet period after a wake-up through the watch.
 const WATCH_QUIET: Duration = Duration::from_millis(10);

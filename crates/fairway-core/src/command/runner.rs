@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use fairway_dcb::kv::RetryPolicy;
-use fairway_dcb::{AppendCondition, Error as StoreError, EventStore, Position, Query, ReadOptions};
+use fairway_dcb::{AppendCondition, Error as StoreError, EventStore, Position, Query, ReadOptions, RetryPolicy};
 use futures::TryStreamExt;
 use tracing::{Instrument, debug, info_span};
 
@@ -89,9 +88,11 @@ impl<S: EventStore + Clone> CommandRunner<S> {
             let mut attempts = 0;
             loop {
                 attempts += 1;
+                // Built once per attempt: the snapshot key, the read and the condition must
+                // all be this one boundary.
                 let query = command.query();
                 let (state, from) = start.load(&query).await;
-                let (state, head, folded) = self.fold(command, state, from).await?;
+                let (state, head, folded) = self.fold(command, &query, state, from).await?;
                 if let Some(last) = head {
                     start.folded(&query, &state, last, folded).await;
                 }
@@ -99,7 +100,7 @@ impl<S: EventStore + Clone> CommandRunner<S> {
                 if events.is_empty() {
                     return Ok(Executed { positions: Vec::new(), events, attempts });
                 }
-                let condition = AppendCondition::none_match_after(command.query(), head);
+                let condition = AppendCondition::none_match_after(query, head);
                 let appended = match &self.append_step {
                     Some(step) => step.append(events.clone(), condition, attempts).await,
                     None => self.store.append(events.clone(), Some(condition)).await.map(Some),
@@ -138,18 +139,19 @@ impl<S: EventStore + Clone> CommandRunner<S> {
         result
     }
 
-    /// Folds the events of the command's query after `from` into `state`, up to the head
-    /// taken when the read starts; returns the state, that head (everything the decision
-    /// covers), and how many events were folded.
+    /// Folds the events of `query` (the command's) after `from` into `state`, up to the
+    /// head taken when the read starts; returns the state, that head (everything the
+    /// decision covers), and how many events were folded.
     async fn fold<C: Command>(
         &self,
         command: &C,
+        query: &Query,
         mut state: C::State,
         from: Option<Position>,
     ) -> Result<(C::State, Option<Position>, usize), CommandError<C::Error>> {
         let mut folded = 0;
         let options = ReadOptions::forwards().from(from.map_or(Position::ZERO, Position::next));
-        let read = self.store.read_with_head(command.query(), options).await.map_err(CommandError::Store)?;
+        let read = self.store.read_with_head(query.clone(), options).await.map_err(CommandError::Store)?;
         let mut events = read.events;
         while let Some(event) = events.try_next().await.map_err(CommandError::Store)? {
             folded += 1;

@@ -5,7 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fairway_dcb::kv::{VERSIONSTAMP_LEN, Versionstamp};
+use fairway_dcb::{VERSIONSTAMP_LEN, Versionstamp};
 use serde::{Deserialize, Serialize};
 
 use super::{BodyHash, Outcome};

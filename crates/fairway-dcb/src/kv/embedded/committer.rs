@@ -50,11 +50,7 @@ const LOW_SPACE_RESERVES: u64 = 16;
 /// the pages one checkpoint writes stay well within the reserve.
 const LOW_SPACE_CHECKPOINT_FRACTION: u64 = 8;
 
-/// Histogram of the time to write and sync one group's journal record (the fsync latency
-/// of an acknowledged commit), in the process's `metrics` recorder if one is installed.
-pub const JOURNAL_SYNC_SECONDS: &str = "fairway_store_journal_sync_seconds";
-/// Histogram of the transactions committed together in one group.
-pub const GROUP_TRANSACTIONS: &str = "fairway_store_group_commit_transactions";
+use crate::metrics::{GROUP_TRANSACTIONS, JOURNAL_SYNC_SECONDS};
 
 /// One buffered write.
 pub enum Mutation {

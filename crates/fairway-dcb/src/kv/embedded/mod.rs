@@ -39,7 +39,6 @@ use tokio::sync::watch;
 use crate::error::{StorageError, human_bytes};
 use crate::kv::{Committed, KvEngine, RetryPolicy, TxError, Watch};
 use committer::{CommitRequest, Committer};
-pub use committer::{GROUP_TRANSACTIONS, JOURNAL_SYNC_SECONDS};
 pub use space::{DEFAULT_RESERVE, RESERVE_FILE, bytes_on_disk};
 use space::{Reserve, ReservedFile, Volume};
 pub use tx::EmbeddedTx;
@@ -185,6 +184,17 @@ pub struct EmbeddedEngine {
 }
 
 impl EmbeddedEngine {
+    /// The database file inside the engine's directory.
+    pub const DATABASE_FILE: &str = DATABASE_FILE;
+    /// The write-ahead journal inside the engine's directory.
+    pub const JOURNAL_FILE: &str = JOURNAL_FILE;
+
+    /// Bytes of every file under `dir` (the store's database, journal and space reserve when
+    /// `dir` is a data directory); unreadable entries count as 0.
+    pub fn bytes_on_disk(dir: &Path) -> u64 {
+        bytes_on_disk(dir)
+    }
+
     /// Opens the engine in `dir`, creating the directory and its database if needed.
     /// Recovers from a crash (the last durable commit is kept, nothing after it).
     pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StorageError> {
