@@ -55,7 +55,7 @@ pub mod app {
     pub use fairway_core::app::server::ServeLimits;
     pub use fairway_core::app::{
         AppError, DEFAULT_PAGE_LIMIT, HealthReport, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LogFormat, MAX_BODY_BYTES,
-        MAX_PAGE_LIMIT, SupervisionPolicy, TaskState, TaskStatus, shutdown_signal,
+        MAX_PAGE_LIMIT, ServerFailure, SupervisionPolicy, TaskState, TaskStatus, log_server_failures, shutdown_signal,
     };
 }
 

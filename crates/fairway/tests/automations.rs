@@ -103,7 +103,7 @@ async fn failing_jobs_are_retried_then_dead_lettered_and_can_be_replayed_or_purg
 
     eventually("two dead letters", async || runtime.dead_letters().await.unwrap().len() == 2).await;
     let dead = runtime.dead_letters().await.unwrap();
-    assert_eq!(dead[0].position, defined.last_position().unwrap().to_string());
+    assert_eq!(dead[0].position, defined.last_position().unwrap());
     assert_eq!((dead[0].attempts, dead[0].error.as_str()), (3, "tutor service unavailable"));
     assert_eq!(calls.load(Ordering::SeqCst), 6, "3 attempts per job");
     assert_eq!(tutor_seats(&backend).await, 0);

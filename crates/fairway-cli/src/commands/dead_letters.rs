@@ -7,6 +7,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::Source;
+use fairway_core::DeadLetter;
+
 use crate::cli::{DeadLetterAction, DeadLettersArgs};
 use crate::error::{Error, Result};
 use crate::format::{json_line, table};
@@ -28,14 +30,9 @@ pub async fn run(source: &Source, args: &DeadLettersArgs, out: &mut dyn Write) -
                 writeln!(out, "automation {name:?} has no dead letters")?;
                 return Ok(());
             }
-            let cell = |letter: &Value, field: &str| match letter.get(field) {
-                Some(Value::String(text)) => text.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
             let rows: Vec<Vec<String>> = letters
                 .iter()
-                .map(|letter| vec![cell(letter, "position"), cell(letter, "attempts"), cell(letter, "error")])
+                .map(|letter| vec![letter.position.to_string(), letter.attempts.to_string(), letter.error.clone()])
                 .collect();
             table(out, &["POSITION", "ATTEMPTS", "ERROR"], &rows)?;
         }
@@ -73,23 +70,20 @@ pub async fn run(source: &Source, args: &DeadLettersArgs, out: &mut dyn Write) -
     Ok(())
 }
 
-/// The dead letters as the app shows them (`position`, `attempts`, `error`).
-async fn list(source: &Source, name: &str) -> Result<Vec<Value>> {
+/// The dead letters, from the app's answer or the store.
+async fn list(source: &Source, name: &str) -> Result<Vec<DeadLetter>> {
     match source {
         Source::Http(client) => {
             let segments = ["automations", name, "dead-letters"];
-            match client.get(&segments, &[]).await? {
-                Value::Array(letters) => Ok(letters),
-                _ => {
-                    let url = client.url(&segments, &[]).to_string();
-                    Err(Error::Protocol { url, why: "not a list of dead letters".into() })
-                }
-            }
+            let answer = client.get(&segments, &[]).await?;
+            serde_json::from_value(answer).map_err(|err| Error::Protocol {
+                url: client.url(&segments, &[]).to_string(),
+                why: format!("not a list of dead letters: {err}"),
+            })
         }
         Source::Local(local) => {
             known(local, name).await?;
-            let letters = local.state().dead_letters(name).await?;
-            Ok(letters.iter().map(|letter| serde_json::to_value(letter).expect("a dead letter is JSON")).collect())
+            Ok(local.state().dead_letters(name).await?)
         }
     }
 }

@@ -1,7 +1,9 @@
 //! [`ApiError`]: every failure the app answers, mapped to its HTTP status in one place.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fairway_dcb::{Error as StoreError, StorageError};
 use serde_json::json;
@@ -11,6 +13,7 @@ use crate::BoxError;
 use crate::automation::AutomationError;
 use crate::command::CommandError;
 use crate::event::EventError;
+use crate::registry::{CommandFailure, Refusal};
 use crate::view::ViewError;
 
 /// A failure answered as `{"error": "<message>"}` with the status of its kind. Each variant
@@ -104,14 +107,32 @@ impl ApiError {
     }
 }
 
+/// The message of a failure on the server side, carried by its response (as an extension)
+/// to [`log_server_failures`]: turning an [`ApiError`] into a response has no side effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerFailure(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let mut response = (status, Json(self.body())).into_response();
         if status.is_server_error() {
-            error!(error = %self, "request failed on the server side");
+            response.extensions_mut().insert(ServerFailure(self.to_string()));
         }
-        (status, Json(self.body())).into_response()
+        response
     }
+}
+
+/// Logs every answer that carries a [`ServerFailure`], with its route, at `error` level.
+/// The app's router has this layer; a router of your own that answers with [`ApiError`]
+/// adds it with `axum::middleware::from_fn(log_server_failures)`.
+pub async fn log_server_failures(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    if let Some(ServerFailure(error)) = response.extensions().get::<ServerFailure>() {
+        error!(%method, path, status = response.status().as_u16(), error, "request failed on the server side");
+    }
+    response
 }
 
 impl From<StoreError> for ApiError {
@@ -160,6 +181,17 @@ impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for Api
     }
 }
 
+impl From<CommandFailure> for ApiError {
+    fn from(failure: CommandFailure) -> Self {
+        match failure {
+            CommandFailure::InvalidBody(err) => ApiError::BadRequest(Box::new(InvalidBody(Box::new(err)))),
+            // The command's own error stays the source.
+            CommandFailure::Command(CommandError::Rejected(Refusal(refusal))) => ApiError::Rejected(refusal),
+            CommandFailure::Command(other) => other.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +222,11 @@ mod tests {
         for (error, status) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");
             assert_eq!(error.body()["error"], error.to_string());
+            let message = error.to_string();
+            let response = error.into_response();
+            let carried = response.extensions().get::<ServerFailure>().map(|failure| failure.0.clone());
+            let expected = (status >= 500).then_some(message);
+            assert_eq!(carried, expected, "only failures on the server side are carried to the log");
         }
     }
 }

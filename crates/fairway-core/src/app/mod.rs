@@ -52,7 +52,7 @@ use tracing::{info, warn};
 
 pub use answers::MAX_BODY_BYTES;
 pub use config::{AppConfig, LogFormat};
-pub use error::ApiError;
+pub use error::{ApiError, ServerFailure, log_server_failures};
 pub use process::shutdown_signal;
 pub use routes::{DEFAULT_PAGE_LIMIT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_PAGE_LIMIT};
 pub use supervisor::{HealthReport, SupervisionPolicy, TaskState, TaskStatus};

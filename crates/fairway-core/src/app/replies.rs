@@ -2,6 +2,8 @@
 //! `fairway` tool (and any client in Rust) reads them back, so the two cannot drift apart.
 //! Positions are [`Position`]s in Rust and their 24-hex-digit text on the wire.
 
+/// What `POST /commands/<name>` answers when the command ran.
+pub use crate::command::CommandReply;
 use fairway_dcb::Position;
 use serde::{Deserialize, Serialize};
 

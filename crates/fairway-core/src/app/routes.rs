@@ -54,7 +54,11 @@ pub(super) fn router(shared: Arc<Shared>, layers: &[super::RouterLayer]) -> Rout
         .route("/admin/api/automations/{name}/dead-letters", get(dead_letters).delete(purge_dead_letters))
         .route("/admin/api/automations/{name}/dead-letters/{position}/replay", post(replay_dead_letter))
         .route_layer(middleware::from_fn_with_state(shared.admin.clone(), super::security::require_admin));
-    let routes = public.merge(admin).layer(middleware::from_fn(super::metrics::track)).with_state(shared);
+    let routes = public
+        .merge(admin)
+        .layer(middleware::from_fn(super::error::log_server_failures))
+        .layer(middleware::from_fn(super::metrics::track))
+        .with_state(shared);
     let routes = layers.iter().fold(routes, |router, layer| layer(router));
     super::answers::json_answers(routes)
 }
@@ -140,7 +144,7 @@ async fn execute(shared: &Shared, name: &str, body: &[u8], append_step: Option<A
     }
     match (slice.handler)(runner, body).await {
         Ok(reply) => StoredResponse::reply(&reply),
-        Err(error) => respond(error),
+        Err(failure) => respond(failure.into()),
     }
 }
 

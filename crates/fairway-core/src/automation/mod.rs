@@ -263,7 +263,7 @@ impl Default for QueueSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeadLetter {
     /// The triggering event's position.
-    pub position: String,
+    pub position: Position,
     /// Attempts made.
     pub attempts: u32,
     /// The last error.

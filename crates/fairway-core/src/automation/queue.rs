@@ -184,7 +184,7 @@ pub(super) async fn settle(
         Ok(()) => remove_job(tx, keys, position, &job),
         Err(error) if job.attempts >= settings.max_attempts => {
             remove_job(tx, keys, position, &job);
-            let dead = DeadLetter { position: position.to_string(), attempts: job.attempts, error: error.clone() };
+            let dead = DeadLetter { position, attempts: job.attempts, error: error.clone() };
             tx.set(&keys.dead(position), &encode(&dead));
         }
         Err(error) => {

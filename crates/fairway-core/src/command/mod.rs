@@ -132,6 +132,38 @@ pub enum CommandError<E: std::error::Error + 'static> {
     Superseded,
 }
 
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// The same failure, with a refusal turned into `F` by `f`.
+    pub fn map_rejected<F: std::error::Error + 'static>(self, f: impl FnOnce(E) -> F) -> CommandError<F> {
+        match self {
+            CommandError::Rejected(refusal) => CommandError::Rejected(f(refusal)),
+            CommandError::Conflict { attempts } => CommandError::Conflict { attempts },
+            CommandError::Event(err) => CommandError::Event(err),
+            CommandError::Undecodable(err) => CommandError::Undecodable(err),
+            CommandError::Store(err) => CommandError::Store(err),
+            CommandError::Superseded => CommandError::Superseded,
+        }
+    }
+}
+
+/// What `POST /commands/<name>` answers when the command ran: where its events landed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommandReply {
+    /// Positions of the appended events (pass the last one as `?after=` to view reads).
+    pub positions: Vec<Position>,
+    /// The last position, if anything was appended.
+    pub last_position: Option<Position>,
+    /// Cycles run (more than 1 when the boundary changed under the command).
+    pub attempts: u32,
+}
+
+impl CommandReply {
+    /// The reply to a command that appended events at `positions` in `attempts` cycles.
+    pub fn appended(positions: &[Position], attempts: u32) -> Self {
+        CommandReply { positions: positions.to_vec(), last_position: positions.last().copied(), attempts }
+    }
+}
+
 /// Appends a command's decision in place of the store's plain append, e.g. together with
 /// the record of an idempotency key in the same transaction
 /// (see [`CommandRunner::with_append_step`]).

@@ -13,52 +13,42 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::app::error::{ApiError, InvalidBody};
+use crate::BoxError;
 use crate::automation::{Automation, AutomationError, AutomationRuntime, DeadLetter};
 use crate::backend::Backend;
-use crate::command::{Command, CommandRunner};
+use crate::command::{Command, CommandError, CommandReply, CommandRunner};
 use crate::dependencies::Dependencies;
 use crate::view::{Page, Progress, View, ViewError, ViewRuntime};
 
-/// What a command handler answers.
-#[derive(Debug, serde::Serialize)]
-pub struct CommandReply {
-    /// Positions of the appended events (pass the last one as `?after=` to view reads).
-    pub positions: Vec<String>,
-    /// The last position, if anything was appended.
-    pub last_position: Option<String>,
-    /// Cycles run (more than 1 when the boundary changed under the command).
-    pub attempts: u32,
+/// Why a command handler did not append: its body did not decode, or the command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandFailure {
+    /// The body does not decode into the command; the message names the field at fault
+    /// (`course_id: must not be empty`).
+    #[error("invalid command body: {0}")]
+    InvalidBody(#[source] serde_path_to_error::Error<serde_json::Error>),
+    /// The command ran and did not append; its refusal ([`CommandError::Rejected`]) keeps
+    /// the command's own error.
+    #[error(transparent)]
+    Command(CommandError<Refusal>),
 }
 
-impl CommandReply {
-    /// The reply to a command that appended events at `positions` in `attempts` cycles.
-    pub fn appended(positions: &[Position], attempts: u32) -> Self {
-        CommandReply {
-            positions: positions.iter().map(Position::to_string).collect(),
-            last_position: positions.last().map(Position::to_string),
-            attempts,
-        }
-    }
-}
-
-/// Why a command handler did not append: the app's [`ApiError`].
-pub type CommandFailure = ApiError;
-
-/// Decodes a command body; an error names the field at fault (`course_id: must not be
-/// empty`).
-fn decode_command<C: DeserializeOwned>(body: serde_json::Value) -> Result<C, ApiError> {
-    serde_path_to_error::deserialize(body).map_err(|e| ApiError::BadRequest(Box::new(InvalidBody(Box::new(e)))))
-}
+/// A command's own error, its type erased by the handler.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub BoxError);
 
 /// The handler of command `C` (used by `#[command]`).
 pub fn command_handler<C: Command + DeserializeOwned>(
     runner: CommandRunner<Arc<dyn EventStore>>,
     body: serde_json::Value,
-) -> BoxFuture<'static, Result<CommandReply, ApiError>> {
+) -> BoxFuture<'static, Result<CommandReply, CommandFailure>> {
     async move {
-        let command: C = decode_command(body)?;
-        let executed = runner.execute(&command).await?;
+        let command: C = serde_path_to_error::deserialize(body).map_err(CommandFailure::InvalidBody)?;
+        let executed = runner
+            .execute(&command)
+            .await
+            .map_err(|err| CommandFailure::Command(err.map_rejected(|refusal| Refusal(Box::new(refusal)))))?;
         Ok(CommandReply::appended(&executed.positions, executed.attempts))
     }
     .boxed()

@@ -16,20 +16,19 @@ use std::sync::Arc;
 use fairway_dcb::{EventStore, InvalidInput};
 use futures::future::BoxFuture;
 
-use crate::app::error::ApiError;
 use crate::backend::Backend;
-use crate::command::CommandRunner;
+use crate::command::{CommandReply, CommandRunner};
 use crate::dependencies::Dependencies;
 use crate::event::{DuplicateEventName, registered_event_types};
 
-pub use erased::{
-    CommandFailure, CommandReply, DynAutomation, DynView, automation_starter, command_handler, view_starter,
-};
+pub use erased::{CommandFailure, DynAutomation, DynView, Refusal, automation_starter, command_handler, view_starter};
 
 /// A type-erased command entry point: decodes the body and runs the command with the
 /// app's runner (its snapshots, retry policy and idempotency step).
-pub type CommandHandler =
-    fn(CommandRunner<Arc<dyn EventStore>>, serde_json::Value) -> BoxFuture<'static, Result<CommandReply, ApiError>>;
+pub type CommandHandler = fn(
+    CommandRunner<Arc<dyn EventStore>>,
+    serde_json::Value,
+) -> BoxFuture<'static, Result<CommandReply, CommandFailure>>;
 
 /// A registered command.
 pub struct CommandSlice {

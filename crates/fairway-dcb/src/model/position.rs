@@ -122,9 +122,33 @@ impl FromStr for Position {
     }
 }
 
+/// A position travels in JSON (and any serde format) as its text: 24 hex digits.
+impl serde::Serialize for Position {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Position {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_carries_the_text_form() {
+        let position = Position::new(0x0102, 3, 4);
+        let json = serde_json::to_string(&position).unwrap();
+        assert_eq!(json, "\"000000000000010200030004\"");
+        assert_eq!(serde_json::from_str::<Position>(&json).unwrap(), position);
+        let bad = serde_json::from_str::<Position>("\"12\"").unwrap_err().to_string();
+        assert!(bad.contains("12"), "the error names the value: {bad}");
+    }
 
     #[test]
     fn display_parses_back_and_sorts_like_positions() {

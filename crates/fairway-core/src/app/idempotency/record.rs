@@ -9,7 +9,7 @@ use fairway_dcb::{VERSIONSTAMP_LEN, Versionstamp};
 use serde::{Deserialize, Serialize};
 
 use super::{BodyHash, Outcome};
-use crate::registry::CommandReply;
+use crate::command::CommandReply;
 
 /// First byte of a record: its format.
 const FORMAT: u8 = 1;
