@@ -29,6 +29,8 @@
 //! Errors go to stderr with a non-zero exit status. Progress bars go to stderr, only when
 //! it is a terminal.
 #![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::dbg_macro, clippy::todo, clippy::unimplemented)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cli;
 pub mod client;

@@ -6,6 +6,8 @@
 //!
 //! Users depend on the `fairway` façade crate, which re-exports this crate and the macros.
 #![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::dbg_macro, clippy::todo, clippy::unimplemented)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
 pub mod automation;
@@ -13,8 +15,8 @@ pub mod backend;
 pub mod command;
 pub mod dependencies;
 pub mod event;
+mod format;
 pub mod id;
-mod keys;
 pub mod registry;
 pub mod stored;
 #[cfg(feature = "testkit")]

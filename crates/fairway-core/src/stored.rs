@@ -3,7 +3,7 @@
 //! version's documents, each automation's queue and dead letters.
 //!
 //! The `fairway` tool uses it on a data directory. Names are found from the keys themselves
-//! (the layout is in the `keys` module), one key read per name, so a view's documents are
+//! (the layout is in the `format` module), one key read per name, so a view's documents are
 //! never scanned to list the views. Documents come back as data (their MessagePack decoded
 //! as JSON), since the slices' types are not at hand.
 
@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::automation::{AutomationError, DeadLetter, queue};
 use crate::backend::{Backend, DynTx, TxFailure};
-use crate::keys::{QueueKeys, ViewKeys, end_of};
+use crate::format::{QueueKeys, ViewKeys, end_of};
 use crate::view::{Page, ViewError, ViewTx, read_active, read_checkpoint};
 
 /// One view found in a store.

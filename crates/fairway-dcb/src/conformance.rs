@@ -6,6 +6,9 @@
 //!
 //! Failures panic with a message naming the broken expectation.
 
+// A test suite: an unwrap that fails is a failing case, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
@@ -299,7 +302,7 @@ pub async fn conditions_that_fail<F: StoreFactory>(factory: &F) {
     // With several conditions, the failing one is named.
     let ok = AppendCondition::none_match(q(QueryItem::types(["Nope"])));
     let bad = AppendCondition::none_match(q(QueryItem::types(["Untagged"])));
-    let result = store.append_checked(vec![event("Probe", &[])], vec![ok, bad]).await;
+    let result = store.append_with_conditions(vec![event("Probe", &[])], vec![ok, bad]).await;
     assert!(matches!(result, Err(Error::ConditionFailed { condition: 1, position }) if position == p[9]), "{result:?}");
     assert_eq!(store.head().await.unwrap(), head);
 }
@@ -348,7 +351,7 @@ pub async fn conditions_that_pass<F: StoreFactory>(factory: &F) {
     for (name, conditions) in cases {
         // Each probe lands after the head; guard it so later cases still see their range.
         let appended = store
-            .append_checked(vec![event("Probe", &["probe:pass"])], conditions)
+            .append_with_conditions(vec![event("Probe", &["probe:pass"])], conditions)
             .await
             .unwrap_or_else(|e| panic!("case {name:?} must pass: {e}"));
         assert!(appended.last() > head, "case {name:?}: position after the head");
@@ -437,7 +440,7 @@ pub async fn invalid_input_is_rejected<F: StoreFactory>(factory: &F) {
         assert!(!err.to_string().is_empty());
     }
     let conditions = vec![AppendCondition::none_match(Query::all()); MAX_CONDITIONS + 1];
-    let err = invalid(store.append_checked(vec![ok()], conditions).await);
+    let err = invalid(store.append_with_conditions(vec![ok()], conditions).await);
     assert!(matches!(err, InvalidInput::TooManyConditions { limit: MAX_CONDITIONS, .. }), "{err:?}");
     let err = invalid(store.append((0..=MAX_EVENTS_PER_APPEND).map(|_| ok()).collect(), None).await);
     assert!(matches!(err, InvalidInput::TooManyEvents { limit: MAX_EVENTS_PER_APPEND, .. }), "{err:?}");

@@ -22,6 +22,13 @@ pub enum Error {
         /// Where it is stored.
         position: Position,
     },
+    /// The append's [`Receipt`](crate::Receipt) key already holds a standing value (the
+    /// request was answered before): nothing was written.
+    #[error("the receipt's key already holds a standing value; nothing was written")]
+    ReceiptStands {
+        /// The value standing at the key.
+        value: Vec<u8>,
+    },
     /// The request broke a rule or a limit; nothing was written.
     #[error("invalid input: {0}")]
     InvalidInput(#[from] InvalidInput),
@@ -165,9 +172,9 @@ pub enum InvalidInput {
         /// The limit.
         limit: usize,
     },
-    /// A record written with an append breaks a rule (see `AppendRecord`).
-    #[error("append record: {rule}")]
-    MalformedRecord {
+    /// A receipt written with an append breaks a rule (see [`Receipt`](crate::Receipt)).
+    #[error("append receipt: {rule}")]
+    MalformedReceipt {
         /// The rule it breaks, with the offending figure.
         rule: String,
     },

@@ -24,6 +24,8 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::dbg_macro, clippy::todo, clippy::unimplemented)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod codec;
 pub mod conformance;
@@ -43,7 +45,7 @@ pub use kv::fdb::FdbEngine;
 pub use kv::{RetryPolicy, VERSIONSTAMP_LEN, Versionstamp};
 pub use model::limits;
 pub use model::{AppendCondition, Event, POSITION_LEN, Position, Query, QueryItem, ReadOptions, SequencedEvent, Tag};
-pub use store::{AppendRecord, DcbStore, RecordedAppend, append_bytes, check_event};
+pub use store::{DcbStore, Receipt, append_bytes, check_event};
 
 /// The event store on the embedded engine.
 pub type EmbeddedStore = DcbStore<EmbeddedEngine>;

@@ -1,6 +1,10 @@
 //! Macros of Fairway. Generated code names only `::fairway::…`, so users need no other
 //! dependency.
 
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::dbg_macro, clippy::todo, clippy::unimplemented)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod args;
 mod event_set;
 mod slices;

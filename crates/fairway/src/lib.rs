@@ -34,6 +34,8 @@
 //! assert_eq!(seats, 30);
 //! ```
 #![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::dbg_macro, clippy::todo, clippy::unimplemented)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 // The façade's surface is this list: everything an app, its tests and the book use. The
 // runtime's internals (store transactions, the registry, stored formats) stay in
@@ -63,7 +65,7 @@ pub mod app {
 /// an automation's queue, bound to a store (any [`dcb::DcbStore`], e.g.
 /// `Arc::new(store) as Arc<dyn Store>`). Benchmarks, tools and tests use them.
 pub mod runtime {
-    pub use fairway_core::backend::Backend as Store;
+    pub use fairway_core::backend::{Backend as Store, StateStore};
     pub use fairway_core::command::snapshot::Snapshots;
     pub use fairway_core::dependencies::{Dependencies, MissingDependency};
     pub use fairway_core::stored::{StoredAutomation, StoredState, StoredVersion, StoredView};

@@ -10,15 +10,15 @@ use std::time::Duration;
 use fairway::app::{SupervisionPolicy, TaskState};
 use fairway::dcb::kv::{KeyValue, Watch};
 use fairway::dcb::{
-    AppendCondition, AppendRecord, DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, EventStore, Query,
-    RecordedAppend, StorageError,
+    AppendCondition, Appended, DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, EventStore, Query,
+    Receipt, StorageError,
 };
 use fairway::testkit::TestApp;
 use fairway::{
     App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, QueueSettings,
     View, ViewError, ViewTx, automation, command, view,
 };
-use fairway_core::backend::{Backend, DynTx, ErasedBody, TxFailure};
+use fairway_core::backend::{Backend, DynTx, ErasedBody, StateStore, TxFailure};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -298,11 +298,7 @@ impl DynTx for FlakyTx {
     }
 }
 
-impl Backend for Flaky {
-    fn events(&self) -> Arc<dyn EventStore> {
-        self.inner.events()
-    }
-
+impl StateStore for Flaky {
     fn keyspace(&self, name: &str) -> Vec<u8> {
         self.inner.keyspace(name)
     }
@@ -322,17 +318,23 @@ impl Backend for Flaky {
         .boxed()
     }
 
-    fn append_with_record(
+    fn watch_any(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Watch, StorageError>> {
+        self.inner.watch_any(keys)
+    }
+}
+
+impl Backend for Flaky {
+    fn events(&self) -> Arc<dyn EventStore> {
+        self.inner.events()
+    }
+
+    fn append_with_receipt(
         &self,
         events: Vec<DcbEvent>,
         conditions: Vec<AppendCondition>,
-        record: AppendRecord,
-    ) -> BoxFuture<'_, Result<RecordedAppend, fairway::dcb::Error>> {
-        self.inner.append_with_record(events, conditions, record)
-    }
-
-    fn watch_any(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Watch, StorageError>> {
-        self.inner.watch_any(keys)
+        receipt: Receipt,
+    ) -> BoxFuture<'_, Result<Appended, fairway::dcb::Error>> {
+        self.inner.append_with_receipt(events, conditions, receipt)
     }
 }
 

@@ -10,7 +10,7 @@ fn subscribe(student: &str) -> SubscribeStudent {
 }
 
 /// Given course c1 with `capacity` seats and student s1 in it, when s2 subscribes.
-async fn second_student_joins(capacity: u32) -> fairway::testkit::Outcome {
+async fn second_student_joins(capacity: u32) -> fairway::testkit::CommandOutcome {
     CommandTest::new()
         .given(CourseDefined { course_id: "c1".into(), capacity })
         .given(StudentSubscribed { course_id: "c1".into(), student_id: "s1".into() })

@@ -140,6 +140,8 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::InvalidInput(e) => ApiError::BadRequest(Box::new(e)),
             StoreError::Storage(e @ StorageError::DiskFull { .. }) => ApiError::InsufficientStorage(e),
+            // An earlier request wrote the append's receipt: nothing was written this time.
+            e @ StoreError::ReceiptStands { .. } => ApiError::Conflict(Box::new(e)),
             other => ApiError::Internal(Box::new(other)),
         }
     }
@@ -168,7 +170,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for Api
     fn from(err: CommandError<E>) -> Self {
         match err {
             CommandError::Rejected(e) => ApiError::Rejected(Box::new(e)),
-            e @ (CommandError::Conflict { .. } | CommandError::Superseded) => ApiError::Conflict(Box::new(e)),
+            e @ CommandError::Conflict { .. } => ApiError::Conflict(Box::new(e)),
             // A tag value of a decided event comes from the request.
             CommandError::Event(e @ EventError::Tag(_)) => ApiError::BadRequest(Box::new(InvalidBody(Box::new(e)))),
             CommandError::Store(StoreError::InvalidInput(e)) => {
@@ -207,7 +209,7 @@ mod tests {
         let cases: Vec<(ApiError, u16)> = vec![
             (ApiError::from(CommandError::Rejected(Full)), 422),
             (CommandError::<Full>::Conflict { attempts: 3 }.into(), 409),
-            (CommandError::<Full>::Superseded.into(), 409),
+            (CommandError::<Full>::Store(StoreError::ReceiptStands { value: vec![1] }).into(), 409),
             (CommandError::<Full>::Store(StoreError::Storage(disk_full)).into(), 507),
             (
                 ViewError::Timeout { view: "v", position: fairway_dcb::Position::ZERO, timeout: Default::default() }

@@ -15,7 +15,7 @@ use tracing::{error, warn};
 
 use super::Shared;
 use super::error::ApiError;
-use super::idempotency::{Claim, ClaimError, Outcome, StoredResponse};
+use super::idempotency::{Claim, ClaimError, Settlement, StoredResponse};
 use super::params::{NoParams, Params};
 use super::replies::{AutomationStatus, AutomationsReply, ProgressReply, ViewProgress};
 use crate::command::{AppendStep, CommandRunner};
@@ -95,9 +95,9 @@ async fn run_command(
     };
     let stored = execute(&shared, &name, &body, Some(ticket.append_step())).await;
     match ticket.finish(stored).await {
-        Ok(Outcome::Respond(stored)) => stored_response(stored),
-        Ok(Outcome::Replay(stored)) => replayed(stored),
-        Ok(Outcome::Mismatch) => mismatch(key),
+        Ok(Settlement::Respond(stored)) => stored_response(stored),
+        Ok(Settlement::Replay(stored)) => replayed(stored),
+        Ok(Settlement::Mismatch) => mismatch(key),
         Err(err) => {
             warn!(command = name, %err, "the response could not be stored for its Idempotency-Key");
             let message = format!("the command appended nothing, but its response could not be stored: {err}");

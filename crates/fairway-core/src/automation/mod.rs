@@ -18,9 +18,9 @@
 //! a duplicate append impossible when its decision model sees the first one), or appends
 //! events with ids derived from the triggering event's position.
 //!
-//! Modules: `queue` (the job records and the transactions on them), `worker` (the
-//! [`AutomationRuntime`]: enqueuer, workers, dead-letter administration), `wake` (waking
-//! idle workers).
+//! Modules: `queue` (the transactions on the job records; their stored format is
+//! `crate::format::queue`'s), `worker` (the [`AutomationRuntime`]: enqueuer, workers,
+//! dead-letter administration), `wake` (waking idle workers).
 
 pub(crate) mod queue;
 mod wake;
@@ -39,7 +39,7 @@ use crate::command::{Command, CommandError, CommandRunner, Executed};
 use crate::dependencies::Dependencies;
 use crate::event::{EventSet, Recorded};
 #[cfg(feature = "testkit")]
-use crate::testkit::Outcome;
+use crate::testkit::CommandOutcome;
 
 pub use worker::AutomationRuntime;
 
@@ -77,7 +77,7 @@ pub struct AutomationContext {
     runner: CommandRunner<Arc<dyn EventStore>>,
     dependencies: Dependencies,
     #[cfg(feature = "testkit")]
-    recorder: Option<Arc<std::sync::Mutex<Vec<Outcome>>>>,
+    recorder: Option<Arc<std::sync::Mutex<Vec<CommandOutcome>>>>,
     trigger: Position,
 }
 
@@ -111,7 +111,7 @@ impl AutomationContext {
 
     /// Records the outcome of every command run through this context (for tests).
     #[cfg(feature = "testkit")]
-    pub(crate) fn recording(mut self, recorder: Arc<std::sync::Mutex<Vec<Outcome>>>) -> Self {
+    pub(crate) fn recording(mut self, recorder: Arc<std::sync::Mutex<Vec<CommandOutcome>>>) -> Self {
         self.recorder = Some(recorder);
         self
     }
@@ -121,7 +121,7 @@ impl AutomationContext {
         let result = self.runner.execute(command).await;
         #[cfg(feature = "testkit")]
         if let Some(recorder) = &self.recorder {
-            recorder.lock().expect("recorder").push(Outcome::of::<C>(&result));
+            recorder.lock().expect("recorder").push(CommandOutcome::of::<C>(&result));
         }
         result
     }

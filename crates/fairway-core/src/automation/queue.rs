@@ -1,6 +1,6 @@
-//! The durable job queue of one automation, kept in the store beside the events: its
-//! records (jobs, dead letters, the enqueuer's cursor, the wake key; their keys are built in
-//! [`crate::keys`]) and the transactions on them.
+//! The durable job queue of one automation, kept in the store beside the events: the
+//! transactions on its records (jobs, due entries, dead letters, the enqueuer's cursor, the
+//! wake key), whose keys and values [`crate::format::queue`] encodes.
 //!
 //! Every job has exactly one due entry, at `max(not_before, lease_until)`: the time from
 //! which a worker may claim it (a fresh job: when it was enqueued; a failed one: the end of
@@ -12,14 +12,16 @@
 //! transaction, and a claim reads the entry it takes (a read conflict), so two workers never
 //! claim one job: the second commit conflicts, is run again and takes the next entry.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fairway_dcb::Position;
-use serde::{Deserialize, Serialize};
 
 use super::{DeadLetter, Message, QueueSettings};
 use crate::backend::{DynTx, KeyValue, TxFailure};
-use crate::keys::{QueueKeys, after, end_of};
+use crate::format::queue::{
+    DUE_ENTRY, Indexed, Job, decode_cursor, decode_dead_letter, encode_cursor, encode_dead_letter, encode_wake,
+};
+use crate::format::{QueueKeys, after, end_of, now_micros};
 
 /// Longest delay between two attempts of a failing job.
 const MAX_JOB_BACKOFF: Duration = Duration::from_secs(300);
@@ -27,51 +29,22 @@ const MAX_JOB_BACKOFF: Duration = Duration::from_secs(300);
 /// Jobs indexed per transaction when indexing jobs of an older store.
 const INDEX_PAGE: usize = 512;
 
-/// The marker of a queue whose every job has its due entry.
-const INDEXED: &[u8] = b"done";
-
-/// A queued job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(super) struct Job {
-    pub(super) attempts: u32,
-    pub(super) not_before_micros: u64,
-    pub(super) lease_until_micros: u64,
-    pub(super) lease_owner: Option<String>,
-    pub(super) last_error: Option<String>,
-}
-
-impl Job {
-    /// A job never attempted, due from `now` (µs): jobs run in the order they became due,
-    /// so fresh jobs do not starve retries and expired leases that are due earlier.
-    pub(super) fn fresh(now: u64) -> Self {
-        Job { attempts: 0, not_before_micros: now, lease_until_micros: 0, lease_owner: None, last_error: None }
-    }
-
-    /// From when a worker may claim it.
-    fn due_micros(&self) -> u64 {
-        self.not_before_micros.max(self.lease_until_micros)
-    }
-}
-
-/// Microseconds since the Unix epoch.
-pub(super) fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
-}
-
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(value).expect("queue records encode")
 }
 
 fn corrupt(what: String) -> TxFailure {
     TxFailure::Body(Box::new(Message(what)))
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, TxFailure> {
-    rmp_serde::from_slice(bytes).map_err(|e| corrupt(format!("corrupt queue record: {e}")))
+/// The failure of a transaction that read a queue record that does not decode.
+fn corrupt_record(error: rmp_serde::decode::Error) -> TxFailure {
+    corrupt(format!("corrupt queue record: {error}"))
+}
+
+/// The job stored as `bytes`.
+fn decode_job(bytes: &[u8]) -> Result<Job, TxFailure> {
+    Job::decode(bytes).map_err(corrupt_record)
 }
 
 /// Writes `job` at `position` with its due entry, removing the entry of its previous state.
@@ -79,8 +52,8 @@ fn put_job(tx: &dyn DynTx, keys: &QueueKeys, position: Position, previous: Optio
     if let Some(previous) = previous {
         tx.clear(&keys.due_entry(previous.due_micros(), position));
     }
-    tx.set(&keys.job(position), &encode(job));
-    tx.set(&keys.due_entry(job.due_micros(), position), &[]);
+    tx.set(&keys.job(position), &job.encode());
+    tx.set(&keys.due_entry(job.due_micros(), position), DUE_ENTRY);
 }
 
 /// Removes the job at `position` and its due entry.
@@ -91,13 +64,18 @@ fn remove_job(tx: &dyn DynTx, keys: &QueueKeys, position: Position, job: &Job) {
 
 /// Rewrites the wake key, so watchers in other processes look for due jobs.
 fn wake(tx: &dyn DynTx, keys: &QueueKeys) {
-    tx.set(&keys.wake, &now_micros().to_be_bytes());
+    tx.set(&keys.wake, &encode_wake(now_micros()));
+}
+
+/// The last triggering position enqueued, if any.
+pub(super) async fn cursor(tx: &dyn DynTx, keys: &QueueKeys) -> Result<Option<Position>, TxFailure> {
+    Ok(tx.get(&keys.cursor).await?.as_deref().and_then(decode_cursor))
 }
 
 /// Enqueues a fresh job per position after the stored cursor and moves the cursor; returns
 /// how many jobs were written.
 pub(super) async fn enqueue(tx: &dyn DynTx, keys: &QueueKeys, positions: &[Position]) -> Result<usize, TxFailure> {
-    let stored = tx.get(&keys.cursor).await?.and_then(|b| Position::from_bytes(&b));
+    let stored = cursor(tx, keys).await?;
     let fresh = Job::fresh(now_micros());
     let mut written = 0;
     for position in positions.iter().filter(|p| stored.is_none_or(|s| **p > s)) {
@@ -105,7 +83,7 @@ pub(super) async fn enqueue(tx: &dyn DynTx, keys: &QueueKeys, positions: &[Posit
         written += 1;
     }
     if let Some(last) = positions.last().filter(|l| stored.is_none_or(|s| **l > s)) {
-        tx.set(&keys.cursor, &last.to_bytes());
+        tx.set(&keys.cursor, &encode_cursor(*last));
     }
     if written > 0 {
         wake(tx, keys);
@@ -145,7 +123,7 @@ pub(super) async fn claim(
         if due > now {
             return Ok(Claim::Idle(Some(due)));
         }
-        let job: Option<Job> = tx.get(&keys.job(position)).await?.map(|b| decode(&b)).transpose()?;
+        let job = tx.get(&keys.job(position)).await?.as_deref().map(decode_job).transpose()?;
         match job {
             Some(job) if job.due_micros() == due => {
                 let leased = Job {
@@ -160,7 +138,7 @@ pub(super) async fn claim(
             stale => {
                 tx.clear(&key);
                 if let Some(job) = stale {
-                    tx.set(&keys.due_entry(job.due_micros(), position), &[]);
+                    tx.set(&keys.due_entry(job.due_micros(), position), DUE_ENTRY);
                 }
                 cursor = after(&key);
             }
@@ -185,7 +163,7 @@ pub(super) async fn settle(
         Err(error) if job.attempts >= settings.max_attempts => {
             remove_job(tx, keys, position, &job);
             let dead = DeadLetter { position, attempts: job.attempts, error: error.clone() };
-            tx.set(&keys.dead(position), &encode(&dead));
+            tx.set(&keys.dead(position), &encode_dead_letter(&dead));
         }
         Err(error) => {
             let backoff = settings.retry_backoff.saturating_mul(1 << job.attempts.saturating_sub(1).min(16));
@@ -226,7 +204,7 @@ async fn held_job(
     position: Position,
 ) -> Result<Option<Job>, TxFailure> {
     let Some(bytes) = tx.get(&keys.job(position)).await? else { return Ok(None) };
-    let job: Job = decode(&bytes)?;
+    let job = decode_job(&bytes)?;
     Ok((job.lease_owner.as_deref() == Some(worker)).then_some(job))
 }
 
@@ -241,7 +219,7 @@ pub(super) async fn leased(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, Tx
     let jobs = tx.scan(&keys.jobs, &end_of(&keys.jobs), 0).await?;
     let mut leased = 0;
     for kv in &jobs {
-        let job: Job = decode(&kv.value)?;
+        let job = decode_job(&kv.value)?;
         leased += usize::from(job.lease_owner.is_some() && job.lease_until_micros > now);
     }
     Ok(leased)
@@ -249,7 +227,11 @@ pub(super) async fn leased(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, Tx
 
 /// The dead letters, oldest first.
 pub(crate) async fn dead_letters(tx: &dyn DynTx, keys: &QueueKeys) -> Result<Vec<DeadLetter>, TxFailure> {
-    tx.scan(&keys.dead, &end_of(&keys.dead), 0).await?.iter().map(|kv| decode(&kv.value)).collect()
+    tx.scan(&keys.dead, &end_of(&keys.dead), 0)
+        .await?
+        .iter()
+        .map(|kv| decode_dead_letter(&kv.value).map_err(corrupt_record))
+        .collect()
 }
 
 /// Moves the dead letter at `position` back to the queue with fresh attempts; `false` if
@@ -259,7 +241,7 @@ pub(crate) async fn replay(tx: &dyn DynTx, keys: &QueueKeys, position: Position)
         return Ok(false);
     }
     tx.clear(&keys.dead(position));
-    let previous: Option<Job> = tx.get(&keys.job(position)).await?.map(|b| decode(&b)).transpose()?;
+    let previous = tx.get(&keys.job(position)).await?.as_deref().map(decode_job).transpose()?;
     put_job(tx, keys, position, previous.as_ref(), &Job::fresh(now_micros()));
     wake(tx, keys);
     Ok(true)
@@ -276,12 +258,9 @@ pub(crate) async fn purge(tx: &dyn DynTx, keys: &QueueKeys) -> Result<usize, TxF
 /// entry; returns `true` once every job has one. Writing an entry is idempotent (its key
 /// follows from the job), so concurrent runs and jobs written since are harmless.
 pub(super) async fn index_older_jobs(tx: &dyn DynTx, keys: &QueueKeys) -> Result<bool, TxFailure> {
-    let marker = tx.get(&keys.indexed).await?;
-    if marker.as_deref() == Some(INDEXED) {
-        return Ok(true);
-    }
-    let begin = match marker.as_deref().and_then(Position::from_bytes) {
-        Some(last) => keys.job(last.next()),
+    let begin = match tx.get(&keys.indexed).await?.as_deref().and_then(Indexed::decode) {
+        Some(Indexed::Done) => return Ok(true),
+        Some(Indexed::Through(last)) => keys.job(last.next()),
         None => keys.jobs.clone(),
     };
     let page = tx.scan(&begin, &end_of(&keys.jobs), INDEX_PAGE).await?;
@@ -289,14 +268,14 @@ pub(super) async fn index_older_jobs(tx: &dyn DynTx, keys: &QueueKeys) -> Result
     for kv in &page {
         let position =
             keys.job_position(&kv.key).ok_or_else(|| corrupt(format!("job key without position {:?}", kv.key)))?;
-        let job: Job = decode(&kv.value)?;
-        tx.set(&keys.due_entry(job.due_micros(), position), &[]);
+        let job = decode_job(&kv.value)?;
+        tx.set(&keys.due_entry(job.due_micros(), position), DUE_ENTRY);
         last = Some(position);
     }
     let done = page.len() < INDEX_PAGE;
     match last {
-        Some(last) if !done => tx.set(&keys.indexed, &last.to_bytes()),
-        _ => tx.set(&keys.indexed, INDEXED),
+        Some(last) if !done => tx.set(&keys.indexed, &Indexed::Through(last).encode()),
+        _ => tx.set(&keys.indexed, &Indexed::Done.encode()),
     }
     Ok(done)
 }

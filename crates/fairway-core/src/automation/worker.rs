@@ -10,7 +10,7 @@ use fairway_dcb::{Position, Query, ReadOptions};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::queue::{self, Claim, now_micros};
+use super::queue::{self, Claim};
 use super::wake::{self, Wake};
 use super::{Automation, AutomationContext, AutomationError, DeadLetter, QueueSettings, TriggerNotFound};
 use crate::backend::{Backend, DynTx, TxFailure};
@@ -18,7 +18,7 @@ use crate::command::CommandRunner;
 use crate::command::snapshot::Snapshots;
 use crate::dependencies::Dependencies;
 use crate::event::Recorded;
-use crate::keys::QueueKeys;
+use crate::format::{QueueKeys, now_micros};
 
 /// Resolves once `stop` is true; never if its sender is gone without asking to stop.
 async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
@@ -102,11 +102,7 @@ impl<A: Automation> AutomationRuntime<A> {
     /// Follows the triggering events forever, enqueuing a job per event and waking idle
     /// workers.
     pub async fn run_enqueuer(self) -> Result<(), AutomationError> {
-        let cursor = self
-            .in_queue(
-                move |tx, keys| async move { Ok(tx.get(&keys.cursor).await?.and_then(|b| Position::from_bytes(&b))) },
-            )
-            .await?;
+        let cursor = self.in_queue(move |tx, keys| async move { queue::cursor(tx.as_ref(), keys).await }).await?;
         let mut events = self.backend.events().subscribe(self.automation.query(), cursor).ready_chunks(256);
         while let Some(chunk) = events.next().await {
             let positions: Vec<Position> =

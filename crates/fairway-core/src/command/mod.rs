@@ -123,13 +123,10 @@ pub enum CommandError<E: std::error::Error + 'static> {
     /// A stored event read by the command does not decode: `evolve` failed on it.
     #[error(transparent)]
     Undecodable(#[from] UndecodableEvent),
-    /// The store failed or refused the input.
+    /// The store failed or refused the input (also the [`AppendStep`]'s own refusals, e.g.
+    /// [`StoreError::ReceiptStands`] when its receipt was written by an earlier request).
     #[error("store: {0}")]
     Store(#[source] StoreError),
-    /// The [`AppendStep`] found this request already answered (e.g. another request with
-    /// the same idempotency key appended first): nothing was written.
-    #[error("another request with the same idempotency key was answered first")]
-    Superseded,
 }
 
 impl<E: std::error::Error + 'static> CommandError<E> {
@@ -141,7 +138,6 @@ impl<E: std::error::Error + 'static> CommandError<E> {
             CommandError::Event(err) => CommandError::Event(err),
             CommandError::Undecodable(err) => CommandError::Undecodable(err),
             CommandError::Store(err) => CommandError::Store(err),
-            CommandError::Superseded => CommandError::Superseded,
         }
     }
 }
@@ -165,16 +161,16 @@ impl CommandReply {
 }
 
 /// Appends a command's decision in place of the store's plain append, e.g. together with
-/// the record of an idempotency key in the same transaction
-/// (see [`CommandRunner::with_append_step`]).
+/// a receipt in the same transaction (see [`CommandRunner::with_append_step`]): a layer
+/// around the command, which sees only where its events landed or why they did not.
 pub trait AppendStep: Send + Sync {
-    /// Appends `events` under `condition`, decided in cycle `attempt`. `Ok(None)` means
-    /// the request was already answered: nothing was written and the command ends with
-    /// [`CommandError::Superseded`].
+    /// Appends `events` under `condition`, decided in cycle `attempt`. A failed condition
+    /// ([`StoreError::ConditionFailed`]) makes the command decide again; any other error
+    /// ends it with [`CommandError::Store`].
     fn append(
         &self,
         events: Vec<fairway_dcb::Event>,
         condition: AppendCondition,
         attempt: u32,
-    ) -> BoxFuture<'_, Result<Option<Appended>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Appended, StoreError>>;
 }

@@ -103,14 +103,13 @@ impl<S: EventStore + Clone> CommandRunner<S> {
                 let condition = AppendCondition::none_match_after(query, head);
                 let appended = match &self.append_step {
                     Some(step) => step.append(events.clone(), condition, attempts).await,
-                    None => self.store.append(events.clone(), Some(condition)).await.map(Some),
+                    None => self.store.append(events.clone(), Some(condition)).await,
                 };
                 match appended {
-                    Ok(Some(appended)) => {
+                    Ok(appended) => {
                         debug!(attempts, last = %appended.last(), "command appended");
                         return Ok(Executed { positions: appended.positions, events, attempts });
                     }
-                    Ok(None) => return Err(CommandError::Superseded),
                     Err(StoreError::ConditionFailed { position, .. }) => {
                         metrics::counter!("fairway_command_conflicts_total", "command" => C::NAME).increment(1);
                         debug!(attempts, %position, "boundary changed; deciding again");
@@ -130,7 +129,7 @@ impl<S: EventStore + Clone> CommandRunner<S> {
             Ok(_) => "accepted",
             Err(CommandError::Rejected(_)) => "rejected",
             Err(CommandError::Conflict { .. }) => "conflict",
-            Err(CommandError::Superseded) => "superseded",
+            Err(CommandError::Store(StoreError::ReceiptStands { .. })) => "superseded",
             Err(_) => "failed",
         };
         metrics::counter!("fairway_commands_total", "command" => C::NAME, "outcome" => outcome).increment(1);

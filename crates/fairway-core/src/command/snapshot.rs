@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::Command;
 use crate::backend::Backend;
-use crate::keys::{SnapshotKeys, decode_snapshot, encode_snapshot};
+use crate::format::{SnapshotKeys, decode_snapshot, encode_snapshot};
 
 /// Longest snapshot key; queries beyond it are not snapshotted.
 const MAX_KEY_LEN: usize = 4_096;

@@ -4,7 +4,7 @@ use fairway_dcb::{EventStore, Query, ReadOptions};
 use futures::TryStreamExt;
 use serde::Serialize;
 
-use super::{Given, Outcome, TestStore};
+use super::{CommandOutcome, Given, TestStore};
 use crate::automation::{Automation, AutomationContext};
 use crate::dependencies::Dependencies;
 use crate::event::{Event, Recorded};
@@ -26,7 +26,7 @@ pub struct Reaction {
     /// the automation's event set).
     pub result: &'static str,
     /// Every command the handler ran, in order, with its outcome.
-    pub commands: Vec<Outcome>,
+    pub commands: Vec<CommandOutcome>,
     /// The handler's error when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

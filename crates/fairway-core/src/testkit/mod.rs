@@ -28,14 +28,14 @@ use crate::snapshot::Snapshots;
 
 pub use app::TestApp;
 pub use automation::{AutomationTest, Reaction};
-pub use command::{CommandTest, Outcome};
+pub use command::{CommandOutcome, CommandTest};
 pub use view::{ViewState, ViewTest};
 
 use crate::event::Event;
 
-/// One event as snapshotted: type, tags and the payload as data.
+/// One event as plain data, as snapshots show it: type, tags and the decoded payload.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct EventView {
+pub struct PlainEvent {
     /// The type name.
     #[serde(rename = "type")]
     pub event_type: String,
@@ -45,12 +45,12 @@ pub struct EventView {
     pub payload: serde_json::Value,
 }
 
-impl EventView {
-    /// Views a raw event.
+impl PlainEvent {
+    /// The plain data of a stored event.
     pub fn of(event: &fairway_dcb::Event) -> Self {
         let payload = rmp_serde::from_slice(&event.payload)
             .unwrap_or_else(|e| serde_json::json!({ "undecodable": e.to_string() }));
-        EventView {
+        PlainEvent {
             event_type: event.event_type.clone(),
             tags: event.tags.iter().map(|t| t.to_string()).collect(),
             payload,

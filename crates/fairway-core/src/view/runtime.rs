@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, info, info_span};
 use super::{Progress, View, ViewError, ViewTx};
 use crate::backend::{Backend, DynTx, TxFailure};
 use crate::event::{Recorded, UndecodableEvent};
-use crate::keys::{Checkpoint, ViewKeys, decode_version, encode_version, end_of};
+use crate::format::{Checkpoint, ViewKeys, decode_version, encode_version, end_of};
 
 /// Events applied per transaction, at most.
 const BATCH: usize = 1024;

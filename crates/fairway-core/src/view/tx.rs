@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use super::ViewError;
 use crate::backend::DynTx;
 use crate::event::Recorded;
-use crate::keys::{document, end_of};
+use crate::format::{document, end_of};
 
 /// Typed access to a view's documents inside a transaction. Documents are MessagePack maps
 /// under string keys.

@@ -33,6 +33,8 @@ pub enum AppendOutcome {
     Written,
     /// Every event's id was already stored: nothing was written.
     AlreadyStored(Vec<Position>),
+    /// The append's receipt key held this standing value: nothing was written.
+    ReceiptStands(Vec<u8>),
 }
 
 /// The positions of the `count` events an append wrote, from its commit's versionstamp.

@@ -1,25 +1,23 @@
 //! The DCB event store, written once over the storage port.
 
 mod append;
+mod commit;
 mod plan;
 mod read;
-mod record;
+mod receipt;
 mod scan;
 mod subscribe;
 
 use std::sync::Arc;
-
-use async_trait::async_trait;
-use tracing::{Instrument, debug_span};
 
 use crate::error::Result;
 use crate::event_store::{Appended, EventStore, EventStream};
 use crate::kv::KvEngine;
 use crate::layout::Layout;
 use crate::model::{AppendCondition, Event, Position, Query, ReadOptions};
-use append::{AppendOutcome, PreparedAppend, append_body, positions_of, validate};
 pub use append::{append_bytes, check_event};
-pub use record::{AppendRecord, RecordedAppend};
+use async_trait::async_trait;
+pub use receipt::Receipt;
 
 /// The DCB event store over a storage engine, confined to one namespace.
 ///
@@ -70,28 +68,8 @@ impl<E: KvEngine> EventStore for DcbStore<E> {
         read::read_stream(self.inner.engine.clone(), &self.inner.layout, query, options)
     }
 
-    async fn append_checked(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended> {
-        validate(&events, &conditions)?;
-        let count = events.len();
-        let span =
-            debug_span!("dcb.append", namespace = %self.inner.namespace, events = count, conditions = conditions.len());
-        let prepared = PreparedAppend::new(&self.inner.layout, events, conditions);
-        let layout = &self.inner.layout;
-        let committed = self
-            .inner
-            .engine
-            .transact(|tx| {
-                let prepared = &prepared;
-                async move { append_body(&tx, layout, prepared).await }
-            })
-            .instrument(span)
-            .await?;
-        match committed.value {
-            AppendOutcome::AlreadyStored(positions) => Ok(Appended { positions, already_stored: true }),
-            AppendOutcome::Written => {
-                Ok(Appended { positions: positions_of(committed.versionstamp, count)?, already_stored: false })
-            }
-        }
+    async fn append_with_conditions(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended> {
+        self.commit_append(events, conditions, None).await
     }
 
     async fn head(&self) -> Result<Option<Position>> {

@@ -20,12 +20,13 @@
 //! - Answers that invite a retry (409 conflict, 5xx) are not stored.
 //! - Records expire after the TTL; a sweeper deletes expired ones.
 //!
-//! Module `record` holds the stored format of a record, `hash` the comparison of bodies,
-//! `ticket` the run of a claimed request and its append step; this module claims keys,
-//! stores answers and sweeps expired records.
+//! The stored format of a record is `crate::format::idempotency`'s; module `replay` holds
+//! what a record answers, `hash` the comparison of bodies, `ticket` the run of a claimed
+//! request and its append step; this module claims keys, stores answers and sweeps expired
+//! records.
 
 mod hash;
-mod record;
+mod replay;
 mod ticket;
 
 use std::collections::HashSet;
@@ -33,12 +34,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::{Backend, TxFailure};
-use crate::keys::{IdempotencyKeys, after, end_of};
-use record::{Answer, Record, RecordBody, now_micros, stands};
+use crate::format::idempotency::{Answer, Record, RecordBody, stands};
+use crate::format::{IdempotencyKeys, after, end_of, now_micros};
 use ticket::{Running, Seen, StepState};
 
 pub use hash::{BodyHash, body_hash};
-pub use record::StoredResponse;
+pub use replay::StoredResponse;
 pub use ticket::Ticket;
 
 /// Longest accepted key, in bytes.
@@ -62,7 +63,7 @@ pub enum Claim {
 
 /// How a request with a key ends.
 #[derive(Debug, PartialEq)]
-pub enum Outcome {
+pub enum Settlement {
     /// Send this response (it is stored when it does not invite a retry).
     Respond(StoredResponse),
     /// Another request with the key was answered first: send its response again.
@@ -112,8 +113,8 @@ impl Idempotency {
         }
         let running = Running { keys: self.running.clone(), key: record_key.clone() };
         if let Some(record) = self.stored(&record_key).await? {
-            return Ok(match record.outcome(&body_hash) {
-                Outcome::Replay(response) => Claim::Replay(response),
+            return Ok(match record.settlement(&body_hash) {
+                Settlement::Replay(response) => Claim::Replay(response),
                 _ => Claim::Mismatch,
             });
         }
@@ -131,7 +132,7 @@ impl Idempotency {
 
     /// Stores `response` (which appended nothing) at `record_key` unless a live record is
     /// there already; returns that record's outcome then.
-    async fn store(&self, state: &StepState, response: StoredResponse) -> Result<Outcome, TxFailure> {
+    async fn store(&self, state: &StepState, response: StoredResponse) -> Result<Settlement, TxFailure> {
         let body = RecordBody {
             body_hash: state.body_hash,
             expires_micros: self.expires_micros(),
@@ -151,8 +152,8 @@ impl Idempotency {
             })
             .await?;
         Ok(match existing.as_deref().and_then(Record::decode) {
-            Some(record) => record.outcome(&state.body_hash),
-            None => Outcome::Respond(response),
+            Some(record) => record.settlement(&state.body_hash),
+            None => Settlement::Respond(response),
         })
     }
 
@@ -197,3 +198,6 @@ pub enum ClaimError {
     #[error("idempotency store: {0}")]
     Store(#[from] TxFailure),
 }
+
+#[cfg(test)]
+mod tests;

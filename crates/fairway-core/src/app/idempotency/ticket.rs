@@ -4,13 +4,13 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use fairway_dcb::{AppendCondition, AppendRecord, Appended, Error as StoreError, Event, RecordedAppend};
+use fairway_dcb::{AppendCondition, Appended, Error as StoreError, Event, Receipt};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::record::{Answer, Record, RecordBody, STAMP_AT, stands};
-use super::{BodyHash, ClaimError, Idempotency, Outcome, StoredResponse};
+use super::{BodyHash, ClaimError, Idempotency, Settlement, StoredResponse};
 use crate::command::AppendStep;
+use crate::format::idempotency::{Answer, Record, RecordBody, STAMP_AT, stands};
 
 /// Marks a key as running in this process until dropped (also when the request panics).
 pub(super) struct Running {
@@ -61,12 +61,12 @@ impl Ticket {
     /// Settles the key once the command answered `response`: stores it (unless it was
     /// stored with the events, or invites a retry), or returns the answer that another
     /// request with the key stored first.
-    pub async fn finish(self, response: StoredResponse) -> Result<Outcome, ClaimError> {
+    pub async fn finish(self, response: StoredResponse) -> Result<Settlement, ClaimError> {
         let seen = std::mem::replace(&mut *self.state.seen.lock().expect("step state"), Seen::Nothing);
         match seen {
-            Seen::Existing(record) => Ok(record.outcome(&self.state.body_hash)),
-            Seen::Recorded => Ok(Outcome::Respond(response)),
-            Seen::Nothing if response.invites_retry() => Ok(Outcome::Respond(response)),
+            Seen::Existing(record) => Ok(record.settlement(&self.state.body_hash)),
+            Seen::Recorded => Ok(Settlement::Respond(response)),
+            Seen::Nothing if response.invites_retry() => Ok(Settlement::Respond(response)),
             Seen::Nothing => Ok(self.idempotency.store(&self.state, response).await?),
         }
     }
@@ -84,7 +84,7 @@ impl AppendStep for RecordingAppend {
         events: Vec<Event>,
         condition: AppendCondition,
         attempt: u32,
-    ) -> BoxFuture<'_, Result<Option<Appended>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Appended, StoreError>> {
         async move {
             let count = u16::try_from(events.len()).unwrap_or(u16::MAX);
             let body = RecordBody {
@@ -92,27 +92,30 @@ impl AppendStep for RecordingAppend {
                 expires_micros: self.idempotency.expires_micros(),
                 answer: Answer::Appended { events: count, attempts: attempt },
             };
-            let record = AppendRecord {
+            let receipt = Receipt {
                 key: self.state.record_key.clone(),
                 value: Record::encode(&body),
                 stamp_at: Some(STAMP_AT),
                 stands,
             };
             let backend = &self.idempotency.backend;
-            match backend.append_with_record(events, vec![condition], record).await? {
-                RecordedAppend::Appended(appended) => {
+            match backend.append_with_receipt(events, vec![condition], receipt).await {
+                Ok(appended) => {
                     if !appended.already_stored {
                         *self.state.seen.lock().expect("step state") = Seen::Recorded;
                     }
-                    Ok(Some(appended))
+                    Ok(appended)
                 }
-                RecordedAppend::Existing(bytes) => {
-                    let record = Record::decode(&bytes).ok_or_else(|| {
+                // Another request with the key answered first: the command ends with this
+                // error, and `Ticket::finish` replays that request's answer instead.
+                Err(StoreError::ReceiptStands { value }) => {
+                    let record = Record::decode(&value).ok_or_else(|| {
                         StoreError::Storage(fairway_dcb::StorageError::Corrupt("undecodable idempotency record".into()))
                     })?;
                     *self.state.seen.lock().expect("step state") = Seen::Existing(record);
-                    Ok(None)
+                    Err(StoreError::ReceiptStands { value })
                 }
+                Err(other) => Err(other),
             }
         }
         .boxed()

@@ -42,7 +42,7 @@ async fn jobs_written_before_the_index_are_indexed_once_then_claimed() {
     run(&backend, move |tx, keys| {
         async move {
             for n in 0..count {
-                tx.set(&keys.job(position(n)), &encode(&Job::fresh(0)));
+                tx.set(&keys.job(position(n)), &Job::fresh(0).encode());
             }
             Ok(())
         }

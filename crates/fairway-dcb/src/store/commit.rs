@@ -1,0 +1,63 @@
+//! The one append path, for plain appends and appends with a receipt: boundary checks,
+//! one transaction (receipt, ids, conditions, writes), then the outcome as positions.
+
+use tracing::{Instrument, debug_span};
+
+use super::DcbStore;
+use super::append::{AppendOutcome, PreparedAppend, append_body, positions_of, validate};
+use super::receipt::Receipt;
+use crate::error::{Error, Result};
+use crate::event_store::Appended;
+use crate::kv::KvEngine;
+use crate::model::{AppendCondition, Event};
+
+impl<E: KvEngine> DcbStore<E> {
+    /// Appends `events` if every one of `conditions` holds, with `receipt` if given.
+    pub(super) async fn commit_append(
+        &self,
+        events: Vec<Event>,
+        conditions: Vec<AppendCondition>,
+        receipt: Option<&Receipt>,
+    ) -> Result<Appended> {
+        validate(&events, &conditions)?;
+        let layout = self.layout();
+        if let Some(receipt) = receipt {
+            receipt.check(layout)?;
+        }
+        let count = events.len();
+        let span = debug_span!(
+            "dcb.append",
+            namespace = %self.namespace(),
+            events = count,
+            conditions = conditions.len(),
+            receipt = receipt.is_some()
+        );
+        let prepared = PreparedAppend::new(layout, events, conditions);
+        let committed = self
+            .engine()
+            .transact(|tx| {
+                let prepared = &prepared;
+                async move {
+                    if let Some(receipt) = receipt
+                        && let Some(value) = receipt.standing(&tx).await?
+                    {
+                        return Ok::<_, Error>(AppendOutcome::ReceiptStands(value));
+                    }
+                    let outcome = append_body(&tx, layout, prepared).await?;
+                    if let (AppendOutcome::Written, Some(receipt)) = (&outcome, receipt) {
+                        receipt.write(&tx);
+                    }
+                    Ok(outcome)
+                }
+            })
+            .instrument(span)
+            .await?;
+        match committed.value {
+            AppendOutcome::Written => {
+                Ok(Appended { positions: positions_of(committed.versionstamp, count)?, already_stored: false })
+            }
+            AppendOutcome::AlreadyStored(positions) => Ok(Appended { positions, already_stored: true }),
+            AppendOutcome::ReceiptStands(value) => Err(Error::ReceiptStands { value }),
+        }
+    }
+}
