@@ -3,6 +3,8 @@
 //! replays responses (bodies compared as JSON values); a panicking command is a JSON 500
 //! that releases its key; projector progress is served.
 
+mod support;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,6 +17,10 @@ use fairway::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use support::{eventually, send_noting_replay};
+
+/// How long a test waits for what happens in the background.
+const WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Serialize, Deserialize, Event)]
 struct TicketOpened {
@@ -149,20 +155,6 @@ impl Automation for PageOnNewTicket {
     }
 }
 
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value, bool) {
-    let response = request.send().await.unwrap();
-    let replayed = response.headers().get(fairway::app::IDEMPOTENT_REPLAYED).is_some();
-    (response.status().as_u16(), response.json().await.unwrap(), replayed)
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn start(pager: std::sync::Arc<Pager>) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(AppConfig::with_data_dir(dir.path()), move |app: App| app.provide(pager)).await;
@@ -177,35 +169,41 @@ async fn automations_use_dependencies_and_dead_letters_are_served_replayed_and_p
     let open =
         |ticket: &str| http.post(app.url("/commands/open-ticket")).json(&json!({ "ticket": ticket, "title": "t" }));
 
-    let (status, _, _) = send(open("t1")).await;
+    let (status, _, _) = send_noting_replay(open("t1")).await;
     assert_eq!(status, 200);
-    eventually("t1 paged", async || pager.sent.lock().unwrap().as_slice() == ["t1"]).await;
+    eventually("t1 paged", WAIT, async || pager.sent.lock().unwrap().as_slice() == ["t1"]).await;
 
     pager.down.store(true, Ordering::SeqCst);
-    let (_, opened, _) = send(open("t2")).await;
+    let (_, opened, _) = send_noting_replay(open("t2")).await;
     let position = opened["last_position"].as_str().unwrap().to_owned();
     let dead_url = app.url("/automations/page-on-new-ticket/dead-letters");
-    eventually("t2 dead-lettered", async || send(http.get(&dead_url)).await.1.as_array().unwrap().len() == 1).await;
-    let (_, dead, _) = send(http.get(&dead_url)).await;
+    eventually("t2 dead-lettered", WAIT, async || {
+        send_noting_replay(http.get(&dead_url)).await.1.as_array().unwrap().len() == 1
+    })
+    .await;
+    let (_, dead, _) = send_noting_replay(http.get(&dead_url)).await;
     assert_eq!(dead[0]["position"], position.as_str());
     assert_eq!((dead[0]["attempts"].as_u64(), dead[0]["error"].as_str()), (Some(2), Some("pager is down")));
-    let (_, listed, _) = send(http.get(app.url("/automations"))).await;
+    let (_, listed, _) = send_noting_replay(http.get(app.url("/automations"))).await;
     assert_eq!(listed["automations"][0]["dead_letters"], 1, "{listed}");
 
     pager.down.store(false, Ordering::SeqCst);
     let replay = |p: &str| http.post(app.url(&format!("/automations/page-on-new-ticket/dead-letters/{p}/replay")));
-    assert_eq!(send(replay(&position)).await.0, 200);
-    eventually("t2 paged after replay", async || pager.sent.lock().unwrap().len() == 2).await;
-    assert_eq!(send(replay(&position)).await.0, 404, "nothing left to replay");
-    assert_eq!(send(replay("not-a-position")).await.0, 400);
+    assert_eq!(send_noting_replay(replay(&position)).await.0, 200);
+    eventually("t2 paged after replay", WAIT, async || pager.sent.lock().unwrap().len() == 2).await;
+    assert_eq!(send_noting_replay(replay(&position)).await.0, 404, "nothing left to replay");
+    assert_eq!(send_noting_replay(replay("not-a-position")).await.0, 400);
 
     pager.down.store(true, Ordering::SeqCst);
-    send(open("t3")).await;
-    eventually("t3 dead-lettered", async || send(http.get(&dead_url)).await.1.as_array().unwrap().len() == 1).await;
-    let (status, purged, _) = send(http.delete(&dead_url)).await;
+    send_noting_replay(open("t3")).await;
+    eventually("t3 dead-lettered", WAIT, async || {
+        send_noting_replay(http.get(&dead_url)).await.1.as_array().unwrap().len() == 1
+    })
+    .await;
+    let (status, purged, _) = send_noting_replay(http.delete(&dead_url)).await;
     assert_eq!((status, purged), (200, json!({ "purged": 1 })));
-    assert_eq!(send(http.get(&dead_url)).await.1, json!([]));
-    assert_eq!(send(http.get(app.url("/automations/nope/dead-letters"))).await.0, 404);
+    assert_eq!(send_noting_replay(http.get(&dead_url)).await.1, json!([]));
+    assert_eq!(send_noting_replay(http.get(app.url("/automations/nope/dead-letters"))).await.0, 404);
     app.stop().await;
 }
 
@@ -218,18 +216,18 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
             .header("Idempotency-Key", key)
             .json(&json!({ "ticket": "t1", "title": title }))
     };
-    let (status, first, replayed) = send(open("k1", "printer")).await;
+    let (status, first, replayed) = send_noting_replay(open("k1", "printer")).await;
     assert_eq!((status, replayed), (200, false));
-    let (status, again, replayed) = send(open("k1", "printer")).await;
+    let (status, again, replayed) = send_noting_replay(open("k1", "printer")).await;
     assert_eq!((status, replayed), (200, true));
     assert_eq!(again, first, "the stored response, not a second run (which would be a 422)");
-    let (status, _, _) = send(open("k1", "scanner")).await;
+    let (status, _, _) = send_noting_replay(open("k1", "scanner")).await;
     assert_eq!(status, 422, "same key, another body");
-    let (status, rejected, replayed) = send(open("k2", "printer")).await;
+    let (status, rejected, replayed) = send_noting_replay(open("k2", "printer")).await;
     assert_eq!((status, replayed), (422, false), "{rejected}");
-    let (status, _, replayed) = send(open("k2", "printer")).await;
+    let (status, _, replayed) = send_noting_replay(open("k2", "printer")).await;
     assert_eq!((status, replayed), (422, true), "domain refusals are stored too");
-    let (status, bad, _) = send(open(&"k".repeat(300), "printer")).await;
+    let (status, bad, _) = send_noting_replay(open(&"k".repeat(300), "printer")).await;
     assert_eq!(status, 400);
     assert!(bad["error"].as_str().unwrap().contains("255"), "{bad}");
 
@@ -240,7 +238,7 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
                 .post(app.url("/commands/open-ticket"))
                 .header("Idempotency-Key", "k3")
                 .json(&json!({ "ticket": "t3", "title": "x" }));
-            tokio::spawn(async move { send(request).await })
+            tokio::spawn(async move { send_noting_replay(request).await })
         })
         .collect();
     let mut statuses = Vec::new();
@@ -259,7 +257,7 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
         .post(app.url("/commands/open-ticket"))
         .header("Idempotency-Key", "k1")
         .json(&json!({ "ticket": "t1", "title": "printer" }));
-    assert_eq!(send(request).await, (200, first, true));
+    assert_eq!(send_noting_replay(request).await, (200, first, true));
     app.stop().await;
 }
 
@@ -273,14 +271,14 @@ async fn an_idempotency_key_compares_bodies_as_json_values() {
             .header("content-type", "application/json")
             .body(body.to_owned())
     };
-    let (status, first, replayed) = send(open("j1", r#"{"ticket":"t1","title":"printer"}"#)).await;
+    let (status, first, replayed) = send_noting_replay(open("j1", r#"{"ticket":"t1","title":"printer"}"#)).await;
     assert_eq!((status, replayed), (200, false), "{first}");
     let reordered = "{ \"title\" : \"printer\",\n  \"ticket\": \"t1\" }";
-    let (status, again, replayed) = send(open("j1", reordered)).await;
+    let (status, again, replayed) = send_noting_replay(open("j1", reordered)).await;
     assert_eq!((status, replayed), (200, true), "other key order and whitespace: the same request, replayed");
     assert_eq!(again, first);
     for other in [r#"{"ticket":"t1","title":"Printer"}"#, r#"{"ticket":"t1","title":"printer","x":1}"#, "[]"] {
-        let (status, refused, _) = send(open("j1", other)).await;
+        let (status, refused, _) = send_noting_replay(open("j1", other)).await;
         assert_eq!(status, 422, "{other}: another body; {refused}");
         assert!(refused["error"].as_str().unwrap().contains("another body"), "{refused}");
     }
@@ -315,7 +313,7 @@ async fn two_instances_racing_one_key_run_the_command_once() {
                     .post(format!("{}/commands/close-ticket", instances[n % 2].0))
                     .header("Idempotency-Key", format!("race-{round}"))
                     .json(&json!({ "ticket": format!("race-{round}") }));
-                tokio::spawn(async move { send(request).await })
+                tokio::spawn(async move { send_noting_replay(request).await })
             })
             .collect();
         let mut answers = Vec::new();
@@ -360,10 +358,10 @@ async fn a_panicking_command_is_a_json_500_and_releases_its_key() {
     let error = failed["error"].as_str().unwrap();
     assert!(error.contains("panicked") && error.contains("/commands/close-ticket"), "{failed}");
     // The retry with the same key runs (it is neither 409 nor the stored 500).
-    let (status, closed, replayed) = send(close()).await;
+    let (status, closed, replayed) = send_noting_replay(close()).await;
     assert_eq!((status, replayed), (200, false), "{closed}");
-    assert_eq!(send(close()).await, (200, closed, true));
-    let (status, _, _) = send(http.get(app.url("/health"))).await;
+    assert_eq!(send_noting_replay(close()).await, (200, closed, true));
+    let (status, _, _) = send_noting_replay(http.get(app.url("/health"))).await;
     assert_eq!(status, 200, "the app still serves");
     app.stop().await;
 }
@@ -376,16 +374,16 @@ async fn progress_and_slices_are_served() {
     for i in 0..5 {
         let request =
             http.post(app.url("/commands/open-ticket")).json(&json!({ "ticket": format!("t{i}"), "title": "t" }));
-        last = send(request).await.1["last_position"].as_str().unwrap().to_owned();
+        last = send_noting_replay(request).await.1["last_position"].as_str().unwrap().to_owned();
     }
-    let (status, _, _) = send(http.get(app.url(&format!("/views/tickets?after={last}")))).await;
+    let (status, _, _) = send_noting_replay(http.get(app.url(&format!("/views/tickets?after={last}")))).await;
     assert_eq!(status, 200);
-    let (_, progress, _) = send(http.get(app.url("/progress"))).await;
+    let (_, progress, _) = send_noting_replay(http.get(app.url("/progress"))).await;
     let tickets = &progress["views"][0];
     assert_eq!((tickets["name"].as_str(), tickets["processed"].as_u64()), (Some("tickets"), Some(5)), "{progress}");
     assert_eq!((tickets["remaining"].as_u64(), tickets["total"].as_u64()), (Some(0), Some(5)));
     assert_eq!(tickets["checkpoint"].as_str(), Some(last.as_str()));
-    let (_, slices, _) = send(http.get(app.url("/slices"))).await;
+    let (_, slices, _) = send_noting_replay(http.get(app.url("/slices"))).await;
     assert_eq!(slices["automations"][0]["name"], "page-on-new-ticket", "{slices}");
     assert!(slices["automations"][0]["type"].as_str().unwrap().ends_with("PageOnNewTicket"));
     assert_eq!(slices["commands"][1]["name"], "open-ticket");

@@ -2,6 +2,8 @@
 //! are claimed by racing workers exactly once, and idle workers wake when a job is enqueued
 //! (or becomes due) instead of waiting for their poll.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use fairway::runtime::AutomationRuntime;
 use fairway::runtime::Store;
 use fairway::{Automation, AutomationContext, AutomationError, Event, QueueSettings};
 use serde::{Deserialize, Serialize};
+use support::eventually;
 use tokio::sync::watch;
 
 /// The triggering event; its kind (also a tag) tells the handler what to do.
@@ -70,14 +73,6 @@ async fn append(backend: &Arc<dyn Store>, kinds: &[&str]) -> Vec<Position> {
     let events = kinds.iter().map(|kind| Triggered { kind: (*kind).to_owned() }.to_raw().unwrap()).collect();
     let appended = backend.events().append(events, None).await.unwrap();
     appended.positions
-}
-
-async fn eventually(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 const HOUR: Duration = Duration::from_secs(3600);

@@ -2,6 +2,7 @@
 //! replay, purge, and a worker that dies mid-job.
 
 mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -13,6 +14,10 @@ use fairway::runtime::Store;
 use fairway::runtime::{AutomationRuntime, CommandRunner};
 use fairway::{Automation, AutomationContext, AutomationError, EventSet, QueueSettings};
 use futures::TryStreamExt;
+use support::eventually;
+
+/// How long a test waits for what happens in the background.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// Subscribes a tutor to every new course.
 #[derive(Default)]
@@ -59,14 +64,6 @@ async fn tutor_seats(backend: &Arc<dyn Store>) -> usize {
     events.len()
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_triggering_event_takes_effect_with_two_enqueuers_and_two_workers() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,8 +79,8 @@ async fn every_triggering_event_takes_effect_with_two_enqueuers_and_two_workers(
     for i in 0..20 {
         runner.execute(&DefineCourse { course_id: format!("c{i}"), capacity: 5 }).await.unwrap();
     }
-    eventually("20 tutor seats", async || tutor_seats(&backend).await == 20).await;
-    eventually("an empty queue", async || runtime.pending().await.unwrap() == 0).await;
+    eventually("20 tutor seats", WAIT, async || tutor_seats(&backend).await == 20).await;
+    eventually("an empty queue", WAIT, async || runtime.pending().await.unwrap() == 0).await;
     assert!(runtime.dead_letters().await.unwrap().is_empty());
     tasks.iter().for_each(|t| t.abort());
 }
@@ -101,7 +98,7 @@ async fn failing_jobs_are_retried_then_dead_lettered_and_can_be_replayed_or_purg
     let defined = runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
     runner.execute(&DefineCourse { course_id: "c2".into(), capacity: 5 }).await.unwrap();
 
-    eventually("two dead letters", async || runtime.dead_letters().await.unwrap().len() == 2).await;
+    eventually("two dead letters", WAIT, async || runtime.dead_letters().await.unwrap().len() == 2).await;
     let dead = runtime.dead_letters().await.unwrap();
     assert_eq!(dead[0].position, defined.last_position().unwrap());
     assert_eq!((dead[0].attempts, dead[0].error.as_str()), (3, "tutor service unavailable"));
@@ -110,7 +107,7 @@ async fn failing_jobs_are_retried_then_dead_lettered_and_can_be_replayed_or_purg
 
     fail.store(false, Ordering::SeqCst);
     assert!(runtime.replay(defined.last_position().unwrap()).await.unwrap());
-    eventually("the replayed job to run", async || tutor_seats(&backend).await == 1).await;
+    eventually("the replayed job to run", WAIT, async || tutor_seats(&backend).await == 1).await;
     assert_eq!(runtime.dead_letters().await.unwrap().len(), 1, "the other one stays dead");
     assert_eq!(runtime.purge().await.unwrap(), 1);
     assert!(runtime.dead_letters().await.unwrap().is_empty());
@@ -128,13 +125,13 @@ async fn a_job_of_a_dead_worker_runs_again_after_its_lease() {
     let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
     let doomed = tokio::spawn(runtime.clone().run_worker("doomed".into()));
     CommandRunner::new(backend.events()).execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
-    eventually("the doomed worker to start the job", async || calls.load(Ordering::SeqCst) == 1).await;
+    eventually("the doomed worker to start the job", WAIT, async || calls.load(Ordering::SeqCst) == 1).await;
     doomed.abort(); // Dies mid-job, holding the lease.
     let _ = doomed.await;
     let survivor = tokio::spawn(runtime.clone().run_worker("survivor".into()));
-    eventually("the job to run again", async || tutor_seats(&backend).await == 1).await;
+    eventually("the job to run again", WAIT, async || tutor_seats(&backend).await == 1).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2, "run again exactly once after the lease expired");
-    eventually("an empty queue", async || runtime.pending().await.unwrap() == 0).await;
+    eventually("an empty queue", WAIT, async || runtime.pending().await.unwrap() == 0).await;
     enqueuer.abort();
     survivor.abort();
 }

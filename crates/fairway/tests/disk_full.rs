@@ -4,6 +4,8 @@
 //! space is freed commands succeed again without a restart; every acknowledged command's
 //! event is in the store.
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -14,7 +16,8 @@ use fairway::testkit::TestApp;
 use fairway::{Command, Decision, Event, EventSet, View, ViewError, ViewTx, command, view};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
+use support::send;
 
 #[derive(Debug, Serialize, Deserialize, Event)]
 struct NoteAdded {
@@ -121,11 +124,6 @@ fn filler(dir: &Path, leave: u64) -> PathBuf {
     file.set_len(len.saturating_sub(leave)).unwrap();
     file.sync_all().unwrap();
     path
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,8 @@
 //! task and why; once the cause goes away the tasks recover by themselves, nothing is lost,
 //! and `/health` answers 200 again. Shutdown stays graceful while tasks are failing.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,6 +25,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use support::eventually;
+
+/// How long a test waits for what happens in the background.
+const WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize, Deserialize, Event)]
 struct NoteTaken {
@@ -131,14 +137,6 @@ fn names(tasks: &Value) -> Vec<String> {
     tasks.as_array().unwrap().iter().map(|t| t["task"].as_str().unwrap().to_owned()).collect()
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn take_note(client: &reqwest::Client, base: &str, note: &str, text: &str) {
     let response = client
         .post(format!("{base}/commands/take-note"))
@@ -180,7 +178,7 @@ async fn failing(client: &reqwest::Client, base: &str, failing: &[&str], state: 
 
 async fn healthy(client: &reqwest::Client, base: &str) -> Value {
     let mut body = Value::Null;
-    eventually("200 from /health", async || {
+    eventually("200 from /health", WAIT, async || {
         let (status, got) = health(client, base).await;
         body = got;
         status == 200
@@ -207,7 +205,7 @@ async fn a_projector_failing_on_an_event_is_reported_then_recovers_when_the_caus
     }
     assert!(body["tasks"].as_array().unwrap().iter().all(|t| t["state"] == "running"), "{body}");
     take_note(&client, &base, "n1", "fine").await;
-    eventually("n1 in the view", async || note(&client, &base, "n1").await.is_some()).await;
+    eventually("n1 in the view", WAIT, async || note(&client, &base, "n1").await.is_some()).await;
 
     FRAGILE.store(true, Ordering::SeqCst);
     take_note(&client, &base, "n2", "poison").await;
@@ -236,7 +234,7 @@ async fn a_projector_failing_on_an_event_is_reported_then_recovers_when_the_caus
     FRAGILE.store(false, Ordering::SeqCst);
     healthy(&client, &base).await;
     assert_eq!(note(&client, &base, "n4").await.as_deref(), Some("boom"));
-    eventually("every note echoed", async || handled.0.load(Ordering::SeqCst) == 4).await;
+    eventually("every note echoed", WAIT, async || handled.0.load(Ordering::SeqCst) == 4).await;
     tokio::time::timeout(Duration::from_secs(20), app.stop()).await.expect("stops within the grace");
 }
 
@@ -361,7 +359,7 @@ async fn an_automation_whose_store_fails_is_reported_then_catches_up_and_shutdow
 
     healthy(&client, &base).await;
     take_note(&client, &base, "n1", "before").await;
-    eventually("n1 echoed", async || handled.0.load(Ordering::SeqCst) == 1).await;
+    eventually("n1 echoed", WAIT, async || handled.0.load(Ordering::SeqCst) == 1).await;
 
     broken.store(true, Ordering::SeqCst);
     take_note(&client, &base, "n2", "while broken").await;
@@ -376,7 +374,7 @@ async fn an_automation_whose_store_fails_is_reported_then_catches_up_and_shutdow
 
     broken.store(false, Ordering::SeqCst);
     healthy(&client, &base).await;
-    eventually("n2 echoed after recovery", async || handled.0.load(Ordering::SeqCst) == 2).await;
+    eventually("n2 echoed after recovery", WAIT, async || handled.0.load(Ordering::SeqCst) == 2).await;
 
     // Shutting down while tasks are failing: the supervisors stop retrying and serve ends.
     broken.store(true, Ordering::SeqCst);

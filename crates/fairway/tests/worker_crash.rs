@@ -5,6 +5,7 @@
 //! once (the command's append condition makes the repeated job harmless).
 
 mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,10 @@ use fairway::runtime::Store;
 use fairway::runtime::{AutomationRuntime, CommandRunner};
 use fairway::{Automation, AutomationContext, AutomationError, EventSet, QueueSettings};
 use futures::TryStreamExt;
+use support::eventually;
+
+/// How long a test waits for what happens in the background.
+const WAIT: Duration = Duration::from_secs(60);
 
 const COURSES_PER_ROUND: usize = 6;
 const CHILD_DIR: &str = "FAIRWAY_WORKER_CRASH_CHILD_DIR";
@@ -103,14 +108,6 @@ async fn worker_crash_child_process() {
     enqueuer.abort();
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Tutor seats per course, from the log.
 async fn seats_per_course(backend: &Arc<dyn Store>) -> BTreeMap<String, usize> {
     let events: Vec<_> =
@@ -152,7 +149,7 @@ async fn a_worker_killed_mid_job_leaves_it_to_run_again_after_the_lease() {
             .spawn()
             .unwrap();
         let hanging = dir.path().join(HANGING);
-        eventually("the child to hold a job", async || hanging.exists()).await;
+        eventually("the child to hold a job", WAIT, async || hanging.exists()).await;
         child.kill().unwrap(); // SIGKILL while the handler holds the job and renews its lease.
         child.wait().unwrap();
         let killed_job = std::fs::read_to_string(&hanging).unwrap();
@@ -165,7 +162,7 @@ async fn a_worker_killed_mid_job_leaves_it_to_run_again_after_the_lease() {
         let runtime = AutomationRuntime::new(SeatTutor { role }, backend.clone(), settings());
         let tasks =
             [tokio::spawn(runtime.clone().run_enqueuer()), tokio::spawn(runtime.clone().run_worker("survivor".into()))];
-        eventually("every job to be done", async || {
+        eventually("every job to be done", WAIT, async || {
             handled.lock().unwrap().len() == COURSES_PER_ROUND - finished_by_child.len()
                 && runtime.pending().await.unwrap() == 0
         })
