@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use fairway_dcb::{Position, Query, QueryItem, Tag};
 use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -43,16 +44,8 @@ impl Filter {
     }
 }
 
-/// One page of `GET /admin/api/events`.
-#[derive(Debug)]
-pub struct EventPage {
-    /// The events, in the admin API's JSON shape.
-    pub events: Vec<Value>,
-    /// Where the next page starts (pass as `from`), if there is one.
-    pub next_cursor: Option<Position>,
-    /// The log's head when the page was read (`None`: empty log).
-    pub head: Option<Position>,
-}
+/// One page of `GET /admin/api/events`, its events in the admin API's JSON shape.
+pub use fairway_core::app::replies::EventPage;
 
 /// A client of one running app.
 #[derive(Clone, Debug)]
@@ -159,6 +152,21 @@ impl Client {
         self.json(Method::GET, segments, query).await
     }
 
+    /// Sends a request and reads its JSON answer as `T`, one of the app's reply types: an
+    /// answer of another shape is a protocol error naming what does not fit.
+    pub async fn reply<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T> {
+        let answer = self.json(method, segments, query).await?;
+        serde_json::from_value(answer).map_err(|e| Error::Protocol {
+            url: self.url(segments, &[]).to_string(),
+            why: format!("the answer does not fit its reply type: {e}"),
+        })
+    }
+
     fn failed(&self, url: &Url, source: reqwest::Error) -> Error {
         if source.is_connect() {
             Error::AppDown { url: self.base().to_owned() }
@@ -184,24 +192,7 @@ impl Client {
             query.push(("backwards", "true".into()));
         }
         query.push(("limit", limit.to_string()));
-        let segments = ["admin", "api", "events"];
-        let page = self.get(&segments, &query).await?;
-        let url = || self.url(&segments, &[]).to_string();
-        let position = |field: &str| -> Result<Option<Position>> {
-            match page.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(text)) => {
-                    text.parse().map(Some).map_err(|e| Error::Protocol { url: url(), why: format!("{field}: {e}") })
-                }
-                Some(other) => Err(Error::Protocol { url: url(), why: format!("{field} is {other}") }),
-            }
-        };
-        let (next_cursor, head) = (position("next_cursor")?, position("head")?);
-        let events = match page.get("events") {
-            Some(Value::Array(events)) => events.clone(),
-            _ => return Err(Error::Protocol { url: url(), why: "no \"events\" list".into() }),
-        };
-        Ok(EventPage { events, next_cursor, head })
+        self.reply(Method::GET, &["admin", "api", "events"], &query).await
     }
 
     /// Follows the log from `from` (inclusive; [`Position::ZERO`]: from the start) over

@@ -20,7 +20,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use fairway_dcb::{Event, SequencedEvent, Tag};
+use fairway_dcb::{RawEvent, SequencedEvent, Tag};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -91,9 +91,9 @@ impl ExportedEvent {
     }
 
     /// The event to append: type, tags, payload, id and metadata as exported.
-    pub fn to_event(&self) -> Result<Event, String> {
+    pub fn to_event(&self) -> Result<RawEvent, String> {
         let payload = STANDARD.decode(&self.payload_b64).map_err(|e| format!("payload_b64: {e}"))?;
-        let mut event = Event::new(self.event_type.clone(), payload);
+        let mut event = RawEvent::new(self.event_type.clone(), payload);
         for tag in &self.tags {
             event = event.with_tag(Tag::parse(tag.as_str()).map_err(|e| e.to_string())?);
         }
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn stored_events_round_trip_through_a_line() {
-        let event = Event::new("Raw", vec![0xc1, 0, 255])
+        let event = RawEvent::new("Raw", vec![0xc1, 0, 255])
             .with_tag(Tag::parse("k:v").unwrap())
             .with_id("id-1")
             .with_metadata(b"meta".to_vec());
@@ -136,12 +136,12 @@ mod tests {
 
     #[test]
     fn api_events_in_their_exact_form_become_the_stored_lines() {
-        let event = Event::new("Raw", vec![0xc1, 0xff]).with_tag(Tag::parse("a:b").unwrap()).with_metadata(vec![0]);
+        let event = RawEvent::new("Raw", vec![0xc1, 0xff]).with_tag(Tag::parse("a:b").unwrap()).with_metadata(vec![0]);
         let stored = SequencedEvent { position: Position::new(3, 0, 1), recorded_at: std::time::UNIX_EPOCH, event };
         let api = fairway_core::app::admin::event_json_exact(&stored);
         assert_eq!(ExportedEvent::from_api(&api).unwrap(), ExportedEvent::from_stored(&stored));
 
-        let plain = Event::new("T", rmp_serde::to_vec(&json!({"a": 1})).unwrap()).with_id("x");
+        let plain = RawEvent::new("T", rmp_serde::to_vec(&json!({"a": 1})).unwrap()).with_id("x");
         let stored = SequencedEvent { event: plain, ..stored };
         let line = ExportedEvent::from_api(&fairway_core::app::admin::event_json_exact(&stored)).unwrap();
         assert_eq!(line.to_event().unwrap(), stored.event, "no metadata stays none");

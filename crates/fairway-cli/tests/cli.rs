@@ -408,7 +408,7 @@ async fn export_from_the_app_import_into_a_data_dir_and_export_again() {
     let work = tempfile::tempdir().unwrap();
     let (original, fresh) = (work.path().join("original"), work.path().join("fresh"));
     {
-        use fairway::dcb::{Event as RawEvent, EventStore, Tag};
+        use fairway::dcb::{EventStore, RawEvent, Tag};
         let store = fairway::dcb::open_embedded(&original, "app").unwrap();
         let raw = RawEvent::new("Raw", vec![0xc1, 0x00, 0xff, b'{'])
             .with_tag(Tag::parse("source:legacy system").unwrap())

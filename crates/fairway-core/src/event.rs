@@ -17,14 +17,14 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn tags(&self) -> Result<Vec<Tag>, InvalidInput>;
 
     /// The raw event to append: name, tags and the payload encoded as a map of named fields.
-    fn to_raw(&self) -> Result<fairway_dcb::Event, EventError> {
+    fn to_raw(&self) -> Result<fairway_dcb::RawEvent, EventError> {
         let payload = rmp_serde::to_vec_named(self)
             .map_err(|e| EventError::Encode { name: Self::NAME, reason: e.to_string() })?;
-        Ok(fairway_dcb::Event::new(Self::NAME, payload).with_tags(self.tags()?))
+        Ok(fairway_dcb::RawEvent::new(Self::NAME, payload).with_tags(self.tags()?))
     }
 
     /// Decodes `event` if it is of this type; `None` for other types.
-    fn from_raw(event: &fairway_dcb::Event) -> Option<Result<Self, EventError>> {
+    fn from_raw(event: &fairway_dcb::RawEvent) -> Option<Result<Self, EventError>> {
         (event.event_type == Self::NAME).then(|| Self::from_payload(&event.payload))
     }
 
@@ -48,7 +48,7 @@ pub trait EventSet: Sized + Send + 'static {
     const TYPES: &'static [&'static str];
 
     /// Decodes `event` if its type is in the set; `None` (without decoding) otherwise.
-    fn decode(event: &fairway_dcb::Event) -> Option<Result<Self, EventError>>;
+    fn decode(event: &fairway_dcb::RawEvent) -> Option<Result<Self, EventError>>;
 
     /// A query item matching every type of the set.
     fn item() -> QueryItem {
@@ -70,7 +70,7 @@ pub trait EventSet: Sized + Send + 'static {
 impl<E: Event> EventSet for E {
     const TYPES: &'static [&'static str] = &[E::NAME];
 
-    fn decode(event: &fairway_dcb::Event) -> Option<Result<Self, EventError>> {
+    fn decode(event: &fairway_dcb::RawEvent) -> Option<Result<Self, EventError>> {
         E::from_raw(event)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fairway_dcb::{
-    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Position, Query, QueryItem,
+    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Position, Query, QueryItem, RawEvent,
     ReadOptions, Tag,
 };
 use futures::TryStreamExt;
@@ -85,7 +85,7 @@ async fn conditional(store: &DcbStore<EmbeddedEngine>, clients: usize, seconds: 
                 let mut n = 0;
                 while Instant::now() < deadline {
                     let event =
-                        Event::new("Booked", payload(n)).with_tags([own.clone(), Tag::new("seat", n % 97).unwrap()]);
+                        RawEvent::new("Booked", payload(n)).with_tags([own.clone(), Tag::new("seat", n % 97).unwrap()]);
                     let sent = Instant::now();
                     let appended = store
                         .append(vec![event], Some(AppendCondition::none_match_after(query.clone(), after)))
@@ -126,7 +126,7 @@ async fn batches(store: &DcbStore<EmbeddedEngine>, clients: usize, seconds: f64,
                 while Instant::now() < deadline {
                     let batch = (0..100)
                         .map(|i| {
-                            Event::new("Imported", payload(i))
+                            RawEvent::new("Imported", payload(i))
                                 .with_tags([Tag::new("batch", c).unwrap(), Tag::new("item", events + i).unwrap()])
                         })
                         .collect();
@@ -151,7 +151,7 @@ async fn load(store: &DcbStore<EmbeddedEngine>, count: usize) {
         let batch = chunk
             .iter()
             .map(|&n| {
-                Event::new(["Registered", "Subscribed", "Paid"][n % 3], payload(n)).with_tags([
+                RawEvent::new(["Registered", "Subscribed", "Paid"][n % 3], payload(n)).with_tags([
                     Tag::new("tenant", n % 10).unwrap(),
                     Tag::new("entity", n % (count / 100).max(1)).unwrap(),
                 ])

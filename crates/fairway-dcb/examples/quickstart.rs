@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p fairway-dcb --example quickstart [-- <data dir>]` (default `./fairway-data`).
 
-use fairway_dcb::{AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, Tag};
+use fairway_dcb::{AppendCondition, Error, EventStore, Query, QueryItem, RawEvent, ReadOptions, Tag};
 use futures::TryStreamExt;
 
 #[tokio::main]
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let defined = Query::from(QueryItem::types(["CourseDefined"]).with_tags([course.clone()]));
 
     // Define the course once: the condition makes the second run a no-op, not a duplicate.
-    let define = Event::new("CourseDefined", br#"{"capacity":2}"#.to_vec()).with_tag(course.clone());
+    let define = RawEvent::new("CourseDefined", br#"{"capacity":2}"#.to_vec()).with_tag(course.clone());
     match store.append(vec![define], Some(AppendCondition::none_match(defined.clone()))).await {
         Ok(appended) => println!("defined course rust-101 at {}", appended.last()),
         Err(Error::ConditionFailed { position, .. }) => println!("course rust-101 already defined at {position}"),
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seen: Vec<_> = store.read(boundary.clone(), ReadOptions::forwards()).try_collect().await?;
     let after = seen.last().map(|e| e.position);
     let student = Tag::new("student", format!("s{}", seen.len()))?;
-    let subscribe = Event::new("StudentSubscribed", Vec::new()).with_tags([course.clone(), student]);
+    let subscribe = RawEvent::new("StudentSubscribed", Vec::new()).with_tags([course.clone(), student]);
     let appended = store.append(vec![subscribe], Some(AppendCondition::none_match_after(boundary, after))).await?;
     println!("subscribed at {}", appended.last());
 

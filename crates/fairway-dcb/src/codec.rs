@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::StorageError;
-use crate::model::{Event, Tag};
+use crate::model::{RawEvent, Tag};
 
 const FORMAT_V1: u8 = 1;
 const HAS_ID: u8 = 1;
@@ -21,7 +21,7 @@ pub fn micros_since_epoch(time: SystemTime) -> u64 {
 }
 
 /// Encodes `event` recorded at `recorded_at`.
-pub fn encode(event: &Event, recorded_at_micros: u64) -> Vec<u8> {
+pub fn encode(event: &RawEvent, recorded_at_micros: u64) -> Vec<u8> {
     let fields = event.event_type.len()
         + event.tags.iter().map(|t| t.as_str().len() + 2).sum::<usize>()
         + event.id.as_ref().map_or(0, |i| i.len() + 2)
@@ -48,7 +48,7 @@ pub fn encode(event: &Event, recorded_at_micros: u64) -> Vec<u8> {
 }
 
 /// Decodes a record made by [`encode`], returning the event and its recording time.
-pub fn decode(bytes: &[u8]) -> Result<(Event, SystemTime), StorageError> {
+pub fn decode(bytes: &[u8]) -> Result<(RawEvent, SystemTime), StorageError> {
     let mut reader = Reader { bytes, at: 0 };
     let version = reader.byte()?;
     if version != FORMAT_V1 {
@@ -65,7 +65,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Event, SystemTime), StorageError> {
     let id = if flags & HAS_ID != 0 { Some(reader.string()?) } else { None };
     let metadata = if flags & HAS_METADATA != 0 { Some(reader.bytes()?.to_vec()) } else { None };
     let payload = bytes[reader.at..].to_vec();
-    let event = Event { event_type, tags, payload, id, metadata };
+    let event = RawEvent { event_type, tags, payload, id, metadata };
     Ok((event, UNIX_EPOCH + Duration::from_micros(micros)))
 }
 
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn events_round_trip() {
-        let event = Event::new("Ty", b"payload".to_vec())
+        let event = RawEvent::new("Ty", b"payload".to_vec())
             .with_tag(Tag::parse("a:1").unwrap())
             .with_tag(Tag::parse("b:2").unwrap())
             .with_id("id-1")
@@ -147,13 +147,13 @@ mod tests {
         let (back, at) = decode(&bytes).unwrap();
         assert_eq!(back, event);
         assert_eq!(micros_since_epoch(at), 1_700_000_000_123_456);
-        let bare = Event::new("T", Vec::new());
+        let bare = RawEvent::new("T", Vec::new());
         assert_eq!(decode(&encode(&bare, 0)).unwrap().0, bare);
     }
 
     #[test]
     fn truncated_records_are_reported_not_panicked() {
-        let event = Event::new("Type", b"p".to_vec()).with_tag(Tag::parse("a:1").unwrap());
+        let event = RawEvent::new("Type", b"p".to_vec()).with_tag(Tag::parse("a:1").unwrap());
         let bytes = encode(&event, 5);
         for cut in 0..bytes.len() - 1 {
             assert!(decode(&bytes[..cut]).is_err() || cut >= bytes.len() - 1, "cut at {cut}");

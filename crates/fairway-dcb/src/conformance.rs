@@ -19,7 +19,7 @@ use crate::limits::{
     MAX_CONDITIONS, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_QUERY_ITEMS, MAX_TAGS_PER_EVENT,
 };
 use crate::{
-    AppendCondition, Error, Event, EventStore, InvalidInput, NameRule, Position, Query, QueryItem, ReadOptions,
+    AppendCondition, Error, EventStore, InvalidInput, NameRule, Position, Query, QueryItem, RawEvent, ReadOptions,
     SequencedEvent, Tag,
 };
 
@@ -46,8 +46,8 @@ pub fn tag(text: &str) -> Tag {
 }
 
 /// An event of `event_type` with `tags` and a payload naming it.
-pub fn event(event_type: &str, tags: &[&str]) -> Event {
-    Event::new(event_type, format!("{event_type}{tags:?}").into_bytes()).with_tags(tags.iter().map(|t| tag(t)))
+pub fn event(event_type: &str, tags: &[&str]) -> RawEvent {
+    RawEvent::new(event_type, format!("{event_type}{tags:?}").into_bytes()).with_tags(tags.iter().map(|t| tag(t)))
 }
 
 /// Reads a whole query into memory (test helper).
@@ -60,7 +60,7 @@ fn positions(events: &[SequencedEvent]) -> Vec<Position> {
 }
 
 /// Appends without condition, returning the last position.
-async fn put<S: EventStore>(store: &S, events: Vec<Event>) -> Position {
+async fn put<S: EventStore>(store: &S, events: Vec<RawEvent>) -> Position {
     store.append(events, None).await.expect("unconditional append succeeds").last()
 }
 
@@ -187,7 +187,7 @@ pub async fn opaque_tags<F: StoreFactory>(factory: &F) {
     let store = factory.fresh().await;
     let texts =
         ["k:a", "k:a b", "k:a:b", "k:ab", "k:a é", "student:Ada Lovelace", "city:東京 タワー", "first name:Ada"];
-    let events: Vec<Event> = texts.iter().map(|text| event("Tagged", &[text])).collect();
+    let events: Vec<RawEvent> = texts.iter().map(|text| event("Tagged", &[text])).collect();
     put(&store, events).await;
     let all = read_all(&store, Query::all(), ReadOptions::forwards()).await;
     let stored: Vec<&str> = all.iter().map(|e| e.event.tags[0].as_str()).collect();
@@ -403,11 +403,14 @@ pub async fn invalid_input_is_rejected<F: StoreFactory>(factory: &F) {
     let ok = || event("Ok", &["k:v"]);
     let rejected = [
         (vec![], None),
-        (vec![ok(), Event::new("", b"x".to_vec())], None),
-        (vec![Event::new("has space", Vec::new())], None),
-        (vec![Event::new("T", vec![0u8; MAX_PAYLOAD_BYTES + 1])], None),
-        (vec![Event::new("T", Vec::new()).with_metadata(vec![0u8; MAX_METADATA_BYTES + 1])], None),
-        (vec![Event::new("T", Vec::new()).with_tags((0..=MAX_TAGS_PER_EVENT).map(|i| tag(&format!("t:{i}"))))], None),
+        (vec![ok(), RawEvent::new("", b"x".to_vec())], None),
+        (vec![RawEvent::new("has space", Vec::new())], None),
+        (vec![RawEvent::new("T", vec![0u8; MAX_PAYLOAD_BYTES + 1])], None),
+        (vec![RawEvent::new("T", Vec::new()).with_metadata(vec![0u8; MAX_METADATA_BYTES + 1])], None),
+        (
+            vec![RawEvent::new("T", Vec::new()).with_tags((0..=MAX_TAGS_PER_EVENT).map(|i| tag(&format!("t:{i}"))))],
+            None,
+        ),
         (vec![ok().with_id("")], None),
         (vec![ok().with_id("a b")], None),
         (vec![ok().with_id("same"), ok().with_id("same")], None),
@@ -444,7 +447,7 @@ pub async fn invalid_input_is_rejected<F: StoreFactory>(factory: &F) {
     assert!(matches!(err, InvalidInput::TooManyConditions { limit: MAX_CONDITIONS, .. }), "{err:?}");
     let err = invalid(store.append((0..=MAX_EVENTS_PER_APPEND).map(|_| ok()).collect(), None).await);
     assert!(matches!(err, InvalidInput::TooManyEvents { limit: MAX_EVENTS_PER_APPEND, .. }), "{err:?}");
-    let big = (0..130).map(|_| Event::new("Big", vec![7u8; MAX_PAYLOAD_BYTES])).collect();
+    let big = (0..130).map(|_| RawEvent::new("Big", vec![7u8; MAX_PAYLOAD_BYTES])).collect();
     let err = invalid(store.append(big, None).await);
     assert!(matches!(err, InvalidInput::BatchTooLarge { .. }), "{err:?}");
     assert!(err.to_string().contains("limit"), "the limit is named: {err}");
@@ -458,14 +461,14 @@ pub async fn invalid_input_is_rejected<F: StoreFactory>(factory: &F) {
 /// Batches close to the limits are accepted whole.
 pub async fn big_batches_near_the_limits<F: StoreFactory>(factory: &F) {
     let store = factory.fresh().await;
-    let big: Vec<Event> = (0..100).map(|i| Event::new("Big", vec![i as u8; MAX_PAYLOAD_BYTES])).collect();
+    let big: Vec<RawEvent> = (0..100).map(|i| RawEvent::new("Big", vec![i as u8; MAX_PAYLOAD_BYTES])).collect();
     let appended = store.append(big, None).await.expect("100 events of the largest payload fit one append");
     assert_eq!(appended.positions.len(), 100);
-    let many: Vec<Event> = (0..MAX_EVENTS_PER_APPEND).map(|i| event("Small", &[&format!("n:{}", i % 50)])).collect();
+    let many: Vec<RawEvent> = (0..MAX_EVENTS_PER_APPEND).map(|i| event("Small", &[&format!("n:{}", i % 50)])).collect();
     let appended = store.append(many, None).await.expect("the largest event count fits one append");
     assert_eq!(appended.positions.len(), MAX_EVENTS_PER_APPEND);
     let tags: Vec<Tag> = (0..MAX_TAGS_PER_EVENT).map(|i| tag(&format!("t{i}:{}", "v".repeat(200)))).collect();
-    store.append(vec![Event::new("Tagged", Vec::new()).with_tags(tags.clone())], None).await.expect("the most tags");
+    store.append(vec![RawEvent::new("Tagged", Vec::new()).with_tags(tags.clone())], None).await.expect("the most tags");
     let read = read_all(&store, Query::from(QueryItem::tags([tags[31].clone()])), ReadOptions::forwards()).await;
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].event.tags.len(), MAX_TAGS_PER_EVENT);
@@ -509,7 +512,7 @@ pub async fn count_matches_the_log<F: StoreFactory>(factory: &F) {
             tokio::spawn(async move {
                 for round in 0..15usize {
                     let size = 1 + (writer + round) % 4;
-                    let events: Vec<Event> = (0..size).map(|_| event("Counted", &["race:1"])).collect();
+                    let events: Vec<RawEvent> = (0..size).map(|_| event("Counted", &["race:1"])).collect();
                     // Every third append is guarded by a stale condition on a shared tag.
                     let condition = (round % 3 == 0)
                         .then(|| AppendCondition::none_match(Query::from(QueryItem::tags([tag("race:1")]))));

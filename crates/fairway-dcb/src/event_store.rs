@@ -5,7 +5,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
-use crate::model::{AppendCondition, Event, Position, Query, ReadOptions, SequencedEvent};
+use crate::model::{AppendCondition, Position, Query, RawEvent, ReadOptions, SequencedEvent};
 
 /// A stream of events read from the store. Errors end the stream.
 pub type EventStream = BoxStream<'static, Result<SequencedEvent>>;
@@ -70,12 +70,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Appends `events` atomically if `condition` holds (no event matching its query after
     /// its `after`). Events carrying ids already stored make the call idempotent.
-    async fn append(&self, events: Vec<Event>, condition: Option<AppendCondition>) -> Result<Appended> {
+    async fn append(&self, events: Vec<RawEvent>, condition: Option<AppendCondition>) -> Result<Appended> {
         self.append_with_conditions(events, condition.into_iter().collect()).await
     }
 
     /// Appends `events` atomically if every one of `conditions` holds.
-    async fn append_with_conditions(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended>;
+    async fn append_with_conditions(&self, events: Vec<RawEvent>, conditions: Vec<AppendCondition>)
+    -> Result<Appended>;
 
     /// The position of the last event, or `None` for an empty store.
     async fn head(&self) -> Result<Option<Position>>;
@@ -99,7 +100,11 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
         (**self).read_with_head(query, options).await
     }
 
-    async fn append_with_conditions(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended> {
+    async fn append_with_conditions(
+        &self,
+        events: Vec<RawEvent>,
+        conditions: Vec<AppendCondition>,
+    ) -> Result<Appended> {
         (**self).append_with_conditions(events, conditions).await
     }
 

@@ -10,14 +10,14 @@
 //! server, group commit) and FoundationDB (feature `fdb`).
 //!
 //! ```no_run
-//! use fairway_dcb::{AppendCondition, Event, EventStore, Query, QueryItem, ReadOptions, Tag};
+//! use fairway_dcb::{AppendCondition, RawEvent, EventStore, Query, QueryItem, ReadOptions, Tag};
 //! use futures::TryStreamExt;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = fairway_dcb::open_embedded("./data", "demo")?;
 //! let course = Tag::new("course", "c1")?;
 //! let query = Query::from(QueryItem::types(["CourseDefined"]).with_tags([course.clone()]));
-//! let event = Event::new("CourseDefined", b"{}".to_vec()).with_tag(course);
+//! let event = RawEvent::new("CourseDefined", b"{}".to_vec()).with_tag(course);
 //! store.append(vec![event], Some(AppendCondition::none_match(query.clone()))).await?;
 //! let events: Vec<_> = store.read(query, ReadOptions::forwards()).try_collect().await?;
 //! assert_eq!(events.len(), 1);
@@ -44,7 +44,12 @@ pub use kv::embedded::{EmbeddedEngine, EmbeddedOptions};
 pub use kv::fdb::FdbEngine;
 pub use kv::{RetryPolicy, VERSIONSTAMP_LEN, Versionstamp};
 pub use model::limits;
-pub use model::{AppendCondition, Event, POSITION_LEN, Position, Query, QueryItem, ReadOptions, SequencedEvent, Tag};
+pub use model::{
+    AppendCondition, POSITION_LEN, Position, Query, QueryItem, RawEvent, ReadOptions, SequencedEvent, Tag,
+};
+/// The former name of [`RawEvent`].
+#[deprecated(note = "renamed `RawEvent`, so that it is not read as the façade's `Event` trait")]
+pub type Event = RawEvent;
 pub use store::{DcbStore, Receipt, append_bytes, check_event};
 
 /// The event store on the embedded engine.

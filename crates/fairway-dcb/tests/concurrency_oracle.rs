@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use fairway_dcb::conformance::{read_all, tag};
 use fairway_dcb::{
-    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Error, Event, EventStore, Position, Query, QueryItem,
-    ReadOptions,
+    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Error, EventStore, Position, Query, QueryItem,
+    RawEvent, ReadOptions,
 };
 use rand::Rng;
 
@@ -50,7 +50,8 @@ async fn race(store: DcbStore<EmbeddedEngine>, task: usize) -> Vec<Attempt> {
         let seen = read_all(&store, query.clone(), ReadOptions::backwards().limit(1)).await;
         let after = if stale { seen.first().map(|e| e.position.prev()) } else { seen.first().map(|e| e.position) };
         let id = format!("t{task}-n{n}");
-        let mut event = Event::new(format!("Kind{kind}"), id.clone().into_bytes()).with_tag(tag(&format!("x:{extra}")));
+        let mut event =
+            RawEvent::new(format!("Kind{kind}"), id.clone().into_bytes()).with_tag(tag(&format!("x:{extra}")));
         // Mostly write inside the own boundary, sometimes into another one.
         for t in &tags {
             event = event.with_tag(tag(t));
@@ -139,7 +140,7 @@ async fn appends_on_disjoint_queries_are_never_rejected() {
                 let query = Query::from(QueryItem::tags([own.clone()]));
                 let mut after = None;
                 for n in 0..50 {
-                    let event = Event::new("Owned", format!("{t}-{n}").into_bytes()).with_tag(own.clone());
+                    let event = RawEvent::new("Owned", format!("{t}-{n}").into_bytes()).with_tag(own.clone());
                     let condition = AppendCondition::none_match_after(query.clone(), after);
                     let appended = store.append(vec![event], Some(condition)).await.expect("disjoint appends pass");
                     after = Some(appended.last());

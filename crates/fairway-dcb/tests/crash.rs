@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fairway_dcb::conformance::{read_all, tag};
-use fairway_dcb::{AppendCondition, Event, EventStore, Position, Query, QueryItem, ReadOptions};
+use fairway_dcb::{AppendCondition, EventStore, Position, Query, QueryItem, RawEvent, ReadOptions};
 use futures::{StreamExt, TryStreamExt};
 use rand::Rng;
 
@@ -41,7 +41,7 @@ async fn crash_child_process() {
                     let size = 1 + batch % 5;
                     let events = (0..size)
                         .map(|i| {
-                            Event::new("Crashed", payload(round, batch, i, size))
+                            RawEvent::new("Crashed", payload(round, batch, i, size))
                                 .with_tags([tag(&format!("round:{round}")), tag(&format!("w:{writer}"))])
                         })
                         .collect();
@@ -133,7 +133,7 @@ async fn crash_recovery_keeps_every_acknowledged_append() {
 
         // Appends continue after recovery.
         let head = store.head().await.unwrap();
-        let after = store.append(vec![Event::new("Recovered", round.to_string().into_bytes())], None).await.unwrap();
+        let after = store.append(vec![RawEvent::new("Recovered", round.to_string().into_bytes())], None).await.unwrap();
         assert!(Some(after.last()) > head, "positions keep increasing after a crash");
 
         // A subscription resumes from the stored checkpoint without gaps or repeats.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use fairway_dcb::conformance::{read_all, tag};
 use fairway_dcb::{
-    DcbStore, EmbeddedEngine, EmbeddedOptions, Error, Event, EventStore, Query, ReadOptions, StorageError,
+    DcbStore, EmbeddedEngine, EmbeddedOptions, Error, EventStore, Query, RawEvent, ReadOptions, StorageError,
 };
 
 const NAMESPACE: &str = "full";
@@ -137,9 +137,9 @@ fn payload(append: usize, index: usize) -> Vec<u8> {
     bytes
 }
 
-fn batch(append: usize) -> Vec<Event> {
+fn batch(append: usize) -> Vec<RawEvent> {
     (0..EVENTS_PER_APPEND)
-        .map(|i| Event::new("Filled", payload(append, i)).with_tags([tag(&format!("append:{append}"))]))
+        .map(|i| RawEvent::new("Filled", payload(append, i)).with_tags([tag(&format!("append:{append}"))]))
         .collect()
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fairway_dcb::kv::interleave::Interleaving;
 use fairway_dcb::{
-    DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Position, Query, QueryItem, ReadOptions,
+    DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Position, Query, QueryItem, RawEvent, ReadOptions,
     SequencedEvent, Tag,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -39,16 +39,16 @@ fn tag(text: &str) -> Tag {
 
 /// One `A`, then `bs` events `B`, each in its own append.
 async fn one_a_then_many_b(writer: &Writer, bs: usize) {
-    writer.append(vec![Event::new("A", b"a1".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
+    writer.append(vec![RawEvent::new("A", b"a1".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
     for i in 0..bs {
-        writer.append(vec![Event::new("B", format!("b{i}").into_bytes()).with_tag(tag("k:b"))], None).await.unwrap();
+        writer.append(vec![RawEvent::new("B", format!("b{i}").into_bytes()).with_tag(tag("k:b"))], None).await.unwrap();
     }
 }
 
 /// Appends `A2` then `B2`.
 async fn a2_then_b2(writer: Writer) {
-    writer.append(vec![Event::new("A", b"a2".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
-    writer.append(vec![Event::new("B", b"b2".to_vec()).with_tag(tag("k:b"))], None).await.unwrap();
+    writer.append(vec![RawEvent::new("A", b"a2".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
+    writer.append(vec![RawEvent::new("B", b"b2".to_vec()).with_tag(tag("k:b"))], None).await.unwrap();
 }
 
 async fn log(writer: &Writer) -> Vec<SequencedEvent> {
@@ -141,7 +141,7 @@ async fn read_with_head_returns_exactly_the_matches_up_to_its_head() {
         }
     }
     let f = fixture();
-    f.writer.append(vec![Event::new("C", vec![])], None).await.unwrap();
+    f.writer.append(vec![RawEvent::new("C", vec![])], None).await.unwrap();
     let bounded = f.reader.read_with_head(Query::from(QueryItem::types(["A"])), ReadOptions::forwards()).await.unwrap();
     assert_eq!(bounded.head, f.writer.head().await.unwrap(), "nothing matched, the head is still reported");
     assert_eq!(bounded.events.count().await, 0);

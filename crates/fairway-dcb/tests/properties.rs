@@ -5,7 +5,7 @@ use std::sync::Arc;
 use fairway_dcb::conformance::read_all;
 use fairway_dcb::layout::Layout;
 use fairway_dcb::{
-    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Position, Query, QueryItem,
+    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Position, Query, QueryItem, RawEvent,
     ReadOptions, Tag,
 };
 use proptest::prelude::*;
@@ -97,7 +97,7 @@ proptest! {
             let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
             let store = DcbStore::new(engine, "prop").unwrap();
             for chunk in events.chunks(append_size) {
-                let batch = chunk.iter().map(|(t, tags)| Event::new(t.clone(), Vec::new()).with_tags(tags.clone())).collect();
+                let batch = chunk.iter().map(|(t, tags)| RawEvent::new(t.clone(), Vec::new()).with_tags(tags.clone())).collect();
                 store.append(batch, None).await.unwrap();
             }
             let log = read_all(&store, Query::all(), ReadOptions::forwards()).await;
@@ -120,7 +120,7 @@ proptest! {
                 let after = log.get(from_index).map(|e| e.position);
                 let matched = log.iter().any(|e| after.is_none_or(|a| e.position > a) && query.matches(&e.event));
                 let condition = AppendCondition::none_match_after(query.clone(), after);
-                let result = store.append(vec![Event::new("Guarded", Vec::new())], Some(condition)).await;
+                let result = store.append(vec![RawEvent::new("Guarded", Vec::new())], Some(condition)).await;
                 let failed = matches!(result, Err(fairway_dcb::Error::ConditionFailed { .. }));
                 assert!(failed == matched && (failed || result.is_ok()), "condition {query:?} after {after:?}: {result:?}");
             }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore, Query, QueryItem, ReadOptions, Tag};
+use fairway_dcb::{
+    DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, RawEvent, ReadOptions, Tag,
+};
 use futures::TryStreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,7 +28,7 @@ async fn write(store: DcbStore<EmbeddedEngine>, writer: usize, seed: u64) {
         let events = (0..size)
             .map(|_| {
                 let kind = TYPES[rng.random_range(0..TYPES.len())];
-                Event::new(kind, Vec::new()).with_tag(tag(&format!("w:{writer}")))
+                RawEvent::new(kind, Vec::new()).with_tag(tag(&format!("w:{writer}")))
             })
             .collect();
         store.append(events, None).await.unwrap();

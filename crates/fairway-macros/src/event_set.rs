@@ -45,7 +45,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             const TYPES: &'static [&'static str] = &[#(<#types as ::fairway::Event>::NAME),*];
 
             fn decode(
-                event: &::fairway::dcb::Event,
+                event: &::fairway::dcb::RawEvent,
             ) -> ::std::option::Option<::std::result::Result<Self, ::fairway::EventError>> {
                 #(#arms)*
                 ::std::option::Option::None

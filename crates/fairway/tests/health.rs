@@ -12,8 +12,8 @@ use std::time::Duration;
 use fairway::app::{SupervisionPolicy, TaskState};
 use fairway::dcb::kv::{KeyValue, Watch};
 use fairway::dcb::{
-    AppendCondition, Appended, DcbStore, EmbeddedEngine, EmbeddedOptions, Event as DcbEvent, EventStore, Query,
-    Receipt, StorageError,
+    AppendCondition, Appended, DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, RawEvent, Receipt,
+    StorageError,
 };
 use fairway::testkit::TestApp;
 use fairway::{
@@ -328,7 +328,7 @@ impl Backend for Flaky {
 
     fn append_with_receipt(
         &self,
-        events: Vec<DcbEvent>,
+        events: Vec<RawEvent>,
         conditions: Vec<AppendCondition>,
         receipt: Receipt,
     ) -> BoxFuture<'_, Result<Appended, fairway::dcb::Error>> {

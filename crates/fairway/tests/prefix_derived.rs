@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use fairway::dcb::kv::interleave::Interleaving;
 use fairway::dcb::{
-    DcbStore, EmbeddedEngine, EmbeddedOptions, Event as RawEvent, EventStore, Query, QueryItem, ReadOptions,
-    SequencedEvent,
+    DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, RawEvent, ReadOptions, SequencedEvent,
 };
 use fairway::runtime::Store;
 use fairway::runtime::{AutomationRuntime, CommandRunner, ViewRuntime};

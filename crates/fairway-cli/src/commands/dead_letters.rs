@@ -4,10 +4,10 @@
 use std::io::Write;
 
 use reqwest::Method;
-use serde_json::Value;
 
 use super::Source;
 use fairway_core::DeadLetter;
+use fairway_core::app::replies::{Purged, Replayed};
 
 use crate::cli::{DeadLetterAction, DeadLettersArgs};
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ pub async fn run(source: &Source, args: &DeadLettersArgs, out: &mut dyn Write) -
                 Source::Http(client) => {
                     let position = position.to_string();
                     let segments = ["automations", name, "dead-letters", position.as_str(), "replay"];
-                    client.json(Method::POST, &segments, &[]).await?;
+                    let _: Replayed = client.reply(Method::POST, &segments, &[]).await?;
                 }
                 Source::Local(local) => {
                     known(local, name).await?;
@@ -56,8 +56,9 @@ pub async fn run(source: &Source, args: &DeadLettersArgs, out: &mut dyn Write) -
         Some(DeadLetterAction::Purge) => {
             let purged = match source {
                 Source::Http(client) => {
-                    let answer = client.json(Method::DELETE, &["automations", name, "dead-letters"], &[]).await?;
-                    answer.get("purged").map(Value::to_string).unwrap_or_else(|| "the".into())
+                    let answer: Purged =
+                        client.reply(Method::DELETE, &["automations", name, "dead-letters"], &[]).await?;
+                    answer.purged.to_string()
                 }
                 Source::Local(local) => {
                     known(local, name).await?;

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 
-use fairway_dcb::{Event, EventStore, Position, append_bytes, check_event};
+use fairway_dcb::{EventStore, Position, RawEvent, append_bytes, check_event};
 
 use crate::cli::ImportArgs;
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ impl<'a> Events<'a> {
         Ok(Events { reader: input.reader()?, path, line: 0, text: String::new() })
     }
 
-    fn next(&mut self) -> Result<Option<(usize, ExportedEvent, Event)>> {
+    fn next(&mut self) -> Result<Option<(usize, ExportedEvent, RawEvent)>> {
         loop {
             self.text.clear();
             let read = self

@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
+use fairway_core::app::replies::StoreStats;
 use fairway_dcb::EventStore;
-use serde_json::{Value, json};
+use reqwest::Method;
 
 use super::Source;
 use crate::cli::StatsArgs;
@@ -13,43 +14,36 @@ use crate::format::{human_bytes, json_line};
 /// Runs `fairway stats`.
 pub async fn run(source: &Source, args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     let stats = match source {
-        Source::Http(client) => client.get(&["admin", "api", "stats"], &[]).await?,
+        Source::Http(client) => client.reply(Method::GET, &["admin", "api", "stats"], &[]).await?,
         Source::Local(local) => {
             let store = local.store();
-            json!({
-                "namespace": local.namespace(),
-                "head": store.head().await?.map(|h| h.to_string()),
-                "events": store.count().await?,
-                "data_dir": local.dir(),
-                "bytes_on_disk": local.bytes_on_disk(),
-            })
+            StoreStats {
+                namespace: local.namespace().to_owned(),
+                head: store.head().await?,
+                events: store.count().await?,
+                data_dir: Some(local.dir().to_owned()),
+                bytes_on_disk: Some(local.bytes_on_disk()),
+                views: None,
+                automations: None,
+                commands: None,
+            }
         }
     };
     if args.json {
         json_line(out, &stats)?;
         return Ok(());
     }
-    let text = |field: &str| match stats.get(field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(other) => Some(other.to_string()),
-    };
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".into());
     let mut lines = vec![
-        ("namespace", text("namespace").unwrap_or_else(|| "-".into())),
-        ("head", text("head").unwrap_or_else(|| "none (the log is empty)".into())),
-        ("events", text("events").unwrap_or_else(|| "-".into())),
-        (
-            "bytes on disk",
-            match stats.get("bytes_on_disk").and_then(Value::as_u64) {
-                Some(bytes) => format!("{} ({bytes} bytes)", human_bytes(bytes)),
-                None => "-".into(),
-            },
-        ),
-        ("data dir", text("data_dir").unwrap_or_else(|| "-".into())),
+        ("namespace", stats.namespace.clone()),
+        ("head", stats.head.map_or_else(|| "none (the log is empty)".into(), |head| head.to_string())),
+        ("events", stats.events.to_string()),
+        ("bytes on disk", or_dash(stats.bytes_on_disk.map(|bytes| format!("{} ({bytes} bytes)", human_bytes(bytes))))),
+        ("data dir", or_dash(stats.data_dir.as_ref().map(|dir| dir.display().to_string()))),
     ];
-    for field in ["views", "automations", "commands"] {
-        if let Some(count) = text(field) {
-            lines.push((field, count));
+    for (field, count) in [("views", stats.views), ("automations", stats.automations), ("commands", stats.commands)] {
+        if let Some(count) = count {
+            lines.push((field, count.to_string()));
         }
     }
     for (name, value) in lines {

@@ -5,6 +5,9 @@ use std::io::Write;
 
 use serde_json::Value;
 
+use fairway_core::view::Page;
+use reqwest::Method;
+
 use super::Source;
 use crate::cli::ViewsArgs;
 use crate::error::{Error, Result};
@@ -28,17 +31,15 @@ pub async fn run(source: &Source, args: &ViewsArgs, out: &mut dyn Write) -> Resu
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let (documents, next) = page(source, args, cursor.as_deref()).await?;
+        let Page { documents, next_cursor } = page(source, args, cursor.as_deref()).await?;
         for document in documents {
             if args.json {
                 json_line(out, &document)?;
             } else {
-                let key = document.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let doc = document.get("doc").map(Value::to_string).unwrap_or_default();
-                rows.push(vec![key, abbreviate(&doc, DOC_WIDTH)]);
+                rows.push(vec![document.key, abbreviate(&document.doc.to_string(), DOC_WIDTH)]);
             }
         }
-        match next {
+        match next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
         }
@@ -60,9 +61,9 @@ async fn document(source: &Source, view: &str, key: &str) -> Result<Value> {
     }
 }
 
-/// One page of documents (`{"key", "doc"}` each) after `cursor`, and the next cursor.
-async fn page(source: &Source, args: &ViewsArgs, cursor: Option<&str>) -> Result<(Vec<Value>, Option<String>)> {
-    let mut page = match source {
+/// One page of documents after `cursor`, with the next cursor.
+async fn page(source: &Source, args: &ViewsArgs, cursor: Option<&str>) -> Result<Page<Value>> {
+    match source {
         Source::Http(client) => {
             let mut query = vec![("limit", client.view_page().to_string())];
             if let Some(prefix) = &args.prefix {
@@ -71,28 +72,16 @@ async fn page(source: &Source, args: &ViewsArgs, cursor: Option<&str>) -> Result
             if let Some(cursor) = cursor {
                 query.push(("cursor", cursor.to_owned()));
             }
-            let segments = ["views", args.view.as_str()];
-            let page = client.get(&segments, &query).await?;
-            if !page.get("documents").is_some_and(Value::is_array) {
-                let url = client.url(&segments, &[]).to_string();
-                return Err(Error::Protocol { url, why: "no \"documents\" list".into() });
-            }
-            page
+            client.reply(Method::GET, &["views", args.view.as_str()], &query).await
         }
         Source::Local(local) => {
             let prefix = args.prefix.as_deref().unwrap_or("");
             match local.state().view_page(&args.view, prefix, cursor, LOCAL_PAGE).await? {
-                Some(page) => serde_json::to_value(page).expect("a page is JSON"),
-                None => return Err(missing(local, &args.view, None).await),
+                Some(page) => Ok(page),
+                None => Err(missing(local, &args.view, None).await),
             }
         }
-    };
-    let next = page.get("next_cursor").and_then(Value::as_str).map(str::to_owned);
-    let documents = match page.get_mut("documents").map(Value::take) {
-        Some(Value::Array(documents)) => documents,
-        _ => Vec::new(),
-    };
-    Ok((documents, next))
+    }
 }
 
 /// The error for a view (or one of its documents) the store does not hold, naming the views

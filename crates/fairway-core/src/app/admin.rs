@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::error::ApiError;
 use super::params::NoParams;
+use super::replies::{EventPage, StoreStats};
 
 /// Events per page of `GET /admin/api/events` when `limit` is not given.
 pub const DEFAULT_EVENT_LIMIT: usize = 100;
@@ -161,7 +162,7 @@ fn hex(bytes: &[u8]) -> String {
 pub(super) async fn events(
     State(shared): State<Arc<Shared>>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let query = LogQuery::parse(raw.as_deref(), &["type", "tag", "from", "backwards", "limit", "encoding"])?;
     let mut options = if query.backwards { ReadOptions::backwards() } else { ReadOptions::forwards() };
     if let Some(from) = query.from {
@@ -169,12 +170,9 @@ pub(super) async fn events(
     }
     let read = shared.events.read_with_head(query.store_query(), options.limit(query.limit + 1)).await?;
     let mut page: Vec<SequencedEvent> = read.events.try_collect().await?;
-    let next_cursor = (page.len() > query.limit).then(|| page.pop().map(|e| e.position.to_string())).flatten();
-    Ok(Json(json!({
-        "events": page.iter().map(|event| query.encoding.show(event)).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-        "head": read.head.map(|h| h.to_string()),
-    })))
+    let next_cursor = (page.len() > query.limit).then(|| page.pop().map(|e| e.position)).flatten();
+    let events = page.iter().map(|event| query.encoding.show(event)).collect();
+    Ok(Json(EventPage { events, next_cursor, head: read.head }))
 }
 
 /// `GET /admin/api/events/follow`: every event matching the query from `from` (inclusive;
@@ -207,7 +205,7 @@ pub(super) async fn follow(
 
 /// `GET /admin/api/stats`: namespace, head, event count, where the store lives and its
 /// bytes on disk.
-pub(super) async fn stats(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Json<Value>, ApiError> {
+pub(super) async fn stats(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Json<StoreStats>, ApiError> {
     let head = shared.events.head().await?;
     let events = shared.events.count().await?;
     let data_dir = shared.facts.data_dir.clone();
@@ -215,16 +213,16 @@ pub(super) async fn stats(State(shared): State<Arc<Shared>>, _: NoParams) -> Res
         Some(dir) => tokio::task::spawn_blocking(move || fairway_dcb::EmbeddedEngine::bytes_on_disk(&dir)).await.ok(),
         None => None,
     };
-    Ok(Json(json!({
-        "namespace": shared.facts.namespace,
-        "head": head.map(|h| h.to_string()),
-        "events": events,
-        "data_dir": data_dir,
-        "bytes_on_disk": bytes_on_disk,
-        "views": shared.views.len(),
-        "automations": shared.automations.len(),
-        "commands": shared.slices.commands.len(),
-    })))
+    Ok(Json(StoreStats {
+        namespace: shared.facts.namespace.clone(),
+        head,
+        events,
+        data_dir,
+        bytes_on_disk,
+        views: Some(shared.views.len()),
+        automations: Some(shared.automations.len()),
+        commands: Some(shared.slices.commands.len()),
+    }))
 }
 
 #[cfg(test)]
@@ -266,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_exact_form_keeps_every_byte_in_base64() {
-        let event = fairway_dcb::Event::new("Raw", vec![0xc1, 0x00, 0xff]).with_metadata(b"m".to_vec());
+        let event = fairway_dcb::RawEvent::new("Raw", vec![0xc1, 0x00, 0xff]).with_metadata(b"m".to_vec());
         let stored = SequencedEvent { position: Position::new(3, 0, 1), recorded_at: std::time::UNIX_EPOCH, event };
         let exact = event_json_exact(&stored);
         assert_eq!((exact["payload_b64"].as_str(), exact["metadata_b64"].as_str()), (Some("wQD/"), Some("bQ==")));

@@ -10,14 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use fairway_dcb::Position;
-use serde_json::json;
 use tracing::{error, warn};
 
 use super::Shared;
 use super::error::ApiError;
 use super::idempotency::{Claim, ClaimError, Settlement, StoredResponse};
 use super::params::{NoParams, Params};
-use super::replies::{AutomationStatus, AutomationsReply, ProgressReply, ViewProgress};
+use super::replies::{AutomationStatus, AutomationsReply, ProgressReply, Purged, Replayed, ViewProgress};
 use crate::command::{AppendStep, CommandRunner};
 use crate::registry::{DynAutomation, DynView};
 
@@ -273,7 +272,7 @@ async fn replay_dead_letter(
     if !automation.replay(position).await? {
         return Err(ApiError::NotFound(format!("automation {name:?} has no dead letter at {position}")));
     }
-    Ok(Json(json!({ "replayed": position.to_string() })).into_response())
+    Ok(Json(Replayed { replayed: position }).into_response())
 }
 
 async fn purge_dead_letters(
@@ -281,5 +280,5 @@ async fn purge_dead_letters(
     Path(name): Path<String>,
     _: NoParams,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "purged": automation(&shared, &name)?.purge().await? })).into_response())
+    Ok(Json(Purged { purged: automation(&shared, &name)?.purge().await? }).into_response())
 }

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use fairway_dcb::kv::{KeyValue, KvEngine, KvTransaction, RangeScan, TxError, Watch};
-use fairway_dcb::{AppendCondition, Appended, DcbStore, Event, EventStore, Receipt, StorageError};
+use fairway_dcb::{AppendCondition, Appended, DcbStore, EventStore, RawEvent, Receipt, StorageError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -74,7 +74,7 @@ impl<E: KvEngine> Backend for DcbStore<E> {
 
     fn append_with_receipt(
         &self,
-        events: Vec<Event>,
+        events: Vec<RawEvent>,
         conditions: Vec<AppendCondition>,
         receipt: Receipt,
     ) -> BoxFuture<'_, Result<Appended, fairway_dcb::Error>> {

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use fairway_dcb::kv::{KeyValue, Watch};
-use fairway_dcb::{AppendCondition, Appended, Event, EventStore, Receipt, StorageError};
+use fairway_dcb::{AppendCondition, Appended, EventStore, RawEvent, Receipt, StorageError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -83,7 +83,7 @@ pub trait Backend: StateStore {
     /// [`DcbStore::append_with_receipt`](fairway_dcb::DcbStore::append_with_receipt)).
     fn append_with_receipt(
         &self,
-        events: Vec<Event>,
+        events: Vec<RawEvent>,
         conditions: Vec<AppendCondition>,
         receipt: Receipt,
     ) -> BoxFuture<'_, Result<Appended, fairway_dcb::Error>>;

@@ -61,7 +61,7 @@ pub trait Command: Send + Sync + 'static {
 /// The events a command decided to append.
 #[derive(Default, Debug)]
 pub struct Decision {
-    events: Vec<Result<fairway_dcb::Event, EventError>>,
+    events: Vec<Result<fairway_dcb::RawEvent, EventError>>,
 }
 
 impl Decision {
@@ -81,7 +81,7 @@ impl Decision {
         self
     }
 
-    fn into_events(self) -> Result<Vec<fairway_dcb::Event>, EventError> {
+    fn into_events(self) -> Result<Vec<fairway_dcb::RawEvent>, EventError> {
         self.events.into_iter().collect()
     }
 }
@@ -92,7 +92,7 @@ pub struct Executed {
     /// Positions of the appended events (empty when nothing was decided).
     pub positions: Vec<Position>,
     /// The appended events.
-    pub events: Vec<fairway_dcb::Event>,
+    pub events: Vec<fairway_dcb::RawEvent>,
     /// Read-decide-append cycles run (1 without conflicts).
     pub attempts: u32,
 }
@@ -169,7 +169,7 @@ pub trait AppendStep: Send + Sync {
     /// ends it with [`CommandError::Store`].
     fn append(
         &self,
-        events: Vec<fairway_dcb::Event>,
+        events: Vec<fairway_dcb::RawEvent>,
         condition: AppendCondition,
         attempt: u32,
     ) -> BoxFuture<'_, Result<Appended, StoreError>>;

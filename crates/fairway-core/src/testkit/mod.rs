@@ -47,7 +47,7 @@ pub struct PlainEvent {
 
 impl PlainEvent {
     /// The plain data of a stored event.
-    pub fn of(event: &fairway_dcb::Event) -> Self {
+    pub fn of(event: &fairway_dcb::RawEvent) -> Self {
         let payload = rmp_serde::from_slice(&event.payload)
             .unwrap_or_else(|e| serde_json::json!({ "undecodable": e.to_string() }));
         PlainEvent {
@@ -60,7 +60,7 @@ impl PlainEvent {
 
 /// Past events of a test, in order.
 #[derive(Default)]
-struct Given(Vec<fairway_dcb::Event>);
+struct Given(Vec<fairway_dcb::RawEvent>);
 
 impl Given {
     fn push(&mut self, event: impl Event) {

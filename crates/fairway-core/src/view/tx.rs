@@ -140,7 +140,7 @@ impl ViewTx {
 }
 
 /// One document of a view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Document<T> {
     /// Its key.
     pub key: String,
@@ -149,7 +149,7 @@ pub struct Document<T> {
 }
 
 /// A page of a view's documents in key order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Page<T> {
     /// The documents.
     pub documents: Vec<Document<T>>,

@@ -6,7 +6,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use fairway_dcb::kv::interleave::Interleaving;
-//! use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, Event, EventStore};
+//! use fairway_dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, RawEvent, EventStore};
 //!
 //! let engine = Arc::new(EmbeddedEngine::open("./data", EmbeddedOptions::default())?);
 //! let hooked = Arc::new(Interleaving::new(engine.clone()));
@@ -14,7 +14,7 @@
 //! let writer = DcbStore::new(engine, "demo")?;
 //! // Before the reader's second transaction from now, append an event.
 //! hooked.before(hooked.transactions() + 1, async move {
-//!     writer.append(vec![Event::new("A", vec![])], None).await.unwrap();
+//!     writer.append(vec![RawEvent::new("A", vec![])], None).await.unwrap();
 //! });
 //! # let _ = reader; Ok(()) }
 //! ```

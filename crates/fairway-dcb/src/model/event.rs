@@ -4,11 +4,13 @@ use std::time::SystemTime;
 
 use crate::model::{Position, Tag};
 
-/// An event to append: a type, tags, an opaque payload, and optionally an id and metadata.
+/// An event as the store holds it: a type, tags, an opaque payload, and optionally an id
+/// and metadata. (Apps write typed events, `#[derive(fairway::Event)]`, which encode to
+/// this.)
 ///
 /// Tags form a set: duplicates are dropped and they are kept sorted.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Event {
+pub struct RawEvent {
     /// The event type, e.g. `StudentSubscribed`.
     pub event_type: String,
     /// The tags placing the event in consistency boundaries.
@@ -22,10 +24,10 @@ pub struct Event {
     pub metadata: Option<Vec<u8>>,
 }
 
-impl Event {
+impl RawEvent {
     /// An event of `event_type` carrying `payload`, with no tags.
     pub fn new(event_type: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
-        Event { event_type: event_type.into(), tags: Vec::new(), payload: payload.into(), id: None, metadata: None }
+        RawEvent { event_type: event_type.into(), tags: Vec::new(), payload: payload.into(), id: None, metadata: None }
     }
 
     /// Adds a tag.
@@ -38,7 +40,7 @@ impl Event {
 
     /// Adds several tags.
     pub fn with_tags(self, tags: impl IntoIterator<Item = Tag>) -> Self {
-        tags.into_iter().fold(self, Event::with_tag)
+        tags.into_iter().fold(self, RawEvent::with_tag)
     }
 
     /// Sets the id used for idempotent appends.
@@ -73,5 +75,5 @@ pub struct SequencedEvent {
     /// When the append that stored it was accepted (wall clock of the appending process).
     pub recorded_at: SystemTime,
     /// The event itself.
-    pub event: Event,
+    pub event: RawEvent,
 }

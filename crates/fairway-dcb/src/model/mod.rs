@@ -6,7 +6,7 @@ mod position;
 mod query;
 mod tag;
 
-pub use event::{Event, SequencedEvent};
+pub use event::{RawEvent, SequencedEvent};
 pub use position::{POSITION_LEN, Position};
 pub use query::{AppendCondition, Query, QueryItem, ReadOptions};
 pub use tag::Tag;

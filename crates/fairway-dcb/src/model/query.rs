@@ -2,7 +2,7 @@
 
 use crate::error::InvalidInput;
 use crate::model::limits::{MAX_ITEM_TERMS, MAX_QUERY_ITEMS, check_type};
-use crate::model::{Event, Position, Tag};
+use crate::model::{Position, RawEvent, Tag};
 
 /// One part of a query: events of *any* of `types` (or of any type if empty) that carry
 /// *all* of `tags`.
@@ -70,7 +70,7 @@ impl QueryItem {
     }
 
     /// Whether `event` matches this item (ignoring `last_only`).
-    pub fn matches(&self, event: &Event) -> bool {
+    pub fn matches(&self, event: &RawEvent) -> bool {
         (self.types.is_empty() || self.types.contains(&event.event_type)) && self.tags.iter().all(|t| event.has_tag(t))
     }
 }
@@ -112,7 +112,7 @@ impl Query {
     }
 
     /// Whether `event` matches some item (ignoring `last_only`).
-    pub fn matches(&self, event: &Event) -> bool {
+    pub fn matches(&self, event: &RawEvent) -> bool {
         self.items.iter().any(|i| i.matches(event))
     }
 

@@ -12,7 +12,7 @@ use crate::model::limits::{
     MAX_APPEND_BYTES, MAX_CONDITIONS, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_TAGS_PER_EVENT,
     NameKind, check_name, check_type,
 };
-use crate::model::{AppendCondition, Event, POSITION_LEN, Position, Tag};
+use crate::model::{AppendCondition, POSITION_LEN, Position, RawEvent, Tag};
 use crate::store::plan::{ItemPlan, plan_query};
 use crate::store::scan::{PageLimit, Window, read_page};
 
@@ -21,7 +21,7 @@ const CONDITION_PAGE: usize = 32;
 
 /// An append checked at the boundary and ready to run (again) in a transaction.
 pub struct PreparedAppend {
-    events: Vec<Event>,
+    events: Vec<RawEvent>,
     records: Vec<Vec<u8>>,
     conditions: Vec<(Vec<ItemPlan>, Option<Position>)>,
     pulse_shard: u8,
@@ -44,7 +44,7 @@ pub fn positions_of(stamp: Option<Versionstamp>, count: usize) -> Result<Vec<Pos
 }
 
 /// Checks every rule and limit of an append; nothing is written if one fails.
-pub fn validate(events: &[Event], conditions: &[AppendCondition]) -> Result<(), InvalidInput> {
+pub fn validate(events: &[RawEvent], conditions: &[AppendCondition]) -> Result<(), InvalidInput> {
     if events.is_empty() {
         return Err(InvalidInput::EmptyBatch);
     }
@@ -77,7 +77,7 @@ pub fn validate(events: &[Event], conditions: &[AppendCondition]) -> Result<(), 
 /// Checks the rules and limits of one event, the `index`-th of its append: its type's name,
 /// its number of tags, the size of its payload and metadata, its id's name. (A batch adds
 /// its own: size, count, ids unique within it.)
-pub fn check_event(index: usize, event: &Event) -> Result<(), InvalidInput> {
+pub fn check_event(index: usize, event: &RawEvent) -> Result<(), InvalidInput> {
     check_type(&event.event_type)?;
     if event.tags.len() > MAX_TAGS_PER_EVENT {
         return Err(InvalidInput::TooManyTags { index, count: event.tags.len(), limit: MAX_TAGS_PER_EVENT });
@@ -97,7 +97,7 @@ pub fn check_event(index: usize, event: &Event) -> Result<(), InvalidInput> {
 
 /// Bytes one event counts for in an append's size limit (`limits::MAX_APPEND_BYTES`): its
 /// record, its index keys and its id key (a close upper bound of what it writes).
-pub fn append_bytes(event: &Event) -> usize {
+pub fn append_bytes(event: &RawEvent) -> usize {
     const KEY_OVERHEAD: usize = 64 + POSITION_LEN + 2;
     let record = codec::RECORD_OVERHEAD
         + event.event_type.len()
@@ -113,9 +113,9 @@ pub fn append_bytes(event: &Event) -> usize {
 
 impl PreparedAppend {
     /// Prepares checked `events` and `conditions` for `layout`.
-    pub fn new(layout: &Layout, mut events: Vec<Event>, conditions: Vec<AppendCondition>) -> Self {
+    pub fn new(layout: &Layout, mut events: Vec<RawEvent>, conditions: Vec<AppendCondition>) -> Self {
         let recorded_at = codec::micros_since_epoch(SystemTime::now());
-        events.iter_mut().for_each(Event::normalize);
+        events.iter_mut().for_each(RawEvent::normalize);
         let records = events.iter().map(|e| codec::encode(e, recorded_at)).collect();
         let conditions =
             conditions.into_iter().map(|c| (plan_query(layout, &c.fail_if_events_match), c.after)).collect();

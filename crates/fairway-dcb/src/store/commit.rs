@@ -9,13 +9,13 @@ use super::receipt::Receipt;
 use crate::error::{Error, Result};
 use crate::event_store::Appended;
 use crate::kv::KvEngine;
-use crate::model::{AppendCondition, Event};
+use crate::model::{AppendCondition, RawEvent};
 
 impl<E: KvEngine> DcbStore<E> {
     /// Appends `events` if every one of `conditions` holds, with `receipt` if given.
     pub(super) async fn commit_append(
         &self,
-        events: Vec<Event>,
+        events: Vec<RawEvent>,
         conditions: Vec<AppendCondition>,
         receipt: Option<&Receipt>,
     ) -> Result<Appended> {

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::event_store::{Appended, EventStore, EventStream};
 use crate::kv::KvEngine;
 use crate::layout::Layout;
-use crate::model::{AppendCondition, Event, Position, Query, ReadOptions};
+use crate::model::{AppendCondition, Position, Query, RawEvent, ReadOptions};
 pub use append::{append_bytes, check_event};
 use async_trait::async_trait;
 pub use receipt::Receipt;
@@ -68,7 +68,11 @@ impl<E: KvEngine> EventStore for DcbStore<E> {
         read::read_stream(self.inner.engine.clone(), &self.inner.layout, query, options)
     }
 
-    async fn append_with_conditions(&self, events: Vec<Event>, conditions: Vec<AppendCondition>) -> Result<Appended> {
+    async fn append_with_conditions(
+        &self,
+        events: Vec<RawEvent>,
+        conditions: Vec<AppendCondition>,
+    ) -> Result<Appended> {
         self.commit_append(events, conditions, None).await
     }
 

@@ -11,7 +11,7 @@ use crate::event_store::Appended;
 use crate::kv::{KvEngine, KvTransaction, VERSIONSTAMP_LEN};
 use crate::layout::Layout;
 use crate::model::limits::MAX_PAYLOAD_BYTES;
-use crate::model::{AppendCondition, Event};
+use crate::model::{AppendCondition, RawEvent};
 
 /// A key-value receipt written in the transaction of an append.
 ///
@@ -82,7 +82,7 @@ impl<E: KvEngine> DcbStore<E> {
     /// it is awaited.
     pub fn append_with_receipt(
         &self,
-        events: Vec<Event>,
+        events: Vec<RawEvent>,
         conditions: Vec<AppendCondition>,
         receipt: Receipt,
     ) -> BoxFuture<'_, Result<Appended>> {

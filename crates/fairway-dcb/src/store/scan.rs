@@ -233,7 +233,7 @@ mod tests {
     use crate::kv::KvEngine;
     use crate::store::DcbStore;
     use crate::store::plan::plan_item;
-    use crate::{EmbeddedEngine, EmbeddedOptions, Event, EventStore, Query, QueryItem, ReadOptions, Tag};
+    use crate::{EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, RawEvent, ReadOptions, Tag};
 
     /// Pages through `scan` with `limit` keys per page, as the readers do.
     async fn paged(
@@ -281,7 +281,7 @@ mod tests {
                 .map(|i| {
                     let tags =
                         if (batch + i) % 2 == 1 { vec![shared.clone(), odd.clone()] } else { vec![shared.clone()] };
-                    Event::new(if i % 3 == 0 { "A" } else { "B" }, Vec::new()).with_tags(tags)
+                    RawEvent::new(if i % 3 == 0 { "A" } else { "B" }, Vec::new()).with_tags(tags)
                 })
                 .collect();
             store.append(events, None).await.unwrap();

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fairway_dcb::{
-    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Error as StoreError, Event, EventStore, Query,
-    QueryItem, Tag,
+    AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Error as StoreError, EventStore, Query, QueryItem,
+    RawEvent, Tag,
 };
 
 use super::{Claim, Idempotency, Settlement, StoredResponse, Ticket};
 use crate::backend::Backend;
 use crate::command::CommandReply;
 
-fn opened(event_type: &str) -> Event {
-    Event::new(event_type, vec![0x90]).with_tag(Tag::new("ticket", "t1").unwrap())
+fn opened(event_type: &str) -> RawEvent {
+    RawEvent::new(event_type, vec![0x90]).with_tag(Tag::new("ticket", "t1").unwrap())
 }
 
 async fn claimed(idempotency: &Idempotency) -> Ticket {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use fairway_dcb::{AppendCondition, Appended, Error as StoreError, Event, Receipt};
+use fairway_dcb::{AppendCondition, Appended, Error as StoreError, RawEvent, Receipt};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -81,7 +81,7 @@ struct RecordingAppend {
 impl AppendStep for RecordingAppend {
     fn append(
         &self,
-        events: Vec<Event>,
+        events: Vec<RawEvent>,
         condition: AppendCondition,
         attempt: u32,
     ) -> BoxFuture<'_, Result<Appended, StoreError>> {
