@@ -7,7 +7,8 @@
 //!   cannot see (slices included with `fairway::slices!()`)
 //! - `ci` — runs `.ci/run`
 //! - `fdb-check` — checks that the FoundationDB engine compiles (needs libclang)
-//! - `fdb-test` — runs the conformance suite against `FAIRWAY_FDB_CLUSTER_FILE`
+//! - `fdb-test` — runs the store's FoundationDB suites (conformance, unknown commit
+//!   results) against `FAIRWAY_FDB_CLUSTER_FILE`; a case that skips itself fails
 
 mod format;
 
@@ -107,7 +108,19 @@ fn main() -> ExitCode {
                 eprintln!("xtask: set FAIRWAY_FDB_CLUSTER_FILE to a cluster file first");
                 return ExitCode::FAILURE;
             }
-            run(cargo(&["test", "-p", "fairway-dcb", "--features", "fdb", "--test", "conformance_fdb"]))
+            let mut command = cargo(&[
+                "test",
+                "-p",
+                "fairway-dcb",
+                "--features",
+                "fdb",
+                "--test",
+                "conformance_fdb",
+                "--test",
+                "unknown_results",
+            ]);
+            command.env("FAIRWAY_FDB_REQUIRED", "1");
+            run(command)
         }
         _ => {
             eprintln!("{USAGE}");

@@ -40,6 +40,28 @@ pub trait StoreFactory: Send + Sync {
     }
 }
 
+/// The variable naming the FoundationDB cluster file the FoundationDB cases run against.
+pub const FDB_CLUSTER_FILE_VAR: &str = "FAIRWAY_FDB_CLUSTER_FILE";
+/// When set, a FoundationDB case that cannot run fails instead of skipping itself (CI sets
+/// it where a cluster is started).
+pub const FDB_REQUIRED_VAR: &str = "FAIRWAY_FDB_REQUIRED";
+
+/// The cluster file for a FoundationDB case named `case`: `None`, with a notice saying why,
+/// when [`FDB_CLUSTER_FILE_VAR`] is not set; a failure then if [`FDB_REQUIRED_VAR`] is set.
+pub fn fdb_cluster_file(case: &str) -> Option<String> {
+    match std::env::var(FDB_CLUSTER_FILE_VAR) {
+        Ok(cluster_file) => Some(cluster_file),
+        Err(_) => {
+            assert!(
+                std::env::var_os(FDB_REQUIRED_VAR).is_none(),
+                "{FDB_REQUIRED_VAR} is set but {FDB_CLUSTER_FILE_VAR} is not: {case} cannot run"
+            );
+            eprintln!("notice: {case} skipped on FoundationDB: {FDB_CLUSTER_FILE_VAR} is not set");
+            None
+        }
+    }
+}
+
 /// Builds a tag, panicking on a malformed one (test helper).
 pub fn tag(text: &str) -> Tag {
     Tag::parse(text).expect("test tags are well formed")

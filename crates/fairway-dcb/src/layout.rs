@@ -10,6 +10,7 @@
 //! | tag index | `g <tag> 0x00 <position>` | earlier indexes of the block (below) |
 //! | id index | `i <event id>` | position |
 //! | pulse | `p <shard>` | events appended through this shard (little-endian `i64`): watched by subscriptions; the shards add up to the event count |
+//! | commit marker | `c <minute, u32 BE> <append token, 16 bytes>` | the commit's versionstamp (10 bytes): written only on engines whose commit result can be unknown, so that a retried append finds its own commit; later appends clear markers older than [`COMMIT_MARKER_MINUTES`] |
 //!
 //! Types and tags hold no control characters, and in UTF-8 only U+0000 encodes to a `0x00`
 //! byte, so the `0x00` terminator keeps every index prefix-free: the range of one tag never
@@ -34,7 +35,11 @@ const TYPE_INDEX: u8 = b't';
 const TAG_INDEX: u8 = b'g';
 const ID_INDEX: u8 = b'i';
 const PULSE: u8 = b'p';
+const COMMIT_MARKER: u8 = b'c';
 const USER: u8 = b'u';
+
+/// Minutes a commit marker is kept: far longer than any append's retries may last.
+pub const COMMIT_MARKER_MINUTES: u32 = 10;
 
 /// Number of pulse keys an append may bump (spread so no single key is hot).
 pub const PULSE_SHARDS: u8 = 16;
@@ -138,6 +143,16 @@ impl Layout {
         (0..PULSE_SHARDS).map(|s| self.pulse_key(s)).collect()
     }
 
+    /// The commit marker of the append with `token`, made in `minute` (since the Unix epoch).
+    pub fn commit_marker_key(&self, minute: u32, token: &[u8; 16]) -> Vec<u8> {
+        self.section(COMMIT_MARKER, &[minute.to_be_bytes().as_slice(), token].concat(), false)
+    }
+
+    /// The range of every commit marker made before `minute`.
+    pub fn commit_markers_before(&self, minute: u32) -> (Vec<u8>, Vec<u8>) {
+        (self.section(COMMIT_MARKER, &[], false), self.section(COMMIT_MARKER, &minute.to_be_bytes(), false))
+    }
+
     /// A prefix for data kept beside the events by higher layers (views, queues, ...).
     pub fn user_prefix(&self, name: &str) -> Vec<u8> {
         self.section(USER, name.as_bytes(), true)
@@ -178,6 +193,19 @@ pub fn block_positions(last: Position, value: &[u8], mut visit: impl FnMut(Posit
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expired_commit_markers_are_one_range_that_spares_newer_ones_and_other_sections() {
+        let layout = Layout::new("ns").unwrap();
+        let token = [7; 16];
+        let (begin, end) = layout.commit_markers_before(100);
+        let inside = |key: &[u8]| begin.as_slice() <= key && key < end.as_slice();
+        assert!(inside(&layout.commit_marker_key(0, &token)));
+        assert!(inside(&layout.commit_marker_key(99, &[0xff; 16])));
+        assert!(!inside(&layout.commit_marker_key(100, &[0; 16])), "a marker of the cut-off minute stays");
+        assert!(!inside(&layout.id_key("x")) && !inside(&layout.pulse_key(0)) && !inside(&layout.user_prefix("v")));
+        assert_eq!(layout.commit_marker_key(1, &token).len(), layout.prefix().len() + 1 + 4 + 16);
+    }
 
     #[test]
     fn namespaces_do_not_prefix_each_other() {

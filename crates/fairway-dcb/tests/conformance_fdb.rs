@@ -5,9 +5,6 @@
 //! `FAIRWAY_FDB_CLUSTER_FILE=/etc/foundationdb/fdb.cluster cargo test -p fairway-dcb --features fdb --test conformance_fdb`
 //! (or `cargo xtask fdb-test`).
 
-/// The variable naming the cluster file.
-pub const CLUSTER_FILE_VAR: &str = "FAIRWAY_FDB_CLUSTER_FILE";
-
 #[cfg(feature = "fdb")]
 mod on_foundationdb {
     use std::sync::Arc;
@@ -16,8 +13,6 @@ mod on_foundationdb {
     use fairway_dcb::conformance::StoreFactory;
     use fairway_dcb::kv::RetryPolicy;
     use fairway_dcb::kv::fdb::FdbEngine;
-
-    use super::CLUSTER_FILE_VAR;
 
     struct Fdb {
         engine: Arc<FdbEngine>,
@@ -32,10 +27,7 @@ mod on_foundationdb {
     }
 
     async fn foundationdb() -> Option<Fdb> {
-        let Ok(cluster_file) = std::env::var(CLUSTER_FILE_VAR) else {
-            eprintln!("notice: FoundationDB conformance skipped: {CLUSTER_FILE_VAR} is not set");
-            return None;
-        };
+        let cluster_file = fairway_dcb::conformance::fdb_cluster_file("the conformance suite")?;
         let engine = FdbEngine::open(Some(&cluster_file), RetryPolicy::default()).expect("cluster reachable");
         Some(Fdb { engine: Arc::new(engine) })
     }
@@ -53,7 +45,7 @@ fn skip_notice(cluster_file: Option<String>) -> String {
 #[cfg(not(feature = "fdb"))]
 #[test]
 fn foundationdb_conformance_needs_the_fdb_feature() {
-    let notice = skip_notice(std::env::var(CLUSTER_FILE_VAR).ok());
+    let notice = skip_notice(std::env::var(fairway_dcb::conformance::FDB_CLUSTER_FILE_VAR).ok());
     eprintln!("{notice}");
     assert!(notice.contains("`fdb` feature"));
     assert!(skip_notice(Some("x.cluster".into())).contains("x.cluster"));

@@ -46,6 +46,8 @@ fn boot_network() {
 pub struct FdbEngine {
     db: Database,
     retry: RetryPolicy,
+    /// Commits reported as of unknown result after they landed, per million (a test hook).
+    unknown_result_ppm: std::sync::atomic::AtomicU64,
 }
 
 impl FdbEngine {
@@ -53,7 +55,20 @@ impl FdbEngine {
     pub fn open(cluster_file: Option<&str>, retry: RetryPolicy) -> Result<Self, StorageError> {
         boot_network();
         let db = Database::new(cluster_file).map_err(storage)?;
-        Ok(FdbEngine { db, retry })
+        Ok(FdbEngine { db, retry, unknown_result_ppm: Default::default() })
+    }
+
+    /// Test hook: the probability in `[0, 1]` that a commit that landed is reported as
+    /// `commit_unknown_result` (1021) and its transaction run again through `on_error`, as
+    /// the cluster may do under load or failover. Keep at 0 outside tests.
+    pub fn set_unknown_result_rate(&self, rate: f64) {
+        let ppm = (rate.clamp(0.0, 1.0) * 1e6) as u64;
+        self.unknown_result_ppm.store(ppm, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn reports_unknown_result(&self) -> bool {
+        let ppm = self.unknown_result_ppm.load(std::sync::atomic::Ordering::Relaxed);
+        ppm > 0 && rand::random_range(0..1_000_000) < ppm
     }
 
     /// Removes every key starting with `prefix` (e.g. a test namespace).
@@ -148,8 +163,15 @@ impl KvTransaction for FdbTx {
     }
 }
 
+/// FoundationDB's `commit_unknown_result`: the commit may or may not have landed.
+const COMMIT_UNKNOWN_RESULT: i32 = 1021;
+
 impl KvEngine for FdbEngine {
     type Tx = FdbTx;
+
+    fn commit_result_may_be_unknown(&self) -> bool {
+        true
+    }
 
     async fn transact<T, E, F, Fut>(&self, mut body: F) -> Result<Committed<T>, E>
     where
@@ -172,6 +194,16 @@ impl KvEngine for FdbEngine {
                 Ok(value) => {
                     let stamp = stamped.then(|| owned.get_versionstamp());
                     match owned.commit().await {
+                        // A read-only commit (committed version -1) is never of unknown result.
+                        Ok(landed)
+                            if landed.committed_version().is_ok_and(|version| version >= 0)
+                                && self.reports_unknown_result()
+                                && attempt < self.retry.max_attempts =>
+                        {
+                            let unknown = FdbError::from_code(COMMIT_UNKNOWN_RESULT);
+                            trx = landed.reset().on_error(unknown).await.map_err(storage)?;
+                            continue;
+                        }
                         Ok(_) => {
                             let versionstamp = match stamp {
                                 Some(stamp) => {

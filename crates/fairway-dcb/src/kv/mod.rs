@@ -181,6 +181,13 @@ pub trait KvEngine: Send + Sync + 'static {
     /// point (spurious wake-ups are allowed; missed changes are not).
     fn watch_any(&self, keys: Vec<Vec<u8>>) -> impl Future<Output = Result<Watch, StorageError>> + Send;
 
+    /// Whether a commit's result can be reported unknown when it landed (FoundationDB's
+    /// `commit_unknown_result`), so that [`KvEngine::transact`] runs a body again after its
+    /// commit. Appends then write a commit marker to recognise their own earlier commit.
+    fn commit_result_may_be_unknown(&self) -> bool {
+        false
+    }
+
     /// Whether the engine works fully: `Err` says why it refuses writes (e.g.
     /// [`StorageError::DiskFull`]) or that it is closed. Engines that cannot tell answer `Ok`.
     fn health(&self) -> Result<(), StorageError> {

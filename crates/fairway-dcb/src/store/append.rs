@@ -35,6 +35,9 @@ pub enum AppendOutcome {
     AlreadyStored(Vec<Position>),
     /// The append's receipt key held this standing value: nothing was written.
     ReceiptStands(Vec<u8>),
+    /// An earlier run of this append landed with this commit stamp (its result had been
+    /// reported unknown): nothing more was written.
+    LandedBefore(Versionstamp),
 }
 
 /// The positions of the `count` events an append wrote, from its commit's versionstamp.

@@ -1,10 +1,12 @@
 //! The one append path, for plain appends and appends with a receipt: boundary checks,
-//! one transaction (receipt, ids, conditions, writes), then the outcome as positions.
+//! one transaction (its own earlier commit, receipt, ids, conditions, writes), then the
+//! outcome as positions.
 
-use tracing::{Instrument, debug_span};
+use tracing::{Instrument, debug, debug_span};
 
 use super::DcbStore;
 use super::append::{AppendOutcome, PreparedAppend, append_body, positions_of, validate};
+use super::marker::CommitMarker;
 use super::receipt::Receipt;
 use crate::error::{Error, Result};
 use crate::event_store::Appended;
@@ -33,19 +35,31 @@ impl<E: KvEngine> DcbStore<E> {
             receipt = receipt.is_some()
         );
         let prepared = PreparedAppend::new(layout, events, conditions);
+        let marker = self.engine().commit_result_may_be_unknown().then(|| CommitMarker::new(layout));
+        let marker = marker.as_ref();
         let committed = self
             .engine()
             .transact(|tx| {
                 let prepared = &prepared;
                 async move {
+                    if let Some(marker) = marker
+                        && let Some(stamp) = marker.landed(&tx).await?
+                    {
+                        return Ok::<_, Error>(AppendOutcome::LandedBefore(stamp));
+                    }
                     if let Some(receipt) = receipt
                         && let Some(value) = receipt.standing(&tx).await?
                     {
                         return Ok::<_, Error>(AppendOutcome::ReceiptStands(value));
                     }
                     let outcome = append_body(&tx, layout, prepared).await?;
-                    if let (AppendOutcome::Written, Some(receipt)) = (&outcome, receipt) {
-                        receipt.write(&tx);
+                    if let AppendOutcome::Written = outcome {
+                        if let Some(receipt) = receipt {
+                            receipt.write(&tx);
+                        }
+                        if let Some(marker) = marker {
+                            marker.write(&tx);
+                        }
                     }
                     Ok(outcome)
                 }
@@ -55,6 +69,10 @@ impl<E: KvEngine> DcbStore<E> {
         match committed.value {
             AppendOutcome::Written => {
                 Ok(Appended { positions: positions_of(committed.versionstamp, count)?, already_stored: false })
+            }
+            AppendOutcome::LandedBefore(stamp) => {
+                debug!(events = count, "an earlier run of the append landed; its positions are the answer");
+                Ok(Appended { positions: stamp.positions(count as u16), already_stored: false })
             }
             AppendOutcome::AlreadyStored(positions) => Ok(Appended { positions, already_stored: true }),
             AppendOutcome::ReceiptStands(value) => Err(Error::ReceiptStands { value }),

@@ -2,6 +2,7 @@
 
 mod append;
 mod commit;
+mod marker;
 mod plan;
 mod read;
 mod receipt;

@@ -70,6 +70,10 @@ pub struct EmbeddedOptions {
     /// Test hook: probability in `[0, 1]` that a commit is refused with a spurious conflict,
     /// so that every retry path runs. Keep at 0 outside tests.
     pub spurious_conflict_rate: f64,
+    /// Test hook: probability in `[0, 1]` that a commit that landed is reported as of
+    /// unknown result and its transaction run again, as FoundationDB may do
+    /// (`commit_unknown_result`). Keep at 0 outside tests.
+    pub unknown_result_rate: f64,
     /// Most transactions the committer packs into one durable commit.
     pub max_group: usize,
     /// Bytes of disk kept in reserve ([`RESERVE_FILE`]) so that a full disk stops writes
@@ -85,6 +89,7 @@ impl Default for EmbeddedOptions {
             durable: true,
             retry: RetryPolicy::default(),
             spurious_conflict_rate: 0.0,
+            unknown_result_rate: 0.0,
             max_group: 4096,
             reserve_bytes: DEFAULT_RESERVE,
         }
@@ -103,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) reserve: Arc<Reserve>,
     pub(crate) changes: watch::Sender<u64>,
     pub(crate) spurious_conflict_ppm: AtomicU64,
+    /// Commits reported as of unknown result, per million (a test hook).
+    unknown_result_ppm: u64,
     pub(crate) stats: Stats,
 }
 
@@ -296,6 +303,7 @@ impl EmbeddedEngine {
             reserve,
             changes: watch::channel(last_commit).0,
             spurious_conflict_ppm: AtomicU64::new((options.spurious_conflict_rate.clamp(0.0, 1.0) * 1e6) as u64),
+            unknown_result_ppm: (options.unknown_result_rate.clamp(0.0, 1.0) * 1e6) as u64,
             stats: Stats::default(),
         });
         let (submit, requests) = mpsc::channel();
@@ -340,6 +348,12 @@ impl EmbeddedEngine {
         let out = (stats.stored_bytes(), stats.metadata_bytes(), stats.fragmented_bytes());
         write.abort().map_err(StorageError::engine)?;
         Ok(out)
+    }
+
+    /// Whether to report the commit that just landed as of unknown result (test hook).
+    fn reports_unknown_result(&self) -> bool {
+        let ppm = self.shared.unknown_result_ppm;
+        ppm > 0 && rand::random_range(0..1_000_000) < ppm
     }
 
     /// Changes the spurious conflict rate (test hook; see [`EmbeddedOptions`]).
@@ -466,6 +480,10 @@ impl KvEngine for EmbeddedEngine {
             let tx = self.begin()?;
             let outcome: Result<T, E> = match body(tx.clone()).await {
                 Ok(value) => match self.commit(&tx).await {
+                    // Only a commit that wrote can be of unknown result, as on FoundationDB.
+                    Ok(Some(_)) if self.reports_unknown_result() => Err(E::from(StorageError::Retryable(
+                        "commit result unknown (injected: the commit landed)".into(),
+                    ))),
                     Ok(versionstamp) => return Ok(Committed { value, versionstamp }),
                     Err(err) => Err(E::from(err)),
                 },
@@ -481,6 +499,10 @@ impl KvEngine for EmbeddedEngine {
             }
             tokio::time::sleep(self.retry.backoff(attempt)).await;
         }
+    }
+
+    fn commit_result_may_be_unknown(&self) -> bool {
+        self.shared.unknown_result_ppm > 0
     }
 
     fn health(&self) -> Result<(), StorageError> {
