@@ -118,6 +118,8 @@ fn main() -> ExitCode {
                 "conformance_fdb",
                 "--test",
                 "unknown_results",
+                "--test",
+                "fdb_engine",
             ]);
             command.env("FAIRWAY_FDB_REQUIRED", "1");
             run(command)

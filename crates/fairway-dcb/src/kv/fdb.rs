@@ -4,8 +4,10 @@
 //! logic above it (DCB layout, planning, conditions, subscriptions) is shared with the
 //! embedded engine and tested there. What lives here:
 //! - the retry loop: a body runs in a fresh transaction; its commit or a retryable read
-//!   error goes through `on_error` (FoundationDB's own backoff), bounded by the engine's
-//!   [`RetryPolicy`] and a per-transaction timeout;
+//!   error goes through `on_error` (FoundationDB's own backoff and its verdict on whether
+//!   the error is retryable), bounded by the engine's [`RetryPolicy`]; every attempt then
+//!   runs on a new transaction with its own 5 s timeout (a timeout set on a transaction
+//!   survives `on_error`, so reusing it would give all attempts one 5 s together);
 //! - versionstamped keys/values with the API ≥ 520 format (4-byte little-endian offset
 //!   appended to the parameter) and `get_versionstamp` read after commit;
 //! - watches for [`KvEngine::watch_any`].
@@ -201,7 +203,8 @@ impl KvEngine for FdbEngine {
                                 && attempt < self.retry.max_attempts =>
                         {
                             let unknown = FdbError::from_code(COMMIT_UNKNOWN_RESULT);
-                            trx = landed.reset().on_error(unknown).await.map_err(storage)?;
+                            landed.reset().on_error(unknown).await.map_err(storage)?;
+                            trx = self.new_transaction()?;
                             continue;
                         }
                         Ok(_) => {
@@ -225,7 +228,8 @@ impl KvEngine for FdbEngine {
                                     last: FdbError::from_code(code).to_string(),
                                 }));
                             }
-                            trx = commit_error.on_error().await.map_err(storage)?;
+                            commit_error.on_error().await.map_err(storage)?;
+                            trx = self.new_transaction()?;
                             continue;
                         }
                     }
@@ -239,9 +243,10 @@ impl KvEngine for FdbEngine {
             if attempt >= self.retry.max_attempts {
                 return Err(failure);
             }
-            // `on_error` backs off and resets the transaction if the error is retryable, and
-            // fails with it otherwise.
-            trx = owned.on_error(FdbError::from_code(code)).await.map_err(storage)?;
+            // `on_error` backs off if the error is retryable and fails with it otherwise; the
+            // next attempt gets a transaction (and a timeout) of its own.
+            owned.on_error(FdbError::from_code(code)).await.map_err(storage)?;
+            trx = self.new_transaction()?;
         }
     }
 
