@@ -253,3 +253,26 @@ async fn a_stores_views_are_found_and_read_without_their_slices() {
     assert_eq!(list_view.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2]);
     assert_eq!(state.view_document("course-list", "c1").await.unwrap(), Some(serde_json::json!(4)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_storage_error_inside_a_read_runs_the_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = ViewRuntime::new(CourseList, Arc::new(store(dir.path())));
+    let runs = std::sync::atomic::AtomicU32::new(0);
+    let rows = view
+        .read(|tx| {
+            let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move {
+                if run == 1 {
+                    // What an engine raises for a transaction that may succeed when run again.
+                    let retryable = fairway::dcb::StorageError::Retryable("read version too old".into());
+                    return Err(ViewError::Store(fairway::dcb::Error::Storage(retryable)));
+                }
+                tx.range::<CourseRow>("").await
+            }
+        })
+        .await
+        .expect("the second run answers");
+    assert!(rows.is_empty());
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "the read ran again");
+}

@@ -35,8 +35,14 @@ impl<V: View> Clone for ViewRuntime<V> {
     }
 }
 
+/// A view's failure as its transaction's: a storage error stays one, so the engine retries
+/// what is retryable (e.g. FoundationDB's 1007 or 1009 raised by a read inside `apply` or a
+/// reader); anything else is the body's own.
 fn body_error(err: ViewError) -> TxFailure {
-    TxFailure::Body(Box::new(err))
+    match err {
+        ViewError::Store(fairway_dcb::Error::Storage(storage)) => TxFailure::Storage(storage),
+        other => TxFailure::Body(Box::new(other)),
+    }
 }
 
 impl<V: View> ViewRuntime<V> {
