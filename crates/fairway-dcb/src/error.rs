@@ -228,6 +228,9 @@ pub enum StorageError {
     /// A retryable failure inside one transaction attempt (conflict, too old, ...).
     #[error("retryable: {0}")]
     Retryable(String),
+    /// The store cannot be reached (e.g. the FoundationDB cluster does not answer).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The engine's files or I/O failed.
     #[error("engine: {0}")]
     Engine(String),

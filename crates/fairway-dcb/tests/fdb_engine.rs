@@ -1,8 +1,10 @@
 //! The FoundationDB engine's retry loop, on a real cluster (feature `fdb` and
 //! `FAIRWAY_FDB_CLUSTER_FILE`; see `conformance::fdb_cluster_file`): every attempt of a
 //! transaction has its own 5 s, so a body that conflicts once after 3 s still commits on its
-//! second 3 s attempt instead of timing out (1031) at 5 s overall. Without the feature the
-//! binary is empty; `conformance_fdb` prints why FoundationDB cases did not run.
+//! second 3 s attempt instead of timing out (1031) at 5 s overall; and `health` reports a
+//! cluster that went down (on a private cluster started for the test from
+//! `../shared/fdb/start.sh` and killed). Without the feature the binary is empty;
+//! `conformance_fdb` prints why FoundationDB cases did not run.
 
 #[cfg(feature = "fdb")]
 mod on_foundationdb {
@@ -52,5 +54,77 @@ mod on_foundationdb {
             .expect("the second attempt commits within its own 5 s");
         assert_eq!(committed.value, 2, "one conflict, then a commit");
         assert!(started.elapsed() > Duration::from_secs(5), "the attempts together took longer than 5 s");
+    }
+
+    /// A single-process cluster of the test's own, started from `../shared/fdb/start.sh`
+    /// in a fresh directory under `target/`; killed and removed on drop.
+    struct PrivateCluster {
+        pid: u32,
+        cluster_file: String,
+        dir: std::path::PathBuf,
+    }
+
+    impl PrivateCluster {
+        fn start() -> Option<Self> {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let script = root.join("../shared/fdb/start.sh");
+            if !script.exists() {
+                let required = std::env::var_os(fairway_dcb::conformance::FDB_REQUIRED_VAR).is_some();
+                assert!(!required, "a FoundationDB case is required but {} is missing", script.display());
+                eprintln!("notice: health probe case skipped: {} is missing", script.display());
+                return None;
+            }
+            let dir = root.join(format!("target/fdb-probe-{:016x}", rand::random::<u64>()));
+            let output = std::process::Command::new("bash").arg(&script).arg(&dir).output().expect("bash runs");
+            assert!(output.status.success(), "start.sh: {}", String::from_utf8_lossy(&output.stderr));
+            let exports = String::from_utf8_lossy(&output.stdout).into_owned();
+            let value = |name: &str| {
+                exports
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&format!("export {name}=")).map(str::to_owned))
+                    .unwrap_or_else(|| panic!("start.sh exports {name}: {exports}"))
+            };
+            let pid = value("FDB_PID").parse().expect("a pid");
+            Some(PrivateCluster { pid, cluster_file: value("FAIRWAY_FDB_CLUSTER_FILE"), dir })
+        }
+
+        fn kill(&self) {
+            let _ = std::process::Command::new("kill").args(["-9", &self.pid.to_string()]).status();
+        }
+    }
+
+    impl Drop for PrivateCluster {
+        fn drop(&mut self) {
+            self.kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn health_becomes(engine: &FdbEngine, healthy: bool) -> Result<(), fairway_dcb::StorageError> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let health = engine.health();
+            if health.is_ok() == healthy || Instant::now() > deadline {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_reports_a_cluster_that_went_down() {
+        let Some(cluster) = PrivateCluster::start() else { return };
+        let engine = FdbEngine::open(Some(&cluster.cluster_file), RetryPolicy::default()).expect("cluster reachable");
+        engine
+            .transact(|tx| async move {
+                tx.set(b"probe-test", b"up");
+                Ok::<_, Error>(())
+            })
+            .await
+            .expect("the cluster takes a write");
+        health_becomes(&engine, true).await.expect("healthy while the cluster answers");
+        cluster.kill();
+        let down = health_becomes(&engine, false).await.expect_err("unhealthy once the cluster is gone");
+        assert!(down.to_string().contains("does not answer"), "{down}");
     }
 }

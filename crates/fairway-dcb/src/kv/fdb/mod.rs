@@ -15,6 +15,8 @@
 //! Limits to keep in mind (enforced above this layer by the DCB limits): 10 MB per
 //! transaction, 100 kB per value, 5 s per transaction — long reads page across transactions.
 
+mod probe;
+
 use std::sync::{Arc, Once};
 
 use foundationdb::options::{MutationType, StreamingMode, TransactionOption};
@@ -46,7 +48,8 @@ fn boot_network() {
 
 /// The FoundationDB engine.
 pub struct FdbEngine {
-    db: Database,
+    db: Arc<Database>,
+    probe: probe::Probe,
     retry: RetryPolicy,
     /// Commits reported as of unknown result after they landed, per million (a test hook).
     unknown_result_ppm: std::sync::atomic::AtomicU64,
@@ -56,8 +59,9 @@ impl FdbEngine {
     /// Connects to the cluster described by `cluster_file` (`None`: the default file).
     pub fn open(cluster_file: Option<&str>, retry: RetryPolicy) -> Result<Self, StorageError> {
         boot_network();
-        let db = Database::new(cluster_file).map_err(storage)?;
-        Ok(FdbEngine { db, retry, unknown_result_ppm: Default::default() })
+        let db = Arc::new(Database::new(cluster_file).map_err(storage)?);
+        let probe = probe::Probe::start(Arc::downgrade(&db));
+        Ok(FdbEngine { db, probe, retry, unknown_result_ppm: Default::default() })
     }
 
     /// Test hook: the probability in `[0, 1]` that a commit that landed is reported as
@@ -173,6 +177,10 @@ impl KvEngine for FdbEngine {
 
     fn commit_result_may_be_unknown(&self) -> bool {
         true
+    }
+
+    fn health(&self) -> Result<(), StorageError> {
+        self.probe.failure().map_or(Ok(()), |why| Err(StorageError::Unavailable(why)))
     }
 
     async fn transact<T, E, F, Fut>(&self, mut body: F) -> Result<Committed<T>, E>
