@@ -59,6 +59,7 @@ pub mod app {
         AppError, DEFAULT_PAGE_LIMIT, HealthReport, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LogFormat, MAX_BODY_BYTES,
         MAX_PAGE_LIMIT, ServerFailure, SupervisionPolicy, TaskState, TaskStatus, log_server_failures, shutdown_signal,
     };
+    pub use fairway_core::view::{MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEY_BYTES};
 }
 
 /// Slices run by hand, outside an [`App`]: a command runner, a view's projector and readers,

@@ -276,3 +276,18 @@ async fn a_retryable_storage_error_inside_a_read_runs_the_read_again() {
     assert!(rows.is_empty());
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "the read ran again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_and_keys_over_their_limits_are_refused_naming_the_limit() {
+    use fairway::app::{MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEY_BYTES};
+    let dir = tempfile::tempdir().unwrap();
+    let view = ViewRuntime::new(CourseList, Arc::new(store(dir.path())));
+    let big = &"x".repeat(MAX_DOCUMENT_BYTES);
+    let refused = view.read(|tx| async move { tx.put("big", big) }).await.unwrap_err();
+    assert!(refused.to_string().contains(&format!("the limit is {MAX_DOCUMENT_BYTES} bytes")), "{refused}");
+    let long_key = &"k".repeat(MAX_DOCUMENT_KEY_BYTES + 1);
+    let refused = view.read(|tx| async move { tx.put(long_key, &1u32) }).await.unwrap_err();
+    assert!(refused.to_string().contains(&format!("the limit is {MAX_DOCUMENT_KEY_BYTES} bytes")), "{refused}");
+    let fits = &"x".repeat(MAX_DOCUMENT_BYTES - 16);
+    view.read(|tx| async move { tx.put("fits", fits) }).await.expect("a document within the limit is written");
+}

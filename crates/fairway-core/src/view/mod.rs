@@ -24,7 +24,7 @@ use crate::event::{EventError, EventSet, UndecodableEvent};
 
 pub use runtime::ViewRuntime;
 pub(crate) use runtime::{read_active, read_checkpoint};
-pub use tx::{Document, Page, ViewTx};
+pub use tx::{Document, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEY_BYTES, Page, ViewTx};
 
 /// A read model.
 pub trait View: Send + Sync + 'static {

@@ -12,6 +12,13 @@ use crate::backend::DynTx;
 use crate::event::Recorded;
 use crate::format::{document, end_of};
 
+/// The most bytes a view document may take encoded (MessagePack): inside FoundationDB's
+/// 100 kB value limit, the same on every engine.
+pub const MAX_DOCUMENT_BYTES: usize = 90 * 1024;
+/// The most bytes a view document's key may hold (FoundationDB keys stop at 10 kB with
+/// every prefix included).
+pub const MAX_DOCUMENT_KEY_BYTES: usize = 1024;
+
 /// Typed access to a view's documents inside a transaction. Documents are MessagePack maps
 /// under string keys.
 pub struct ViewTx {
@@ -67,10 +74,21 @@ impl ViewTx {
         decode(key, &bytes).map(Some)
     }
 
-    /// Writes a document.
+    /// Writes a document. Its key may hold at most [`MAX_DOCUMENT_KEY_BYTES`] bytes and its
+    /// MessagePack encoding at most [`MAX_DOCUMENT_BYTES`]; a larger one is refused with an
+    /// error naming the limit, and nothing is written.
     pub fn put<T: Serialize>(&self, key: &str, doc: &T) -> Result<(), ViewError> {
-        let bytes =
-            rmp_serde::to_vec_named(doc).map_err(|e| ViewError::Document { key: key.into(), reason: e.to_string() })?;
+        let refuse = |reason: String| ViewError::Document { key: key.chars().take(64).collect(), reason };
+        if key.len() > MAX_DOCUMENT_KEY_BYTES {
+            return Err(refuse(format!("key of {} bytes; the limit is {MAX_DOCUMENT_KEY_BYTES} bytes", key.len())));
+        }
+        let bytes = rmp_serde::to_vec_named(doc).map_err(|e| refuse(e.to_string()))?;
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(refuse(format!(
+                "document of {} bytes encoded; the limit is {MAX_DOCUMENT_BYTES} bytes",
+                bytes.len()
+            )));
+        }
         self.tx.set(&self.key(key), &bytes);
         Ok(())
     }
