@@ -214,8 +214,10 @@ async fn the_log_reads_by_query_in_pages_and_follows_live() {
     let after = logged(client.get("/admin/api/events?limit=10000").await.1);
     let events = stats["events"].as_u64().unwrap();
     assert!(before >= 5 && (before..=after).contains(&events), "{before} <= {events} <= {after}: {stats}");
-    assert_eq!(stats["namespace"], "app");
-    assert!(stats["bytes_on_disk"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["namespace"], app.namespace());
+    if !app.on_foundationdb() {
+        assert!(stats["bytes_on_disk"].as_u64().unwrap() > 0, "{stats}");
+    }
     let head = stats["head"].as_str().unwrap();
     assert!(head >= noted[4].as_str(), "{stats}");
 
@@ -396,7 +398,6 @@ async fn metrics_count_commands_requests_lag_queues_and_commits() {
     assert!(sample(&metrics, "fairway_automation_leased_jobs", &["automation=\"acknowledge\""]).is_some());
     assert!(sample(&metrics, "fairway_store_events", &[]).unwrap() >= 3.0, "{metrics}");
     assert!(metrics.contains("# HELP fairway_commands_total commands run: accepted"), "{metrics}");
-    assert!(metrics.contains("# HELP fairway_store_journal_sync_seconds time to write and sync"), "{metrics}");
     let accepted = ["command=\"take-note\"", "outcome=\"accepted\""];
     assert!(sample(&metrics, "fairway_commands_total", &accepted).unwrap() >= 2.0, "{metrics}");
     let rejected = ["command=\"take-note\"", "outcome=\"rejected\""];
@@ -407,6 +408,12 @@ async fn metrics_count_commands_requests_lag_queues_and_commits() {
     assert!(sample(&metrics, "fairway_view_lag_events", &["view=\"notes\""]).is_some(), "{metrics}");
     assert!(sample(&metrics, "fairway_automation_pending_jobs", &["automation=\"acknowledge\""]).is_some());
     assert!(sample(&metrics, "fairway_automation_dead_letters", &["automation=\"acknowledge\""]).is_some());
+    if app.on_foundationdb() {
+        // The figures below are the embedded store's (its commits, journal and group commits).
+        app.stop().await;
+        return;
+    }
+    assert!(metrics.contains("# HELP fairway_store_journal_sync_seconds time to write and sync"), "{metrics}");
     assert!(sample(&metrics, "fairway_store_commits_total", &[]).unwrap() >= 2.0, "{metrics}");
     assert!(sample(&metrics, "fairway_store_transactions_total", &[]).unwrap() >= 2.0, "{metrics}");
     assert!(sample(&metrics, "fairway_store_journal_microseconds_total", &[]).unwrap() > 0.0, "{metrics}");

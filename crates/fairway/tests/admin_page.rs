@@ -137,15 +137,15 @@ async fn the_admin_page_shows_events_views_progress_and_dead_letters() {
     assert!(dom.contains(r#"data-loaded="true""#), "the page loaded every section without error:\n{dom}");
     assert!(dom.contains(&format!(r#"data-position="{last}""#)), "the newest event is a row:\n{dom}");
     for shown in [
-        "PageNoted",                             // the events table
-        "page-note:shopping",                    // their tags
-        "water the plants",                      // payloads and the view's documents
-        r#"data-view="page-notes""#,             // the view's table
-        "mail server down for shopping",         // a dead letter with its error
-        "Replay",                                // its replay button
-        "Purge mailer",                          // the purge button
-        "Namespace app, 2 events",               // store facts
-        "0 pending (0 running), 2 dead letters", // the queue
+        "PageNoted",                                         // the events table
+        "page-note:shopping",                                // their tags
+        "water the plants",                                  // payloads and the view's documents
+        r#"data-view="page-notes""#,                         // the view's table
+        "mail server down for shopping",                     // a dead letter with its error
+        "Replay",                                            // its replay button
+        "Purge mailer",                                      // the purge button
+        &format!("Namespace {}, 2 events", app.namespace()), // store facts
+        "0 pending (0 running), 2 dead letters",             // the queue
     ] {
         assert!(dom.contains(shown), "the page shows {shown:?}:\n{dom}");
     }

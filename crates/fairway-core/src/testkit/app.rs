@@ -32,7 +32,13 @@ impl TestApp {
     }
 
     /// Starts with `config`, letting `configure` provide dependencies.
+    ///
+    /// The store is the embedded one in `config.data_dir`, whatever the environment says;
+    /// in a build with the `fdb` feature and `FAIRWAY_TEST_ENGINE=fdb`, it is instead the
+    /// namespace `test-<hash of data_dir>` of the cluster `FAIRWAY_FDB_CLUSTER_FILE` names,
+    /// so one test suite runs on both engines (the same directory, the same namespace).
     pub async fn start_with(config: AppConfig, configure: impl FnOnce(App) -> App) -> Self {
+        let config = on_test_engine(config);
         let app = configure(App::open(&config).expect("the app opens"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = listener.local_addr().expect("bound");
@@ -49,6 +55,21 @@ impl TestApp {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// The store's namespace (`app` on the embedded store; `test-<hash>` on FoundationDB).
+    pub fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    /// Whether the app runs on FoundationDB (`FAIRWAY_TEST_ENGINE=fdb`, see
+    /// [`TestApp::start_with`]): facts of the embedded store (its directory's bytes, its
+    /// journal's metrics) are then absent.
+    pub fn on_foundationdb(&self) -> bool {
+        #[cfg(feature = "fdb")]
+        return self.config.fdb_cluster_file.is_some();
+        #[cfg(not(feature = "fdb"))]
+        false
     }
 
     /// The store's directory.
@@ -85,4 +106,25 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// `config` on the engine the tests run on (see [`TestApp::start_with`]).
+fn on_test_engine(config: AppConfig) -> AppConfig {
+    #[cfg(feature = "fdb")]
+    {
+        let mut config = config;
+        config.fdb_cluster_file = None;
+        if std::env::var("FAIRWAY_TEST_ENGINE").as_deref() == Ok("fdb") {
+            use std::hash::{Hash, Hasher};
+            let cluster_file = std::env::var_os("FAIRWAY_FDB_CLUSTER_FILE")
+                .expect("FAIRWAY_TEST_ENGINE=fdb needs FAIRWAY_FDB_CLUSTER_FILE");
+            let mut hasher = std::hash::DefaultHasher::new();
+            config.data_dir.hash(&mut hasher);
+            config.fdb_cluster_file = Some(cluster_file.into());
+            config.namespace = format!("test-{:016x}", hasher.finish());
+        }
+        config
+    }
+    #[cfg(not(feature = "fdb"))]
+    config
 }
