@@ -7,8 +7,9 @@
 //!   cannot see (slices included with `fairway::slices!()`)
 //! - `ci` — runs `.ci/run`
 //! - `fdb-check` — checks that the FoundationDB engine compiles (needs libclang)
-//! - `fdb-test` — runs the store's FoundationDB suites (conformance, unknown commit
-//!   results) against `FAIRWAY_FDB_CLUSTER_FILE`; a case that skips itself fails
+//! - `fdb-test` — runs the FoundationDB suites (`.ci/fdb_suites.sh`): the store's and the
+//!   façade's whole test suite, on the cluster `FAIRWAY_FDB_CLUSTER_FILE` names or on a
+//!   local one started from `../shared/fdb/`; a case that skips itself fails
 
 mod format;
 
@@ -104,24 +105,8 @@ fn main() -> ExitCode {
         }
         ["fdb-check"] => run(cargo(&["check", "-p", "fairway-dcb", "--features", "fdb", "--all-targets"])),
         ["fdb-test"] => {
-            if std::env::var("FAIRWAY_FDB_CLUSTER_FILE").is_err() {
-                eprintln!("xtask: set FAIRWAY_FDB_CLUSTER_FILE to a cluster file first");
-                return ExitCode::FAILURE;
-            }
-            let mut command = cargo(&[
-                "test",
-                "-p",
-                "fairway-dcb",
-                "--features",
-                "fdb",
-                "--test",
-                "conformance_fdb",
-                "--test",
-                "unknown_results",
-                "--test",
-                "fdb_engine",
-            ]);
-            command.env("FAIRWAY_FDB_REQUIRED", "1");
+            let mut command = Command::new("bash");
+            command.arg(workspace_root().join(".ci/fdb_suites.sh"));
             run(command)
         }
         _ => {
