@@ -26,7 +26,6 @@ pub struct ViewProgress {
     /// Whether readers use this version.
     pub active: bool,
     /// The last position processed, if any.
-    #[serde(with = "position_text")]
     pub checkpoint: Option<Position>,
     /// Events applied so far.
     pub processed: u64,
@@ -110,25 +109,6 @@ pub struct Replayed {
 pub struct Purged {
     /// Dead letters removed.
     pub purged: usize,
-}
-
-/// An optional [`Position`] as its text, or `null`.
-mod position_text {
-    use fairway_dcb::Position;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(position: &Option<Position>, serializer: S) -> Result<S::Ok, S::Error> {
-        match position {
-            Some(position) => serializer.collect_str(position),
-            None => serializer.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Position>, D::Error> {
-        Option::<String>::deserialize(deserializer)?
-            .map(|text| text.parse().map_err(|err| serde::de::Error::custom(format!("position {text:?}: {err}"))))
-            .transpose()
-    }
 }
 
 #[cfg(test)]
