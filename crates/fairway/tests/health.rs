@@ -294,6 +294,10 @@ impl DynTx for FlakyTx {
     fn clear_range(&self, begin: &[u8], end: &[u8]) {
         self.inner.clear_range(begin, end)
     }
+
+    fn clock_micros(&self) -> BoxFuture<'_, Result<u64, StorageError>> {
+        self.inner.clock_micros()
+    }
 }
 
 impl StateStore for Flaky {

@@ -40,6 +40,10 @@ impl<T: KvTransaction> DynTx for T {
     fn clear_range(&self, begin: &[u8], end: &[u8]) {
         KvTransaction::clear_range(self, begin, end)
     }
+
+    fn clock_micros(&self) -> BoxFuture<'_, Result<u64, StorageError>> {
+        KvTransaction::clock_micros(self).boxed()
+    }
 }
 
 impl<E: KvEngine> StateStore for DcbStore<E> {

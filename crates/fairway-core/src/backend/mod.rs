@@ -31,6 +31,10 @@ pub trait DynTx: Send + Sync {
     fn clear(&self, key: &[u8]);
     /// Removes `[begin, end)`.
     fn clear_range(&self, begin: &[u8], end: &[u8]);
+    /// The store's clock in microseconds: one clock for every process on the store, never
+    /// moving backwards (see `fairway_dcb::kv::KvTransaction::clock_micros`). Leases and due
+    /// times use it, not the host's wall clock.
+    fn clock_micros(&self) -> BoxFuture<'_, Result<u64, StorageError>>;
 }
 
 /// An error inside a runtime transaction: storage, or the body's own (boxed) failure.

@@ -159,6 +159,14 @@ pub trait KvTransaction: Clone + Send + Sync + 'static {
     /// Writes `value` at `key`; bytes `[offset, offset + 10)` of the value are replaced at
     /// commit by the transaction's versionstamp.
     fn set_versionstamped_value(&self, key: &[u8], value: Vec<u8>, offset: usize);
+
+    /// The store's clock, in microseconds, as this transaction sees it: one clock for every
+    /// process using the store, never moving backwards, so that leases and due times do not
+    /// depend on each host's wall clock. The embedded engine (one process) reads the host's
+    /// clock since the Unix epoch, held monotonic; FoundationDB reads the transaction's read
+    /// version, which the cluster advances about 10^6 per second and which leaps forward in
+    /// a recovery or after a restore (`advanceversion`): a leap ends leases early, never late.
+    fn clock_micros(&self) -> impl Future<Output = Result<u64, StorageError>> + Send;
 }
 
 /// A storage engine implementing the port.

@@ -234,4 +234,18 @@ impl KvTransaction for EmbeddedTx {
     fn set_versionstamped_value(&self, key: &[u8], value: Vec<u8>, offset: usize) {
         self.state().mutations.push(Mutation::StampValue { key: key.to_vec(), value, offset });
     }
+
+    async fn clock_micros(&self) -> Result<u64, StorageError> {
+        Ok(monotonic_wall_clock_micros())
+    }
+}
+
+/// The host's clock in microseconds since the Unix epoch, never below a value it returned
+/// before in this process (a clock stepped back holds still until it catches up).
+fn monotonic_wall_clock_micros() -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX));
+    LAST.fetch_max(now, Ordering::Relaxed).max(now)
 }

@@ -167,6 +167,11 @@ impl KvTransaction for FdbTx {
         self.stamped.store(true, std::sync::atomic::Ordering::Relaxed);
         self.trx.atomic_op(key, &with_offset(value, offset), MutationType::SetVersionstampedValue);
     }
+
+    async fn clock_micros(&self) -> Result<u64, StorageError> {
+        let version = self.trx.get_read_version().await.map_err(storage)?;
+        Ok(u64::try_from(version).unwrap_or(0))
+    }
 }
 
 /// FoundationDB's `commit_unknown_result`: the commit may or may not have landed.
