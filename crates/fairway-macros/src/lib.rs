@@ -190,6 +190,8 @@ pub fn derive_event_set(input: TokenStream) -> TokenStream {
 
 /// Registers a command slice: put it on `impl fairway::Command for MyCommand`. The command
 /// type must implement `serde::Deserialize` (it is the HTTP body of `POST /commands/<NAME>`).
+/// Without `const NAME`, the command is named after its type in kebab-case
+/// (`SubscribeStudent` → `subscribe-student`).
 ///
 /// `#[command(snapshots)]` folds from decision-model snapshots; the command must then also
 /// implement `fairway::SnapshotModel`. Any other argument is a compile error.
@@ -201,6 +203,7 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(err) => return refused(err, item),
     };
     let mut input = parse_macro_input!(item as syn::ItemImpl);
+    name_by_default(&mut input);
     if snapshots {
         // The command folds from snapshots wherever it runs: the runner asks the command.
         input.items.push(syn::parse_quote! {
@@ -223,13 +226,16 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Registers a view slice: put it on `impl fairway::View for MyView`. The view type must
-/// implement `Default` (the runtime builds it). `#[view]` takes no arguments.
+/// implement `Default` (the runtime builds it). Without `const NAME`, the view is named after
+/// its type in kebab-case. `#[view]` takes no arguments.
 #[proc_macro_attribute]
 pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(err) = (Flags { attribute: "view", allowed: &[] }).parse(args.into()) {
         return refused(err, item);
     }
-    register(parse_macro_input!(item as syn::ItemImpl), |ty| {
+    let mut input = parse_macro_input!(item as syn::ItemImpl);
+    name_by_default(&mut input);
+    register(input, |ty| {
         quote! {
             ::fairway::__private::inventory::submit! {
                 ::fairway::__private::ViewSlice {
@@ -245,13 +251,16 @@ pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Registers an automation slice: put it on `impl fairway::Automation for MyAutomation`. The
 /// automation type must implement `Default` (the runtime builds it); outside services come
-/// from `AutomationContext::dependency`. `#[automation]` takes no arguments.
+/// from `AutomationContext::dependency`. Without `const NAME`, the automation is named after
+/// its type in kebab-case. `#[automation]` takes no arguments.
 #[proc_macro_attribute]
 pub fn automation(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(err) = (Flags { attribute: "automation", allowed: &[] }).parse(args.into()) {
         return refused(err, item);
     }
-    register(parse_macro_input!(item as syn::ItemImpl), |ty| {
+    let mut input = parse_macro_input!(item as syn::ItemImpl);
+    name_by_default(&mut input);
+    register(input, |ty| {
         quote! {
             ::fairway::__private::inventory::submit! {
                 ::fairway::__private::AutomationSlice {
@@ -262,6 +271,19 @@ pub fn automation(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
     })
+}
+
+/// Gives the slice its `NAME` when the impl leaves it out: the type's name in kebab-case
+/// (`JoinWaitingList` → `"join-waiting-list"`), as `#[derive(Event)]` names an event after
+/// its type.
+fn name_by_default(input: &mut syn::ItemImpl) {
+    let named = input.items.iter().any(|item| matches!(item, syn::ImplItem::Const(c) if c.ident == "NAME"));
+    let syn::Type::Path(path) = input.self_ty.as_ref() else { return };
+    let Some(last) = path.path.segments.last() else { return };
+    if !named {
+        let name = heck::ToKebabCase::to_kebab_case(last.ident.to_string().as_str());
+        input.items.insert(0, syn::parse_quote! { const NAME: &'static str = #name; });
+    }
 }
 
 /// The error of refused attribute arguments, followed by the item unchanged (so the error

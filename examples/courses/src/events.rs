@@ -32,7 +32,6 @@ pub struct CourseCapacityChanged {
 pub struct StudentRegistered {
     #[tag(STUDENT)]
     pub student_id: Id,
-    /// Unique across students.
     #[tag(EMAIL)]
     pub email: Id,
 }

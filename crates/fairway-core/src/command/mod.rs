@@ -25,7 +25,8 @@ pub use runner::CommandRunner;
 /// appended after that head. If that condition fails, the whole cycle runs again (bounded). Two
 /// commands therefore conflict only when one appends an event the other's query matches.
 pub trait Command: Send + Sync + 'static {
-    /// Stable name, used in logs, routes and test snapshots.
+    /// Stable name, used in logs, routes and test snapshots. `#[command]` names the command
+    /// after its type in kebab-case when the impl leaves this out.
     const NAME: &'static str;
     /// The events the decision model folds: an [`EventSet`] (or one [`Event`] type). Read
     /// events of other types are skipped without being decoded.

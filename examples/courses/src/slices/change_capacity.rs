@@ -11,12 +11,6 @@ pub struct ChangeCapacity {
     pub capacity: u32,
 }
 
-#[derive(Default)]
-pub struct Course {
-    exists: bool,
-    students: u32,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum CapacityError {
     #[error("course {0} does not exist")]
@@ -27,28 +21,28 @@ pub enum CapacityError {
 
 #[command]
 impl Command for ChangeCapacity {
-    const NAME: &'static str = "change-capacity";
     type Events = CourseLife;
-    type State = Course;
+    /// Students in the course, once it exists.
+    type State = Option<u32>;
     type Error = CapacityError;
 
     fn query(&self) -> Query {
         CourseLife::tagged([self.course_id.tag(COURSE)]).into()
     }
 
-    fn evolve(&self, course: &mut Course, event: CourseLife) {
+    fn evolve(&self, students: &mut Option<u32>, event: CourseLife) {
         match event {
-            CourseLife::Defined(_) => course.exists = true,
-            CourseLife::Subscribed(_) => course.students += 1,
-            CourseLife::Unsubscribed(_) => course.students = course.students.saturating_sub(1),
+            CourseLife::Defined(_) => *students = Some(0),
+            CourseLife::Subscribed(_) => *students = students.map(|n| n + 1),
+            CourseLife::Unsubscribed(_) => *students = students.map(|n| n.saturating_sub(1)),
             CourseLife::CapacityChanged(_) => {}
         }
     }
 
-    fn decide(&self, course: &Course) -> Result<Decision, CapacityError> {
+    fn decide(&self, students: &Option<u32>) -> Result<Decision, CapacityError> {
         let id = &self.course_id;
-        ensure!(course.exists, CapacityError::NotFound(id.clone()));
-        ensure!(course.students <= self.capacity, CapacityError::TooSmall(id.clone(), course.students, self.capacity));
+        let students = students.ok_or_else(|| CapacityError::NotFound(id.clone()))?;
+        ensure!(students <= self.capacity, CapacityError::TooSmall(id.clone(), students, self.capacity));
         Ok(Decision::event(CourseCapacityChanged { course_id: id.clone(), capacity: self.capacity }))
     }
 }

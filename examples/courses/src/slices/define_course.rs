@@ -19,7 +19,6 @@ pub enum DefineCourseError {
 
 #[command]
 impl Command for DefineCourse {
-    const NAME: &'static str = "define-course";
     type Events = CourseDefined;
     type State = bool;
     type Error = DefineCourseError;

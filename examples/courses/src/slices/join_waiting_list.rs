@@ -34,7 +34,6 @@ pub enum JoinWaitingListError {
 
 #[command]
 impl Command for JoinWaitingList {
-    const NAME: &'static str = "join-waiting-list";
     type Events = CourseActivity;
     type State = Queue;
     type Error = JoinWaitingListError;

@@ -22,7 +22,6 @@ pub enum SeatsFreed {
 
 #[automation]
 impl Automation for PromoteWaitingStudents {
-    const NAME: &'static str = "promote-waiting-students";
     type Events = SeatsFreed;
 
     async fn handle(&self, event: SeatsFreed, ctx: &AutomationContext) -> Result<(), AutomationError> {
@@ -38,9 +37,9 @@ impl Automation for PromoteWaitingStudents {
         }
         for student_id in waiting {
             match ctx.execute(&SubscribeStudent { course_id: course_id.clone(), student_id }).await {
-                Ok(_) | Err(CommandError::Rejected(SubscribeError::TooManyCourses(_))) => {}
-                Err(CommandError::Rejected(SubscribeError::AlreadySubscribed(..))) => {}
                 Err(CommandError::Rejected(SubscribeError::Full(_))) => break,
+                // Already in, or in too many courses (stays waiting): on to the next one.
+                Ok(_) | Err(CommandError::Rejected(_)) => {}
                 Err(other) => return Err(other.into()),
             }
         }

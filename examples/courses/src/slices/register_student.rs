@@ -27,7 +27,6 @@ pub struct Taken {
 
 #[command]
 impl Command for RegisterStudent {
-    const NAME: &'static str = "register-student";
     type Events = StudentRegistered;
     type State = Taken;
     type Error = RegisterStudentError;

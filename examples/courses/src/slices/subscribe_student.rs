@@ -39,7 +39,6 @@ pub enum SubscribeError {
 
 #[command]
 impl Command for SubscribeStudent {
-    const NAME: &'static str = "subscribe-student";
     type Events = CourseLife;
     type State = Seats;
     type Error = SubscribeError;

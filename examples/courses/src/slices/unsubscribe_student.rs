@@ -17,7 +17,6 @@ pub struct NotSubscribed(Id, Id);
 
 #[command]
 impl Command for UnsubscribeStudent {
-    const NAME: &'static str = "unsubscribe-student";
     type Events = Enrolment;
     type State = bool;
     type Error = NotSubscribed;
