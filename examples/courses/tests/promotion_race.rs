@@ -3,16 +3,17 @@
 //! promoted by the automation, and every row of the `courses` view must equal a fold of
 //! the log. `FAIRWAY_RACE_COURSES` sets the number of courses (default 300).
 
-use std::collections::BTreeMap;
+mod race;
+
 use std::time::Duration;
 
-use courses::events::CourseActivity;
 use courses::events::StudentSubscribed;
 use fairway::Recorded;
 use fairway::app::replies::{AutomationsReply, ProgressReply};
 use fairway::dcb::{EventStore, Query, ReadOptions};
 use fairway::testkit::TestApp;
 use futures::{StreamExt, TryStreamExt};
+use race::{Row, fold};
 use serde_json::{Value, json};
 
 async fn post(client: &reqwest::Client, app: &TestApp, name: &str, body: Value) -> u16 {
@@ -22,35 +23,6 @@ async fn post(client: &reqwest::Client, app: &TestApp, name: &str, body: Value) 
 
 async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, app: &TestApp, path: &str) -> T {
     client.get(app.url(path)).send().await.unwrap().json().await.unwrap()
-}
-
-/// A course row folded from the log, as the view should hold it.
-#[derive(Debug, Default, PartialEq)]
-struct Row {
-    capacity: u64,
-    subscribed: u64,
-    waiting: Vec<String>,
-}
-
-fn fold(log: &[Recorded]) -> BTreeMap<String, Row> {
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    for event in log {
-        let Some(event) = event.decode::<CourseActivity>() else { continue };
-        match event.unwrap() {
-            CourseActivity::Defined(e) => rows.entry(e.course_id.into()).or_default().capacity = e.capacity.into(),
-            CourseActivity::CapacityChanged(e) => {
-                rows.entry(e.course_id.into()).or_default().capacity = e.capacity.into()
-            }
-            CourseActivity::Subscribed(e) => {
-                let row = rows.entry(e.course_id.into()).or_default();
-                row.subscribed += 1;
-                row.waiting.retain(|s| *s != e.student_id.as_str());
-            }
-            CourseActivity::Unsubscribed(e) => rows.entry(e.course_id.into()).or_default().subscribed -= 1,
-            CourseActivity::Joined(e) => rows.entry(e.course_id.into()).or_default().waiting.push(e.student_id.into()),
-        }
-    }
-    rows
 }
 
 /// Waits until no automation job is pending, no view is behind, and that holds for a

@@ -1,0 +1,35 @@
+//! What the race tests share: the `courses` view's rows as a fold of the log.
+
+use std::collections::BTreeMap;
+
+use courses::events::CourseActivity;
+use fairway::Recorded;
+
+/// A course row folded from the log, as the view should hold it.
+#[derive(Debug, Default, PartialEq)]
+pub struct Row {
+    pub capacity: u64,
+    pub subscribed: u64,
+    pub waiting: Vec<String>,
+}
+
+pub fn fold(log: &[Recorded]) -> BTreeMap<String, Row> {
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for event in log {
+        let Some(event) = event.decode::<CourseActivity>() else { continue };
+        match event.unwrap() {
+            CourseActivity::Defined(e) => rows.entry(e.course_id.into()).or_default().capacity = e.capacity.into(),
+            CourseActivity::CapacityChanged(e) => {
+                rows.entry(e.course_id.into()).or_default().capacity = e.capacity.into()
+            }
+            CourseActivity::Subscribed(e) => {
+                let row = rows.entry(e.course_id.into()).or_default();
+                row.subscribed += 1;
+                row.waiting.retain(|s| *s != e.student_id.as_str());
+            }
+            CourseActivity::Unsubscribed(e) => rows.entry(e.course_id.into()).or_default().subscribed -= 1,
+            CourseActivity::Joined(e) => rows.entry(e.course_id.into()).or_default().waiting.push(e.student_id.into()),
+        }
+    }
+    rows
+}
