@@ -58,7 +58,9 @@ fn open(dir: &std::path::Path) -> (Arc<EmbeddedEngine>, Arc<dyn Store>) {
 async fn view_crash_child_process() {
     let dir = std::env::var(CHILD_DIR).expect("run by the view crash test");
     let (_engine, backend) = open(std::path::Path::new(&dir));
-    ViewRuntime::new(TickCounts, backend).run().await.expect("projector runs");
+    // Every round's child is the same instance: it takes back the lease its killed
+    // predecessor left, instead of waiting for it to expire.
+    ViewRuntime::new(TickCounts, backend).run("view-crash-child").await.expect("projector runs");
 }
 
 /// Appends one round of events: ticks in 10 buckets, with events the view ignores between.

@@ -88,7 +88,7 @@ async fn a_view_follows_the_log_and_serves_read_your_writes() {
     let runner = CommandRunner::new(store.clone());
     runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 3 }).await.unwrap();
     let view = ViewRuntime::new(CourseList, Arc::new(store.clone()));
-    let projector = tokio::spawn(view.clone().run());
+    let projector = tokio::spawn(view.clone().run("instance-1"));
     for student in ["s1", "s2"] {
         let executed =
             runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: student.into() }).await.unwrap();
@@ -118,7 +118,8 @@ async fn several_projectors_of_one_view_apply_each_event_once() {
     let store = store(dir.path());
     let runner = CommandRunner::new(store.clone());
     let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
-    let projectors: Vec<_> = (0..3).map(|_| tokio::spawn(ViewRuntime::new(Counter, backend.clone()).run())).collect();
+    let projectors: Vec<_> =
+        (0..3).map(|n| tokio::spawn(ViewRuntime::new(Counter, backend.clone()).run(format!("instance-{n}")))).collect();
     let mut last = None;
     for i in 0..120 {
         let executed = runner.execute(&DefineCourse { course_id: format!("c{i}"), capacity: 1 }).await.unwrap();
@@ -141,7 +142,7 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
     let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
 
     let v1 = ViewRuntime::new(CourseList, backend.clone());
-    let p1 = tokio::spawn(v1.clone().run());
+    let p1 = tokio::spawn(v1.clone().run("instance-1"));
     v1.wait_for(last.last_position().unwrap(), Duration::from_secs(10)).await.unwrap();
     // Reaching a position and becoming active are two steps: activation commits with the
     // batch that finds the projector caught up, which may follow the one that got there.
@@ -156,7 +157,7 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
     let before = v2.read(|tx| async move { tx.range::<CourseRow>("").await }).await.unwrap();
     assert_eq!(before, vec![("c1".into(), CourseRow { capacity: 5, taken: 1 })]);
     p1.abort();
-    let p2 = tokio::spawn(v2.clone().run());
+    let p2 = tokio::spawn(v2.clone().run("instance-2"));
     v2.wait_for(last.last_position().unwrap(), Duration::from_secs(10)).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !v2.progress().await.unwrap().active {
@@ -214,8 +215,11 @@ async fn a_stores_views_are_found_and_read_without_their_slices() {
         ViewRuntime::new(Course, backend.clone()),
         ViewRuntime::new(Counter, backend.clone()),
     );
-    let projectors =
-        [tokio::spawn(list.clone().run()), tokio::spawn(course.clone().run()), tokio::spawn(counter.clone().run())];
+    let projectors = [
+        tokio::spawn(list.clone().run("i")),
+        tokio::spawn(course.clone().run("i")),
+        tokio::spawn(counter.clone().run("i")),
+    ];
     caught_up(&list, last).await;
     caught_up(&course, last).await;
     let defined = runner.execute(&DefineCourse { course_id: "c3".into(), capacity: 1 }).await.unwrap();
@@ -245,7 +249,7 @@ async fn a_stores_views_are_found_and_read_without_their_slices() {
 
     // A new version replaces the old one: only it is found, active.
     let v2 = ViewRuntime::new(CourseListV2, backend.clone());
-    let p2 = tokio::spawn(v2.clone().run());
+    let p2 = tokio::spawn(v2.clone().run("instance-2"));
     caught_up(&v2, defined.last_position().unwrap()).await;
     p2.abort();
     let list_view = state.views().await.unwrap().into_iter().find(|v| v.name == "course-list").unwrap();

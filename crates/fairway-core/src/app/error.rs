@@ -55,6 +55,10 @@ pub enum ApiError {
     /// encode, or the store failed (500).
     #[error("{0}")]
     Internal(#[source] BoxError),
+    /// This instance cannot serve the request now, another one can: its view version is
+    /// superseded by a newer active one (503).
+    #[error("{0}")]
+    Unavailable(#[source] BoxError),
     /// A wait for read-your-writes ran out (504).
     #[error("{0}")]
     Timeout(#[source] BoxError),
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Rejected(_) | ApiError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
@@ -151,6 +156,7 @@ impl From<ViewError> for ApiError {
     fn from(err: ViewError) -> Self {
         match err {
             e @ ViewError::Timeout { .. } => ApiError::Timeout(Box::new(e)),
+            e @ ViewError::Superseded { .. } => ApiError::Unavailable(Box::new(e)),
             ViewError::Store(store) => store.into(),
             other => ApiError::Internal(Box::new(other)),
         }
@@ -216,6 +222,7 @@ mod tests {
                     .into(),
                 504,
             ),
+            (ViewError::Superseded { view: "v", version: 1, active: 2 }.into(), 503),
             (ApiError::NotFound("unknown view \"x\"".into()), 404),
             (ApiError::bad_request("no"), 400),
             (ApiError::Unauthorized("token".into()), 401),

@@ -307,6 +307,7 @@ impl App {
             task.abort();
             let _ = task.await;
         }
+        release_view_leases(&self.shared, &instance).await;
         if let Some(close) = self.close.take() {
             close();
         }
@@ -314,14 +315,15 @@ impl App {
         Ok(())
     }
 
-    /// Every background task: a projector per view, an enqueuer and its workers per
-    /// automation (workers named `<instance>-<n>`, finishing their job when `stopping`
-    /// turns true), and the idempotency sweeper.
+    /// Every background task: a projector per view (projecting while this instance holds
+    /// the view version's lease), an enqueuer and its workers per automation (workers named
+    /// `<instance>-<n>`, finishing their job when `stopping` turns true), and the
+    /// idempotency sweeper.
     fn background_tasks(&self, instance: &str, stopping: &watch::Receiver<bool>) -> Vec<Task> {
         let mut tasks = Vec::new();
         for view in self.shared.views.values() {
-            let view = view.clone();
-            tasks.push(Task::new("projector", view.name(), move || view.run()));
+            let (view, instance) = (view.clone(), instance.to_owned());
+            tasks.push(Task::new("projector", view.name(), move || view.run(instance.clone())));
         }
         for automation in self.shared.automations.values() {
             let enqueuer = automation.clone();
@@ -354,5 +356,15 @@ async fn sweep_idempotency(idempotency: Idempotency) -> Result<(), String> {
             Err(err) => return Err(format!("idempotency sweep: {err}")),
         }
         tokio::time::sleep(SWEEP_EVERY).await;
+    }
+}
+
+/// Gives up the projector leases `instance` holds (its projectors stopped), so another
+/// instance projects at once rather than once they expire.
+async fn release_view_leases(shared: &Shared, instance: &str) {
+    for view in shared.views.values() {
+        if let Err(err) = view.release(instance).await {
+            warn!(view = view.name(), %err, "projector lease not released; it expires by itself");
+        }
     }
 }

@@ -35,6 +35,10 @@ pub struct ViewProgress {
     pub remaining_capped: bool,
     /// `processed + remaining`.
     pub total: u64,
+    /// The app instance projecting this version (holding its lease), if one does; absent
+    /// from the JSON then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// `GET /automations`: every automation's queue.
@@ -127,6 +131,7 @@ mod tests {
                 remaining: 0,
                 remaining_capped: false,
                 total: 5,
+                holder: Some("4242-0a0b0c0d".into()),
             }],
         };
         let json = serde_json::to_value(&reply).unwrap();
@@ -134,7 +139,7 @@ mod tests {
             json,
             serde_json::json!({ "views": [{
                 "name": "courses", "version": 2, "active": true, "checkpoint": "000000000000000300000001",
-                "processed": 5, "remaining": 0, "remaining_capped": false, "total": 5,
+                "processed": 5, "remaining": 0, "remaining_capped": false, "total": 5, "holder": "4242-0a0b0c0d",
             }] })
         );
         assert_eq!(serde_json::from_value::<ProgressReply>(json).unwrap(), reply);
@@ -142,7 +147,9 @@ mod tests {
             "name": "v", "version": 1, "active": false, "checkpoint": null,
             "processed": 0, "remaining": 0, "remaining_capped": false, "total": 0,
         }] });
-        assert_eq!(serde_json::from_value::<ProgressReply>(none).unwrap().views[0].checkpoint, None);
+        let none = serde_json::from_value::<ProgressReply>(none).unwrap();
+        assert_eq!((none.views[0].checkpoint, none.views[0].holder.as_deref()), (None, None));
+        assert!(!serde_json::to_string(&none).unwrap().contains("holder"), "no holder, no field");
         let bad = serde_json::json!({ "views": [{
             "name": "v", "version": 1, "active": false, "checkpoint": "nope",
             "processed": 0, "remaining": 0, "remaining_capped": false, "total": 0,

@@ -216,7 +216,8 @@ async fn list_slices(State(shared): State<Arc<Shared>>, _: NoParams) -> Response
     Json(shared.slices.describe()).into_response()
 }
 
-/// Every view's projector: checkpoint, events applied, events still to apply.
+/// Every view's projector: checkpoint, events applied, events still to apply, the instance
+/// projecting it.
 async fn progress(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Response, ApiError> {
     let mut views = Vec::new();
     for view in shared.views.values() {
@@ -230,6 +231,7 @@ async fn progress(State(shared): State<Arc<Shared>>, _: NoParams) -> Result<Resp
             remaining: remaining as u64,
             remaining_capped: remaining >= REMAINING_CAP,
             total: progress.processed + remaining as u64,
+            holder: progress.holder,
         });
     }
     Ok(Json(ProgressReply { views }).into_response())

@@ -10,6 +10,7 @@
 //! |---|---|---|---|
 //! | view data | `⟦view/<name>⟧ v <version, u32 BE> d <document key>` | the document (MessagePack map) | the view's document type, through [`ViewTx`](crate::ViewTx) |
 //! | view checkpoint | `⟦view/<name>⟧ v <version, u32 BE> c` | the last position seen (12 bytes), then events applied (u64 BE) | [`view::Checkpoint`] |
+//! | view projector lease | `⟦view/<name>⟧ v <version, u32 BE> l` | when the lease ends (the store's clock, µs, u64 BE), then the holding instance's id (UTF-8) | [`view::Lease`] |
 //! | view active version | `⟦view/<name>⟧ active` | the version readers use (u32 BE) | [`view::encode_version`], [`view::decode_version`] |
 //! | automation cursor | `⟦automation/<name>⟧ c` | the last triggering position enqueued (12 bytes) | [`queue::encode_cursor`], [`queue::decode_cursor`] |
 //! | automation jobs | `⟦automation/<name>⟧ q <position>` | a job: attempts, due times, lease, last error (MessagePack map) | [`queue::Job`] |
@@ -24,7 +25,8 @@
 //! position, and due entries sort by due time, then position. Every section of a view
 //! version lies under `v <version>`, so dropping a version clears one range. A range of
 //! keys sharing a prefix is scanned up to that prefix followed by `0xff` ([`end_of`]).
-//! Times are microseconds since the Unix epoch.
+//! Times are microseconds since the Unix epoch; a view's lease counts in the store's clock
+//! (`DynTx::clock_micros`), the same for every process on the store.
 //!
 //! These bytes are the format of existing data directories: the tests pin them (keys in
 //! this module's tests, queue and idempotency values in their submodules' tests). Stored
@@ -40,7 +42,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub(crate) use idempotency::IdempotencyKeys;
 pub(crate) use queue::QueueKeys;
 pub(crate) use snapshot::{SnapshotKeys, decode_snapshot, encode_snapshot};
-pub(crate) use view::{Checkpoint, ViewKeys, decode_version, document, encode_version};
+pub(crate) use view::{Checkpoint, Lease, ViewKeys, decode_version, document, encode_version};
 
 /// The end of the range scanned for the keys starting with `prefix`: `prefix 0xff`.
 pub(crate) fn end_of(prefix: &[u8]) -> Vec<u8> {

@@ -39,10 +39,11 @@ fn every_key_keeps_its_bytes() {
     let version: &[u8] = b"v\0\0\0\x03";
     let keys = ViewKeys::new(backend.as_ref(), "courses", 3);
     assert_eq!(
-        [keys.data.clone(), keys.checkpoint, keys.active, document(&keys.data, "c1"), keys.version_root],
+        [keys.data.clone(), keys.checkpoint, keys.lease, keys.active, document(&keys.data, "c1"), keys.version_root],
         [
             [view, version, b"d"].concat(),
             [view, version, b"c"].concat(),
+            [view, version, b"l"].concat(),
             [view, b"active"].concat(),
             [view, version, b"dc1"].concat(),
             [view, version].concat(),
@@ -109,6 +110,13 @@ fn every_value_keeps_its_bytes_and_round_trips() {
         "a checkpoint written before the count was kept"
     );
     assert_eq!(Checkpoint::decode(&POSITION[..11]), None, "a cut position is no checkpoint");
+
+    let lease = Lease { until_micros: DUE, holder: "4242-0a0b0c0d".into() };
+    let bytes = lease.encode();
+    assert_eq!(bytes, b"\x11\x22\x33\x44\x55\x66\x77\x884242-0a0b0c0d");
+    assert_eq!(Lease::decode(&bytes), Some(lease));
+    assert_eq!(Lease::decode(&bytes[..7]), None, "a cut time is no lease");
+    assert_eq!(Lease::decode(b"\0\0\0\0\0\0\0\x01\xff"), None, "a holder that is not UTF-8 is no lease");
 
     assert_eq!(encode_version(3), *b"\0\0\0\x03");
     assert_eq!(decode_version(&encode_version(u32::MAX)), Some(u32::MAX));

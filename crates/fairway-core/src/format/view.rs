@@ -1,5 +1,6 @@
-//! The stored format of views: the keys of a view version (documents, checkpoint, the
-//! active version) and the values of its checkpoint and of the active version.
+//! The stored format of views: the keys of a view version (documents, checkpoint, projector
+//! lease, the active version) and the values of its checkpoint, its lease and the active
+//! version.
 
 use fairway_dcb::{POSITION_LEN, Position};
 
@@ -14,6 +15,8 @@ pub(crate) struct ViewKeys {
     pub(crate) data: Vec<u8>,
     /// The version's checkpoint.
     pub(crate) checkpoint: Vec<u8>,
+    /// The lease of the instance projecting the version.
+    pub(crate) lease: Vec<u8>,
     /// Prefix of everything the version stores.
     pub(crate) version_root: Vec<u8>,
     /// The version readers use (shared by every version of the view).
@@ -29,6 +32,7 @@ impl ViewKeys {
         ViewKeys {
             data: [version_root.as_slice(), b"d"].concat(),
             checkpoint: [version_root.as_slice(), b"c"].concat(),
+            lease: [version_root.as_slice(), b"l"].concat(),
             active: [root.as_slice(), b"active"].concat(),
             version_root,
             versions,
@@ -74,6 +78,29 @@ impl Checkpoint {
         let position = Position::from_bytes(bytes.get(..POSITION_LEN)?)?;
         let processed = bytes.get(POSITION_LEN..).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
         Some(Checkpoint { position, processed })
+    }
+}
+
+/// The lease of the app instance projecting a view version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Lease {
+    /// When the lease ends: microseconds of the store's clock.
+    pub(crate) until_micros: u64,
+    /// The instance holding it.
+    pub(crate) holder: String,
+}
+
+impl Lease {
+    /// The stored value: the end (u64 BE), then the holder (UTF-8).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        [self.until_micros.to_be_bytes().as_slice(), self.holder.as_bytes()].concat()
+    }
+
+    /// The lease stored as `bytes`.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let until_micros = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let holder = String::from_utf8(bytes.get(8..)?.to_vec()).ok()?;
+        Some(Lease { until_micros, holder })
     }
 }
 

@@ -60,8 +60,10 @@ pub trait DynView: Send + Sync {
     fn name(&self) -> &'static str;
     /// Its version.
     fn version(&self) -> u32;
-    /// The projector, to spawn.
-    fn run(&self) -> BoxFuture<'static, Result<(), ViewError>>;
+    /// The projector of app instance `instance` (see [`ViewRuntime::run`]), to spawn.
+    fn run(&self, instance: String) -> BoxFuture<'static, Result<(), ViewError>>;
+    /// Gives up the projector lease `instance` holds, once its projector stopped.
+    fn release<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<bool, ViewError>>;
     /// Waits until the view reflects `position`.
     fn wait_for(&self, position: Position, timeout: Duration) -> BoxFuture<'_, Result<(), ViewError>>;
     /// One document as data.
@@ -90,8 +92,12 @@ impl<V: View> DynView for ViewRuntime<V> {
         V::VERSION
     }
 
-    fn run(&self) -> BoxFuture<'static, Result<(), ViewError>> {
-        self.clone().run().boxed()
+    fn run(&self, instance: String) -> BoxFuture<'static, Result<(), ViewError>> {
+        self.clone().run(instance).boxed()
+    }
+
+    fn release<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<bool, ViewError>> {
+        ViewRuntime::release(self, instance).boxed()
     }
 
     fn wait_for(&self, position: Position, timeout: Duration) -> BoxFuture<'_, Result<(), ViewError>> {

@@ -2,15 +2,25 @@
 //!
 //! A projector per view follows the log; each batch of events and the view's checkpoint
 //! commit in one transaction, after re-reading the checkpoint inside it, so an event is
-//! applied exactly once — also with several app instances running the same projector, and
-//! after a crash mid-batch. A new [`View::VERSION`] builds into a fresh keyspace from the
-//! start of the log while readers keep the previous version; once caught up it becomes the
-//! active version and the old data is dropped.
+//! applied exactly once — also after a crash mid-batch, and whichever instance applies it.
+//! A new [`View::VERSION`] builds into a fresh keyspace from the start of the log while
+//! readers keep the previous version; once caught up it becomes the active version and the
+//! old data is dropped. The active version only moves up.
+//!
+//! With several app instances on one store, what runs where:
+//! - every instance runs a projector per view, and one of them at a time projects a view
+//!   version: the holder of the version's lease (module `lease`), taken over within
+//!   seconds when its holder dies, released when it stops gracefully;
+//! - every instance serves reads and `wait_for`;
+//! - an instance whose version is older than the active one neither projects nor serves
+//!   the view: its readers fail with [`ViewError::Superseded`].
 //!
 //! - [`ViewTx`] (module `tx`): typed access to the documents inside a transaction;
-//! - [`ViewRuntime`] (module `runtime`): the projector, its catch-up and activation, and
-//!   the readers.
+//! - [`ViewRuntime`] (module `runtime`): batches, catch-up and activation, and the readers;
+//!   module `projector`: its run loop under the lease.
 
+mod lease;
+mod projector;
 mod runtime;
 mod tx;
 
@@ -71,6 +81,31 @@ pub enum ViewError {
     /// A transaction body failed with an error of its own.
     #[error("{0}")]
     Body(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A newer version of the view is active: this version's data is gone and this
+    /// instance neither projects nor reads it (an old instance during a rolling deploy).
+    #[error(
+        "view {view} version {version} is superseded by version {active}, now active: this instance runs the \
+         older version and cannot serve it; upgrade it, or read from an instance running version {active}"
+    )]
+    Superseded {
+        /// The view.
+        view: &'static str,
+        /// This instance's version.
+        version: u32,
+        /// The active version.
+        active: u32,
+    },
+    /// This instance's projector no longer holds the lease of the view version: another
+    /// instance projects it (the projector stands by; nothing was written).
+    #[error("view {view} version {version}: the projector lease is held by {holder:?}, not this instance")]
+    LeaseLost {
+        /// The view.
+        view: &'static str,
+        /// The version.
+        version: u32,
+        /// The instance holding the lease now, if any.
+        holder: Option<String>,
+    },
     /// Waiting for a position timed out.
     #[error("view {view} did not reach position {position} within {timeout:?}")]
     Timeout {
@@ -102,7 +137,7 @@ impl From<fairway_dcb::StorageError> for ViewError {
 }
 
 /// Progress of a projector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     /// The last position applied (or skipped as not matching), if any.
     pub checkpoint: Option<Position>,
@@ -110,4 +145,6 @@ pub struct Progress {
     pub processed: u64,
     /// Whether this version is the one readers use.
     pub active: bool,
+    /// The app instance projecting this version (holding its unexpired lease), if any.
+    pub holder: Option<String>,
 }

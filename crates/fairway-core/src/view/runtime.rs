@@ -1,31 +1,32 @@
-//! [`ViewRuntime`]: a view bound to a store. Its projector catches up with the log in
-//! batches, each applied with its checkpoint in one transaction, activates its version once
-//! caught up (dropping the previous version's data), then follows the log; its readers read
-//! the active version.
+//! [`ViewRuntime`]: a view bound to a store. It applies batches of events, each with its
+//! checkpoint in one transaction, catches up with the log and activates its version once
+//! there (dropping the previous version's data; the active version only moves up); its
+//! readers read the active version. The projector that runs it under a lease is in module
+//! `projector`.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fairway_dcb::{Position, ReadOptions};
-use futures::{StreamExt, TryStreamExt};
-use tracing::{Instrument, debug, info, info_span};
+use futures::TryStreamExt;
+use tracing::info;
 
-use super::{Progress, View, ViewError, ViewTx};
+use super::{Progress, View, ViewError, ViewTx, lease};
 use crate::backend::{Backend, DynTx, TxFailure};
 use crate::event::{Recorded, UndecodableEvent};
 use crate::format::{Checkpoint, ViewKeys, decode_version, encode_version, end_of};
 
 /// Events applied per transaction, at most.
-const BATCH: usize = 1024;
+pub(super) const BATCH: usize = 1024;
 
 /// Pages between two progress lines in the log while rebuilding.
 const PROGRESS_LOG_PAGES: usize = 40;
 
 /// A view bound to a store: its projector and its readers.
 pub struct ViewRuntime<V: View> {
-    view: Arc<V>,
-    backend: Arc<dyn Backend>,
+    pub(super) view: Arc<V>,
+    pub(super) backend: Arc<dyn Backend>,
     keys: ViewKeys,
 }
 
@@ -52,32 +53,42 @@ impl<V: View> ViewRuntime<V> {
         ViewRuntime { view: Arc::new(view), backend, keys }
     }
 
-    /// Reads the checkpoint and whether this version is active.
+    pub(super) fn keys(&self) -> &ViewKeys {
+        &self.keys
+    }
+
+    /// Reads the checkpoint, whether this version is active and which instance projects it.
     pub async fn progress(&self) -> Result<Progress, ViewError> {
         let keys = &self.keys;
-        let ((checkpoint, processed), active) = self
+        let ((checkpoint, processed), active, holder) = self
             .backend
             .transact(move |tx| async move {
-                Ok((read_checkpoint(tx.as_ref(), keys).await?, read_active(tx.as_ref(), keys).await?))
+                let tx = tx.as_ref();
+                Ok((read_checkpoint(tx, keys).await?, read_active(tx, keys).await?, lease::holder(tx, keys).await?))
             })
             .await?;
-        Ok(Progress { checkpoint, processed, active: active == Some(V::VERSION) })
+        Ok(Progress { checkpoint, processed, active: active == Some(V::VERSION), holder })
     }
 
     /// Applies one batch (skipping events at or before the stored checkpoint) and moves the
     /// checkpoint to its last event, or to `through` when that is later (a head the batch
-    /// was read up to), atomically. Returns how many events were applied.
-    async fn apply_batch(
+    /// was read up to), atomically; activates this version when `caught_up`. Writes nothing
+    /// when a newer version is active ([`ViewError::Superseded`]) or, for a `holder`, when
+    /// it lost the lease ([`ViewError::LeaseLost`]); renews the holder's lease otherwise.
+    /// Returns how many events were applied.
+    pub(super) async fn apply_batch(
         &self,
         events: Vec<Recorded>,
         through: Option<Position>,
         caught_up: bool,
+        holder: Option<&str>,
     ) -> Result<usize, ViewError> {
         let events = &Arc::new(events);
         let data: &Arc<[u8]> = &self.keys.data.as_slice().into();
         let applied = self
             .backend
             .transact(move |tx| async move {
+                lease::hold(tx.as_ref(), &self.keys, V::NAME, V::VERSION, holder).await.map_err(body_error)?;
                 let (stored, processed) = read_checkpoint(tx.as_ref(), &self.keys).await?;
                 let mut count = 0;
                 for (index, event) in events.iter().enumerate().filter(|(_, e)| stored.is_none_or(|s| e.position() > s))
@@ -111,8 +122,14 @@ impl<V: View> ViewRuntime<V> {
 
     /// Applies every event of the log not yet applied, up to the head taken when it
     /// starts, in batches read from one stream, and activates this version once there.
-    /// Returns the events applied and the checkpoint (that head).
+    /// Returns the events applied and the checkpoint (that head). It runs without a lease
+    /// (a one-off fold, e.g. in tests); [`ViewRuntime::run`] is the projector.
     pub async fn catch_up(&self) -> Result<(usize, Option<Position>), ViewError> {
+        self.catch_up_as(None).await
+    }
+
+    /// [`ViewRuntime::catch_up`], each batch checking and renewing the lease of `holder`.
+    pub(super) async fn catch_up_as(&self, holder: Option<&str>) -> Result<(usize, Option<Position>), ViewError> {
         let start = self.progress().await?;
         info!(view = V::NAME, version = V::VERSION, checkpoint = ?start.checkpoint, active = start.active, "catching up");
         let from = start.checkpoint.map_or(Position::ZERO, Position::next);
@@ -124,7 +141,7 @@ impl<V: View> ViewRuntime<V> {
         let mut checkpoint = start.checkpoint;
         while let Some(batch) = batches.try_next().await.map_err(|e| ViewError::Store(e.1))? {
             checkpoint = batch.last().map(Recorded::position).or(checkpoint);
-            processed += self.apply_batch(batch, None, false).await?;
+            processed += self.apply_batch(batch, None, false, holder).await?;
             batch_count += 1;
             if batch_count.is_multiple_of(PROGRESS_LOG_PAGES) {
                 info!(view = V::NAME, version = V::VERSION, processed, checkpoint = ?checkpoint, "rebuilding");
@@ -132,33 +149,9 @@ impl<V: View> ViewRuntime<V> {
         }
         // Nothing else matches up to the head: the checkpoint moves there and the version
         // becomes active.
-        processed += self.apply_batch(Vec::new(), head, true).await?;
+        processed += self.apply_batch(Vec::new(), head, true, holder).await?;
         info!(view = V::NAME, version = V::VERSION, processed, "caught up");
         Ok((processed, head))
-    }
-
-    /// Catches up, then follows the log forever, applying batches; returns only on error.
-    /// Run it as a task.
-    pub async fn run(self) -> Result<(), ViewError> {
-        let span = info_span!("projector", slice = V::NAME, version = V::VERSION);
-        async move {
-            let (mut processed, checkpoint) = self.catch_up().await?;
-            let mut live = self
-                .backend
-                .events()
-                .subscribe(self.view.query(), checkpoint)
-                .map_ok(Recorded::new)
-                .ready_chunks(BATCH);
-            while let Some(chunk) = live.next().await {
-                let events: Vec<Recorded> = chunk.into_iter().collect::<Result<_, _>>()?;
-                let (first, last) = (events.first().map(Recorded::position), events.last().map(Recorded::position));
-                processed += self.apply_batch(events, None, false).await?;
-                debug!(processed, ?first, ?last, "applied live events");
-            }
-            Ok(())
-        }
-        .instrument(span)
-        .await
     }
 
     /// Events the view's query matches after its checkpoint, counted up to `cap`.
@@ -173,23 +166,13 @@ impl<V: View> ViewRuntime<V> {
         Ok(count)
     }
 
-    /// Waits until the view reflects every event up to `position` (read-your-writes).
+    /// Waits until the view reflects every event up to `position` (read-your-writes). Fails
+    /// with [`ViewError::Superseded`] when a newer version is active, and with
+    /// [`ViewError::Timeout`] after `timeout`.
     pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<(), ViewError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let checkpoint = self.progress().await?.checkpoint;
-            if checkpoint.is_some_and(|c| c >= position) {
-                return Ok(());
-            }
-            // Nothing the view reads lies between its checkpoint and `position`?
-            let from = checkpoint.map_or(Position::ZERO, Position::next);
-            let next = self
-                .backend
-                .events()
-                .read(self.view.query(), ReadOptions::forwards().from(from).limit(1))
-                .try_next()
-                .await?;
-            if next.is_none_or(|e| e.position > position) {
+            if self.reflects(position).await? {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -199,8 +182,36 @@ impl<V: View> ViewRuntime<V> {
         }
     }
 
+    /// Whether the view reflects every event up to `position`: its checkpoint is there, or
+    /// nothing the view reads lies between its checkpoint and `position`.
+    async fn reflects(&self, position: Position) -> Result<bool, ViewError> {
+        let keys = &self.keys;
+        let (checkpoint, active) = self
+            .backend
+            .transact(move |tx| async move {
+                Ok((read_checkpoint(tx.as_ref(), keys).await?.0, read_active(tx.as_ref(), keys).await?))
+            })
+            .await?;
+        if let Some(active) = active.filter(|active| *active > V::VERSION) {
+            return Err(self.superseded(active));
+        }
+        if checkpoint.is_some_and(|c| c >= position) {
+            return Ok(true);
+        }
+        let from = checkpoint.map_or(Position::ZERO, Position::next);
+        let next = self
+            .backend
+            .events()
+            .read(self.view.query(), ReadOptions::forwards().from(from).limit(1))
+            .try_next()
+            .await?;
+        Ok(next.is_none_or(|e| e.position > position))
+    }
+
     /// Reads documents of the active version (this one once active, else the previous one)
-    /// through `read`, in one snapshot-consistent transaction.
+    /// through `read`, in one snapshot-consistent transaction. Fails with
+    /// [`ViewError::Superseded`] when a newer version is active: its documents have another
+    /// shape.
     pub async fn read<'b, R, F, Fut>(&'b self, read: F) -> Result<R, ViewError>
     where
         R: Send + 'static,
@@ -212,15 +223,18 @@ impl<V: View> ViewRuntime<V> {
             .backend
             .transact(move |tx| async move {
                 let data = match read_active(tx.as_ref(), &self.keys).await? {
-                    Some(version) if version != V::VERSION => {
-                        ViewKeys::new(self.backend.as_ref(), V::NAME, version).data
-                    }
+                    Some(active) if active > V::VERSION => return Err(body_error(self.superseded(active))),
+                    Some(active) if active < V::VERSION => ViewKeys::new(self.backend.as_ref(), V::NAME, active).data,
                     _ => self.keys.data.clone(),
                 };
                 read(ViewTx::reading(tx, data.as_slice().into())).await.map_err(body_error)
             })
             .await?;
         Ok(value)
+    }
+
+    pub(super) fn superseded(&self, active: u32) -> ViewError {
+        ViewError::Superseded { view: V::NAME, version: V::VERSION, active }
     }
 }
 
@@ -235,7 +249,8 @@ pub(crate) async fn read_active(tx: &dyn DynTx, keys: &ViewKeys) -> Result<Optio
     Ok(tx.get(&keys.active).await?.as_deref().and_then(decode_version))
 }
 
-/// Makes this version the active one and drops the data of the previous active version.
+/// Makes this version the active one and drops the data of the previous active version, an
+/// older one (the caller checked that no newer version is active).
 async fn activate(
     tx: &dyn DynTx,
     backend: &dyn Backend,
@@ -244,7 +259,7 @@ async fn activate(
     version: u32,
 ) -> Result<(), TxFailure> {
     let active = read_active(tx, keys).await?;
-    if active == Some(version) {
+    if active.is_some_and(|active| active >= version) {
         return Ok(());
     }
     if let Some(old) = active {
