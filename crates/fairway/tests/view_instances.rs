@@ -3,8 +3,9 @@
 //! version, under a lease in the store; a holder that stops or is killed is taken over
 //! within seconds; whoever projected, the view equals the fold of the log; an instance of
 //! an older version neither re-activates it nor wipes the newer one, and its reads fail
-//! (503 over HTTP) naming both versions. Under `FAIRWAY_TEST_ENGINE=fdb` the store is a
-//! fresh namespace of the cluster `FAIRWAY_FDB_CLUSTER_FILE` names, else an embedded store.
+//! (503 over HTTP) naming both versions; `wait_for` sleeps on a watch of the checkpoint
+//! instead of polling. Under `FAIRWAY_TEST_ENGINE=fdb` the store is a fresh namespace of
+//! the cluster `FAIRWAY_FDB_CLUSTER_FILE` names, else an embedded store.
 
 mod common;
 mod support;
@@ -429,6 +430,29 @@ async fn an_old_instance_neither_reactivates_its_version_nor_wipes_the_newer_one
     assert!(!old.is_finished(), "the old projector stood down without failing");
     old.abort();
     new.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_sleeps_until_the_checkpoint_passes_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::open(dir.path(), &fresh_namespace());
+    let head = race_writers(&shared.store, "race", 2, 3).await;
+    let waiting = Seats::new("reader");
+    let looks = waiting.queries.clone();
+    let reader = ViewRuntime::new(waiting, shared.store.clone());
+    let waiter = tokio::spawn(async move { reader.wait_for(head, Duration::from_secs(120)).await });
+
+    // Nothing is written meanwhile: the waiter looked once and sleeps (polling every 5 ms
+    // would have looked about 100 times).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiter.is_finished(), "no projector runs yet");
+    assert!(looks.load(Ordering::SeqCst) <= 2, "the waiter looked {} times", looks.load(Ordering::SeqCst));
+
+    let projector = ViewRuntime::new(Seats::new("a"), shared.store.clone());
+    let running = tokio::spawn(projector.run("a"));
+    let waited = tokio::time::timeout(WAIT, waiter).await.expect("the waiter wakes long before its own timeout");
+    waited.unwrap().expect("the view reached the position");
+    running.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

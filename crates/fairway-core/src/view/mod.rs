@@ -11,7 +11,8 @@
 //! - every instance runs a projector per view, and one of them at a time projects a view
 //!   version: the holder of the version's lease (module `lease`), taken over within
 //!   seconds when its holder dies, released when it stops gracefully;
-//! - every instance serves reads and `wait_for`;
+//! - every instance serves reads and `wait_for` (which watches the checkpoint, whoever
+//!   moves it);
 //! - an instance whose version is older than the active one neither projects nor serves
 //!   the view: its readers fail with [`ViewError::Superseded`].
 //!

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fairway_dcb::{Position, ReadOptions};
-use futures::TryStreamExt;
-use tracing::info;
+use futures::{TryFutureExt, TryStreamExt};
+use tracing::{debug, info};
 
 use super::{Progress, View, ViewError, ViewTx, lease};
 use crate::backend::{Backend, DynTx, TxFailure};
@@ -19,6 +19,9 @@ use crate::format::{Checkpoint, ViewKeys, decode_version, encode_version, end_of
 
 /// Events applied per transaction, at most.
 pub(super) const BATCH: usize = 1024;
+
+/// How long `wait_for` pauses before looking again when its watch failed.
+const WATCH_FAILED_PAUSE: Duration = Duration::from_millis(50);
 
 /// Pages between two progress lines in the log while rebuilding.
 const PROGRESS_LOG_PAGES: usize = 40;
@@ -166,19 +169,30 @@ impl<V: View> ViewRuntime<V> {
         Ok(count)
     }
 
-    /// Waits until the view reflects every event up to `position` (read-your-writes). Fails
-    /// with [`ViewError::Superseded`] when a newer version is active, and with
+    /// Waits until the view reflects every event up to `position` (read-your-writes): checks,
+    /// then sleeps until the checkpoint (or the active version) changes, on a watch armed
+    /// before each check, whichever instance projects (a watch that fails wakes it after
+    /// 50 ms). Fails with [`ViewError::Superseded`] when a newer version is active, and with
     /// [`ViewError::Timeout`] after `timeout`.
     pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<(), ViewError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            let armed = self.backend.watch_any(vec![self.keys.checkpoint.clone(), self.keys.active.clone()]).await;
             if self.reflects(position).await? {
                 return Ok(());
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ViewError::Timeout { view: V::NAME, position, timeout });
+            let changed = async {
+                if let Err(err) = futures::future::ready(armed).and_then(|watch| watch).await {
+                    debug!(view = V::NAME, %err, "watch on the checkpoint failed; looking again shortly");
+                    tokio::time::sleep(WATCH_FAILED_PAUSE).await;
+                }
+            };
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(ViewError::Timeout { view: V::NAME, position, timeout });
+                }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
