@@ -31,6 +31,12 @@ pub trait StoreFactory: Send + Sync {
     /// Opens the store of `namespace` (created empty if new).
     fn open(&self, namespace: &str) -> impl Future<Output = Self::Store> + Send;
 
+    /// Called when a case has passed: e.g. clears the namespaces it opened on a shared
+    /// cluster. Nothing by default.
+    fn finish(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Opens a store on a namespace no other case uses.
     fn fresh(&self) -> impl Future<Output = Self::Store> + Send {
         async move {
@@ -621,6 +627,7 @@ macro_rules! conformance_tests {
             async fn $case() {
                 if let Some(factory) = $make().await {
                     $crate::conformance::$case(&factory).await;
+                    $crate::conformance::StoreFactory::finish(&factory).await;
                 }
             }
         )*

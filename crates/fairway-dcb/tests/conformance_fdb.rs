@@ -7,29 +7,41 @@
 
 #[cfg(feature = "fdb")]
 mod on_foundationdb {
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
-    use fairway_dcb::DcbStore;
     use fairway_dcb::conformance::StoreFactory;
     use fairway_dcb::kv::RetryPolicy;
     use fairway_dcb::kv::fdb::FdbEngine;
+    use fairway_dcb::{DcbStore, EventStore};
 
     struct Fdb {
         engine: Arc<FdbEngine>,
+        /// The namespaces the case opened, cleared when it passes.
+        opened: Mutex<Vec<String>>,
     }
 
     impl StoreFactory for Fdb {
         type Store = DcbStore<FdbEngine>;
 
         async fn open(&self, namespace: &str) -> DcbStore<FdbEngine> {
+            self.opened.lock().expect("namespaces").push(namespace.to_owned());
             DcbStore::new(self.engine.clone(), namespace).expect("valid namespace")
+        }
+
+        async fn finish(&self) {
+            let opened = std::mem::take(&mut *self.opened.lock().expect("namespaces"));
+            for namespace in opened {
+                let store = DcbStore::new(self.engine.clone(), &namespace).expect("valid namespace");
+                store.clear_namespace().await.expect("the case's namespace is cleared");
+                assert_eq!(store.head().await.expect("head"), None, "{namespace} is empty once cleared");
+            }
         }
     }
 
     async fn foundationdb() -> Option<Fdb> {
         let cluster_file = fairway_dcb::conformance::fdb_cluster_file("the conformance suite")?;
         let engine = FdbEngine::open(Some(&cluster_file), RetryPolicy::default()).expect("cluster reachable");
-        Some(Fdb { engine: Arc::new(engine) })
+        Some(Fdb { engine: Arc::new(engine), opened: Mutex::default() })
     }
 
     fairway_dcb::conformance_tests!(foundationdb);

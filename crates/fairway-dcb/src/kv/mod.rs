@@ -12,6 +12,8 @@
 //! - [`KvEngine::watch_any`] to wait for one of some keys to change.
 
 pub mod embedded;
+#[doc(hidden)]
+pub mod faults;
 #[cfg(feature = "fdb")]
 pub mod fdb;
 pub mod interleave;

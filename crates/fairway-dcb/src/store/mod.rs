@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::event_store::{Appended, EventStore, EventStream};
-use crate::kv::KvEngine;
+use crate::kv::{KvEngine, KvTransaction};
 use crate::layout::Layout;
 use crate::model::{AppendCondition, Position, Query, RawEvent, ReadOptions};
 pub use append::{append_bytes, check_event};
@@ -60,6 +60,22 @@ impl<E: KvEngine> DcbStore<E> {
     /// The namespace.
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
+    }
+
+    /// Removes every key of the namespace, in one transaction: its events, their indexes
+    /// and everything kept under its user prefixes. The store is empty afterwards (e.g. a
+    /// test's namespace on a shared cluster, cleared when the test ends).
+    pub async fn clear_namespace(&self) -> Result<()> {
+        let begin = self.layout().prefix().to_vec();
+        let mut end = begin.clone();
+        end.push(0xff);
+        self.engine()
+            .transact(|tx| {
+                tx.clear_range(&begin, &end);
+                async { Ok::<_, crate::Error>(()) }
+            })
+            .await?;
+        Ok(())
     }
 }
 

@@ -37,6 +37,7 @@ use redb::{ReadableDatabase, TableDefinition};
 use tokio::sync::watch;
 
 use crate::error::{StorageError, human_bytes};
+use crate::kv::faults::{Faults, InjectFaults};
 use crate::kv::{Committed, KvEngine, RetryPolicy, TxError, Watch};
 use committer::{CommitRequest, Committer};
 pub use space::{DEFAULT_RESERVE, RESERVE_FILE, bytes_on_disk};
@@ -188,6 +189,8 @@ pub struct EmbeddedEngine {
     committer: Mutex<Option<JoinHandle<()>>>,
     retry: RetryPolicy,
     dir: PathBuf,
+    /// Commit faults planned by tests.
+    faults: Faults,
 }
 
 impl EmbeddedEngine {
@@ -318,6 +321,7 @@ impl EmbeddedEngine {
             committer: Mutex::new(Some(handle)),
             retry: options.retry,
             dir: dir.to_path_buf(),
+            faults: Faults::default(),
         })
     }
 
@@ -385,6 +389,12 @@ impl EmbeddedEngine {
         let sender = self.submit.lock().expect("submit lock").clone().ok_or(StorageError::Closed)?;
         sender.send(request).map_err(|_| StorageError::Closed)?;
         reply.await.map_err(|_| StorageError::Closed)?.map(Some)
+    }
+}
+
+impl InjectFaults for EmbeddedEngine {
+    fn faults(&self) -> &Faults {
+        &self.faults
     }
 }
 
@@ -479,14 +489,24 @@ impl KvEngine for EmbeddedEngine {
             attempt += 1;
             let tx = self.begin()?;
             let outcome: Result<T, E> = match body(tx.clone()).await {
-                Ok(value) => match self.commit(&tx).await {
-                    // Only a commit that wrote can be of unknown result, as on FoundationDB.
-                    Ok(Some(_)) if self.reports_unknown_result() => Err(E::from(StorageError::Retryable(
-                        "commit result unknown (injected: the commit landed)".into(),
-                    ))),
-                    Ok(versionstamp) => return Ok(Committed { value, versionstamp }),
-                    Err(err) => Err(E::from(err)),
-                },
+                Ok(value) => {
+                    // Only a commit that writes is faulted, as on FoundationDB.
+                    let fault = if tx.writes() { self.faults.next_commit() } else { None };
+                    match fault {
+                        Some(fault) if !fault.landed => Err(E::from(StorageError::Retryable(format!(
+                            "injected foundationdb error {} instead of the commit",
+                            fault.code
+                        )))),
+                        _ => match self.commit(&tx).await {
+                            // Only a commit that wrote can be of unknown result, as on FoundationDB.
+                            Ok(Some(_)) if fault.is_some() || self.reports_unknown_result() => Err(E::from(
+                                StorageError::Retryable("commit result unknown (injected: the commit landed)".into()),
+                            )),
+                            Ok(versionstamp) => return Ok(Committed { value, versionstamp }),
+                            Err(err) => Err(E::from(err)),
+                        },
+                    }
+                }
                 Err(err) => Err(err),
             };
             let err = outcome.err().expect("successful attempts returned above");
@@ -502,7 +522,7 @@ impl KvEngine for EmbeddedEngine {
     }
 
     fn commit_result_may_be_unknown(&self) -> bool {
-        self.shared.unknown_result_ppm > 0
+        self.shared.unknown_result_ppm > 0 || self.faults.may_land()
     }
 
     fn health(&self) -> Result<(), StorageError> {

@@ -69,6 +69,12 @@ impl EmbeddedTx {
     }
 
     /// The request to send to the committer, or `None` for a read-only transaction.
+    /// Whether the transaction has writes to commit.
+    pub(super) fn writes(&self) -> bool {
+        let state = self.state();
+        !state.committed && !state.mutations.is_empty()
+    }
+
     pub(super) fn take_commit_request(&self) -> Option<(CommitRequest, oneshot::Receiver<CommitReply>)> {
         let mut state = self.state();
         if state.committed || state.mutations.is_empty() {

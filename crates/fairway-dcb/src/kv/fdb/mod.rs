@@ -7,10 +7,16 @@
 //!   error goes through `on_error` (FoundationDB's own backoff and its verdict on whether
 //!   the error is retryable), bounded by the engine's [`RetryPolicy`]; every attempt then
 //!   runs on a new transaction with its own 5 s timeout (a timeout set on a transaction
-//!   survives `on_error`, so reusing it would give all attempts one 5 s together);
+//!   survives `on_error`, so reusing it would give all attempts one 5 s together). An
+//!   attempt that timed out (1031, which `on_error` does not retry) runs again on a new
+//!   transaction, at most [`MAX_TIMED_OUT_ATTEMPTS`] times: the client reports timeouts under
+//!   fault injection long before 5 s, and a timeout at commit may hide a landed commit, which
+//!   appends recognise by their commit marker as after `commit_unknown_result`;
+//! - commit faults planned by tests ([`crate::kv::faults`]), reported through that same path;
 //! - versionstamped keys/values with the API ≥ 520 format (4-byte little-endian offset
 //!   appended to the parameter) and `get_versionstamp` read after commit;
-//! - watches for [`KvEngine::watch_any`].
+//! - watches for [`KvEngine::watch_any`]: arming retries through `on_error`, and a watch
+//!   that fails wakes its waiter after a pause (a spurious wake-up that cannot spin).
 //!
 //! Limits to keep in mind (enforced above this layer by the DCB limits): 10 MB per
 //! transaction, 100 kB per value, 5 s per transaction — long reads page across transactions.
@@ -22,9 +28,14 @@ use std::sync::{Arc, Once};
 use foundationdb::options::{MutationType, StreamingMode, TransactionOption};
 use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
 use futures::FutureExt;
+use tracing::{debug, error, warn};
+
+use crate::kv::faults::{CommitFault, Faults, InjectFaults};
 
 use crate::error::StorageError;
-use crate::kv::{Committed, KvEngine, KvTransaction, RangeScan, RetryPolicy, TxError, Versionstamp, Watch};
+use crate::kv::{
+    Committed, KvEngine, KvTransaction, RangeScan, RetryPolicy, TxError, VERSIONSTAMP_LEN, Versionstamp, Watch,
+};
 
 /// Milliseconds after which a single transaction attempt is cancelled.
 const TRANSACTION_TIMEOUT_MS: i32 = 5_000;
@@ -51,8 +62,8 @@ pub struct FdbEngine {
     db: Arc<Database>,
     probe: probe::Probe,
     retry: RetryPolicy,
-    /// Commits reported as of unknown result after they landed, per million (a test hook).
-    unknown_result_ppm: std::sync::atomic::AtomicU64,
+    /// Commit faults planned by tests.
+    faults: Faults,
 }
 
 impl FdbEngine {
@@ -61,20 +72,14 @@ impl FdbEngine {
         boot_network();
         let db = Arc::new(Database::new(cluster_file).map_err(storage)?);
         let probe = probe::Probe::start(Arc::downgrade(&db));
-        Ok(FdbEngine { db, probe, retry, unknown_result_ppm: Default::default() })
+        Ok(FdbEngine { db, probe, retry, faults: Faults::default() })
     }
 
     /// Test hook: the probability in `[0, 1]` that a commit that landed is reported as
     /// `commit_unknown_result` (1021) and its transaction run again through `on_error`, as
     /// the cluster may do under load or failover. Keep at 0 outside tests.
     pub fn set_unknown_result_rate(&self, rate: f64) {
-        let ppm = (rate.clamp(0.0, 1.0) * 1e6) as u64;
-        self.unknown_result_ppm.store(ppm, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn reports_unknown_result(&self) -> bool {
-        let ppm = self.unknown_result_ppm.load(std::sync::atomic::Ordering::Relaxed);
-        ppm > 0 && rand::random_range(0..1_000_000) < ppm
+        self.faults.at_rate(rate, CommitFault::unknown_after_landing());
     }
 
     /// Removes every key starting with `prefix` (e.g. a test namespace).
@@ -94,13 +99,76 @@ impl FdbEngine {
         trx.set_option(TransactionOption::Timeout(TRANSACTION_TIMEOUT_MS)).map_err(storage)?;
         Ok(trx)
     }
+
+    /// Commits an attempt whose body succeeded: its versionstamp if it wrote one, or the
+    /// transaction (reset) and the error code its commit failed with.
+    async fn commit(&self, trx: Transaction, marks: Marks) -> Result<Option<Versionstamp>, (Transaction, i32)> {
+        let fault = if marks.wrote { self.faults.next_commit() } else { None };
+        if let Some(fault) = fault.filter(|fault| !fault.landed) {
+            debug!(code = fault.code, "injected commit fault: the commit does not land");
+            return Err((trx, fault.code));
+        }
+        let stamp = marks.stamped.then(|| trx.get_versionstamp());
+        let landed = match trx.commit().await {
+            Ok(landed) => landed,
+            Err(failed) => {
+                let code = failed.code();
+                return Err((failed.reset(), code));
+            }
+        };
+        if let Some(fault) = fault {
+            debug!(code = fault.code, "injected commit fault after the commit landed");
+            return Err((landed.reset(), fault.code));
+        }
+        let Some(stamp) = stamp else { return Ok(None) };
+        let bytes = match stamp.await {
+            Ok(bytes) => bytes,
+            Err(err) => return Err((landed.reset(), err.code())),
+        };
+        match <[u8; VERSIONSTAMP_LEN]>::try_from(&bytes[..]) {
+            Ok(array) => Ok(Some(Versionstamp(array))),
+            Err(_) => {
+                error!(len = bytes.len(), "a versionstamp of the wrong length");
+                Err((landed.reset(), INTERNAL_ERROR))
+            }
+        }
+    }
+}
+
+/// What a body did with its transaction, as far as the commit cares.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    /// It made versionstamped writes: the commit's stamp is read.
+    stamped: bool,
+    /// It wrote something (a commit without writes is never faulted).
+    wrote: bool,
 }
 
 /// A FoundationDB transaction attempt.
 #[derive(Clone)]
 pub struct FdbTx {
     trx: Arc<Transaction>,
-    stamped: Arc<std::sync::atomic::AtomicBool>,
+    marks: Arc<std::sync::Mutex<Marks>>,
+}
+
+impl FdbTx {
+    fn new(trx: Transaction) -> Self {
+        FdbTx { trx: Arc::new(trx), marks: Default::default() }
+    }
+
+    fn mark(&self, stamped: bool) {
+        let mut marks = self.marks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        marks.wrote = true;
+        marks.stamped |= stamped;
+    }
+
+    /// The transaction back from the body, with what the body did.
+    fn into_parts(self) -> Result<(Transaction, Marks), StorageError> {
+        let marks = *self.marks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let trx = Arc::try_unwrap(self.trx)
+            .map_err(|_| StorageError::Engine("a transaction handle outlived its body".into()))?;
+        Ok((trx, marks))
+    }
 }
 
 fn with_offset(mut bytes: Vec<u8>, offset: usize) -> Vec<u8> {
@@ -143,28 +211,32 @@ impl KvTransaction for FdbTx {
     }
 
     fn set(&self, key: &[u8], value: &[u8]) {
+        self.mark(false);
         self.trx.set(key, value);
     }
 
     fn clear(&self, key: &[u8]) {
+        self.mark(false);
         self.trx.clear(key);
     }
 
     fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        self.mark(false);
         self.trx.clear_range(begin, end);
     }
 
     fn atomic_add(&self, key: &[u8], delta: i64) {
+        self.mark(false);
         self.trx.atomic_op(key, &delta.to_le_bytes(), MutationType::Add);
     }
 
     fn set_versionstamped_key(&self, key: Vec<u8>, offset: usize, value: &[u8]) {
-        self.stamped.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.mark(true);
         self.trx.atomic_op(&with_offset(key, offset), value, MutationType::SetVersionstampedKey);
     }
 
     fn set_versionstamped_value(&self, key: &[u8], value: Vec<u8>, offset: usize) {
-        self.stamped.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.mark(true);
         self.trx.atomic_op(key, &with_offset(value, offset), MutationType::SetVersionstampedValue);
     }
 
@@ -174,8 +246,16 @@ impl KvTransaction for FdbTx {
     }
 }
 
-/// FoundationDB's `commit_unknown_result`: the commit may or may not have landed.
-const COMMIT_UNKNOWN_RESULT: i32 = 1021;
+/// FoundationDB's `transaction_timed_out`: the attempt ran out of its time (or the client
+/// says so under fault injection). Not retryable for `on_error`; the engine retries it on a
+/// new transaction, a few times at most.
+const TRANSACTION_TIMED_OUT: i32 = 1031;
+/// FoundationDB's `internal_error`, reported for a malformed answer of the client library.
+const INTERNAL_ERROR: i32 = 4100;
+/// How long a failed watch waits before waking its waiter.
+const WATCH_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+/// Timed-out attempts of one transaction run again before it fails with the timeout.
+pub const MAX_TIMED_OUT_ATTEMPTS: u32 = 8;
 
 impl KvEngine for FdbEngine {
     type Tx = FdbTx;
@@ -195,82 +275,80 @@ impl KvEngine for FdbEngine {
         F: FnMut(Self::Tx) -> Fut + Send,
         Fut: std::future::Future<Output = Result<T, E>> + Send,
     {
-        let mut trx = self.new_transaction()?;
         let mut attempt = 0u32;
+        let mut timed_out = 0u32;
         loop {
             attempt += 1;
-            let tx = FdbTx { trx: Arc::new(trx), stamped: Default::default() };
+            let tx = FdbTx::new(self.new_transaction()?);
             let outcome = body(tx.clone()).await;
-            let stamped = tx.stamped.load(std::sync::atomic::Ordering::Relaxed);
-            let FdbTx { trx: shared, .. } = tx;
-            let owned = Arc::try_unwrap(shared)
-                .map_err(|_| E::from(StorageError::Engine("a transaction handle outlived its body".into())))?;
-            let failure = match outcome {
-                Ok(value) => {
-                    let stamp = stamped.then(|| owned.get_versionstamp());
-                    match owned.commit().await {
-                        // A read-only commit (committed version -1) is never of unknown result.
-                        Ok(landed)
-                            if landed.committed_version().is_ok_and(|version| version >= 0)
-                                && self.reports_unknown_result()
-                                && attempt < self.retry.max_attempts =>
-                        {
-                            let unknown = FdbError::from_code(COMMIT_UNKNOWN_RESULT);
-                            landed.reset().on_error(unknown).await.map_err(storage)?;
-                            trx = self.new_transaction()?;
-                            continue;
-                        }
-                        Ok(_) => {
-                            let versionstamp = match stamp {
-                                Some(stamp) => {
-                                    let bytes = stamp.await.map_err(storage)?;
-                                    let array: [u8; 10] = bytes[..]
-                                        .try_into()
-                                        .map_err(|_| StorageError::Engine("versionstamp is not 10 bytes".into()))?;
-                                    Some(Versionstamp(array))
-                                }
-                                None => None,
-                            };
-                            return Ok(Committed { value, versionstamp });
-                        }
-                        Err(commit_error) => {
-                            let code = commit_error.code();
-                            if attempt >= self.retry.max_attempts {
-                                return Err(E::from(StorageError::RetriesExhausted {
-                                    attempts: attempt,
-                                    last: FdbError::from_code(code).to_string(),
-                                }));
-                            }
-                            commit_error.on_error().await.map_err(storage)?;
-                            trx = self.new_transaction()?;
-                            continue;
-                        }
+            let (trx, marks) = tx.into_parts()?;
+            let (trx, code, failure) = match outcome {
+                Ok(value) => match self.commit(trx, marks).await {
+                    Ok(versionstamp) => return Ok(Committed { value, versionstamp }),
+                    Err((trx, code)) => {
+                        let last = FdbError::from_code(code).to_string();
+                        (trx, code, E::from(StorageError::RetriesExhausted { attempts: attempt, last }))
                     }
-                }
-                Err(err) => err,
-            };
-            let code = match failure.as_storage() {
-                Some(StorageError::Fdb { code, .. }) => *code,
-                _ => return Err(failure),
+                },
+                Err(failure) => match failure.as_storage() {
+                    Some(StorageError::Fdb { code, .. }) => (trx, *code, failure),
+                    _ => return Err(failure),
+                },
             };
             if attempt >= self.retry.max_attempts {
                 return Err(failure);
             }
+            if code == TRANSACTION_TIMED_OUT {
+                // A timeout at commit may hide a landed commit: the body runs again as after
+                // `commit_unknown_result` (appends recognise their own commit by its marker).
+                timed_out += 1;
+                if timed_out >= MAX_TIMED_OUT_ATTEMPTS {
+                    return Err(E::from(storage(FdbError::from_code(code))));
+                }
+                debug!(attempt, timed_out, "a transaction attempt timed out; running it again");
+                tokio::time::sleep(self.retry.backoff(attempt)).await;
+                continue;
+            }
             // `on_error` backs off if the error is retryable and fails with it otherwise; the
             // next attempt gets a transaction (and a timeout) of its own.
-            owned.on_error(FdbError::from_code(code)).await.map_err(storage)?;
-            trx = self.new_transaction()?;
+            trx.on_error(FdbError::from_code(code)).await.map_err(storage)?;
         }
     }
 
     async fn watch_any(&self, keys: Vec<Vec<u8>>) -> Result<Watch, StorageError> {
-        let trx = self.db.create_trx().map_err(storage)?;
-        let watches: Vec<_> = keys.iter().map(|key| trx.watch(key)).collect();
-        trx.commit().await.map_err(|e| storage(FdbError::from_code(e.code())))?;
+        // The watches are armed when their transaction commits: a failed commit goes through
+        // `on_error` (which fails at once on an error it does not retry) like any other.
+        let mut attempt = 0u32;
+        let watches = loop {
+            attempt += 1;
+            let trx = self.db.create_trx().map_err(storage)?;
+            let watches: Vec<_> = keys.iter().map(|key| trx.watch(key)).collect();
+            match trx.commit().await {
+                Ok(_) => break watches,
+                Err(failed) if attempt < self.retry.max_attempts => {
+                    debug!(code = failed.code(), attempt, "arming a watch failed; trying again");
+                    failed.on_error().await.map_err(storage)?;
+                }
+                Err(failed) => return Err(storage(FdbError::from_code(failed.code()))),
+            }
+        };
         Ok(async move {
             let (result, _, _) = futures::future::select_all(watches).await;
-            result.map_err(storage)
+            // A watch that fails (too many watches, a version the storage server does not
+            // have yet, a cancelled read...) is a spurious wake-up, after a pause so that a
+            // waiter re-arming at once cannot spin.
+            if let Err(err) = result {
+                warn!(code = err.code(), "a FoundationDB watch failed; its waiter re-reads after a pause");
+                tokio::time::sleep(WATCH_ERROR_PAUSE).await;
+            }
+            Ok(())
         }
         .boxed())
+    }
+}
+
+impl InjectFaults for FdbEngine {
+    fn faults(&self) -> &Faults {
+        &self.faults
     }
 }
