@@ -92,14 +92,12 @@ async fn racing_workers_claim_every_due_job_behind_100_leased_and_backing_off_jo
     };
     let runtime = AutomationRuntime::new(recorder.clone(), backend.clone(), settings);
     let (leased, backing_off, due) = (70, 30, 400);
-    let mut kinds = vec!["stuck"; leased];
-    kinds.extend(vec!["flaky"; backing_off]);
-    kinds.extend(vec!["normal"; due]);
-    let positions = append(&backend, &kinds).await;
     let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
-    eventually("every job enqueued", Duration::from_secs(20), async || runtime.pending().await.unwrap() == kinds.len())
+    // Claims pick among the first due jobs, so each kind is appended once the jobs before
+    // it are out of reach.
+    append(&backend, &vec!["stuck"; leased]).await;
+    eventually("the stuck jobs enqueued", Duration::from_secs(20), async || runtime.pending().await.unwrap() == leased)
         .await;
-    enqueuer.abort();
 
     // The first 70 jobs: claimed by workers that hang in the handler, holding their lease.
     let mut hanging = Vec::new();
@@ -112,11 +110,23 @@ async fn racing_workers_claim_every_due_job_behind_100_leased_and_backing_off_jo
         .await;
     }
     // The next 30: claimed, failed, backing off for an hour.
+    append(&backend, &vec!["flaky"; backing_off]).await;
+    let enqueued = leased + backing_off;
+    eventually("the flaky jobs enqueued", Duration::from_secs(20), async || {
+        runtime.pending().await.unwrap() == enqueued
+    })
+    .await;
     for _ in 0..backing_off {
         assert!(runtime.work_once("flaky-worker").await.unwrap(), "a flaky job is claimed");
     }
     assert_eq!(recorder.failed.load(Ordering::SeqCst), backing_off);
     assert!(recorder.handled().is_empty());
+    let expected = append(&backend, &vec!["normal"; due]).await;
+    eventually("every job enqueued", Duration::from_secs(20), async || {
+        runtime.pending().await.unwrap() == enqueued + due
+    })
+    .await;
+    enqueuer.abort();
 
     // 8 racing workers drain the 400 due jobs behind those 100.
     let (stop_tx, stop) = watch::channel(false);
@@ -129,7 +139,6 @@ async fn racing_workers_claim_every_due_job_behind_100_leased_and_backing_off_jo
     }
 
     let handled = recorder.handled();
-    let expected: Vec<Position> = positions[leased + backing_off..].to_vec();
     assert_eq!(handled.keys().copied().collect::<Vec<_>>(), expected, "exactly the due jobs");
     let twice: Vec<_> = handled.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "jobs handled more than once: {twice:?}");

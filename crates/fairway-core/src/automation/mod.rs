@@ -7,8 +7,12 @@
 //!   hold one job), renew the lease while the handler runs, delete the job on success, and
 //!   on failure retry it with exponential backoff until `max_attempts`, after which it moves
 //!   to the dead-letter queue. A worker that dies mid-job leaves its lease to expire; the
-//!   job then runs again. Jobs are found through a due-time index (module `queue`), so any
-//!   number of leased or backing-off jobs never hides a due one.
+//!   job then runs again. A worker that can no longer renew its lease stops its handler
+//!   before the lease ends (as a crash would), so a job never runs twice at once. Jobs are
+//!   found through a due-time index (module `queue`), so any number of leased or
+//!   backing-off jobs never hides a due one; workers of every instance pick among the first
+//!   due jobs instead of all taking the first one. Leases and due times count in the store's
+//!   clock, the same for every instance (see module `queue`).
 //! - An idle worker sleeps until the earliest job becomes due, at most
 //!   [`QueueSettings::poll`], and wakes as soon as a job is enqueued: by the enqueuer of its
 //!   own process directly, by one of another process through a watch on the queue's wake key.

@@ -8,6 +8,11 @@
 //!   watch through the storage port. Some engines fire watches on any commit (the embedded
 //!   one), so a wake-up through the watch is followed by a short quiet period: that bounds
 //!   the looks spurious wake-ups cost, and delays a real one from elsewhere by at most that.
+//!
+//! One enqueue wakes every idle worker of every instance at once. Each then waits a random
+//! moment of up to [`WAKE_JITTER`] before it looks, so their claims reach the store one
+//! after another and mostly find what the earlier ones took instead of conflicting with
+//! them (the claims in `queue` also pick among several due jobs).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +27,9 @@ use crate::backend::{Backend, Watch};
 
 /// The quiet period after a wake-up through the watch.
 const WATCH_QUIET: Duration = Duration::from_millis(10);
+
+/// The longest random wait of a woken worker before it looks for jobs.
+pub(super) const WAKE_JITTER: Duration = Duration::from_millis(4);
 
 /// The wake-ups of one automation's workers.
 #[derive(Clone)]
@@ -57,7 +65,8 @@ impl Wake {
 }
 
 impl Armed {
-    /// Waits until a job is enqueued after these wake-ups were armed, or `timeout` passes.
+    /// Waits until a job is enqueued after these wake-ups were armed, or `timeout` passes;
+    /// a wake-up is followed by a random wait of up to [`WAKE_JITTER`].
     pub(super) async fn wait(self, timeout: Duration) -> Result<(), StorageError> {
         let Armed { mut notified, watch } = self;
         let deadline = Instant::now() + timeout;
@@ -71,8 +80,9 @@ impl Armed {
                     _ = tokio::time::sleep_until(quiet) => {}
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok(()),
         }
+        tokio::time::sleep(super::queue::jitter(WAKE_JITTER)).await;
         Ok(())
     }
 }

@@ -4,10 +4,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fairway_dcb::{Position, Query, ReadOptions};
 use futures::{StreamExt, TryStreamExt};
+use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::queue::{self, Claim};
@@ -18,7 +18,7 @@ use crate::command::CommandRunner;
 use crate::command::snapshot::Snapshots;
 use crate::dependencies::Dependencies;
 use crate::event::Recorded;
-use crate::format::{QueueKeys, now_micros};
+use crate::format::QueueKeys;
 
 /// Resolves once `stop` is true; never if its sender is gone without asking to stop.
 async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
@@ -118,11 +118,11 @@ impl<A: Automation> AutomationRuntime<A> {
         Ok(())
     }
 
-    /// Claims the first due job under a lease owned by `worker`.
+    /// Claims a due job under a lease owned by `worker`.
     async fn claim(&self, worker: &str) -> Result<Claim, AutomationError> {
-        let lease = self.settings.lease;
+        let (lease, earlier) = (self.settings.lease, &queue::Earlier::default());
         let claim = self
-            .in_queue(move |tx, keys| async move { queue::claim(tx.as_ref(), keys, worker, lease, now_micros()).await })
+            .in_queue(move |tx, keys| async move { queue::claim(tx.as_ref(), keys, worker, lease, earlier).await })
             .await?;
         Ok(claim)
     }
@@ -142,12 +142,34 @@ impl<A: Automation> AutomationRuntime<A> {
         Ok(())
     }
 
-    /// Extends the lease of `worker` on the job at `position`.
-    async fn renew(&self, worker: &str, position: Position) -> Result<(), AutomationError> {
+    /// Extends the lease of `worker` on the job at `position`; `false` if it lost it.
+    async fn renew(&self, worker: &str, position: Position) -> Result<bool, AutomationError> {
         let lease = self.settings.lease;
         self.in_queue(move |tx, keys| async move { queue::renew(tx.as_ref(), keys, worker, position, lease).await })
-            .await?;
-        Ok(())
+            .await
+    }
+
+    /// Renews the lease of `worker` on the job at `position`, claimed at `claimed` (taken
+    /// before the claim's transaction began, so the lease ends no earlier in the store),
+    /// every third of the lease; resolves when the worker no longer holds the job: another
+    /// worker took it, or renewals kept failing until the lease ended.
+    async fn hold_lease(&self, worker: &str, position: Position, claimed: Instant) -> &'static str {
+        let lease = self.settings.lease;
+        let mut held_until = claimed + lease;
+        let mut next = claimed + lease / 3;
+        loop {
+            tokio::time::sleep_until(next.min(held_until)).await;
+            if Instant::now() >= held_until {
+                return "the lease ended while renewals failed";
+            }
+            let asked = Instant::now();
+            match self.renew(worker, position).await {
+                Ok(true) => held_until = asked + lease,
+                Ok(false) => return "the lease was lost",
+                Err(err) => warn!(%err, "lease renewal failed"),
+            }
+            next = Instant::now() + lease / 3;
+        }
     }
 
     /// Runs one due job, if any; returns whether one ran.
@@ -157,6 +179,7 @@ impl<A: Automation> AutomationRuntime<A> {
 
     /// Runs one due job if there is one; else says when the next one becomes due.
     async fn work_next(&self, worker: &str) -> Result<Claim, AutomationError> {
+        let claimed = Instant::now();
         let claim = self.claim(worker).await?;
         let Claim::Claimed(position, attempt) = claim else { return Ok(claim) };
         let span = info_span!("job", slice = A::NAME, %position, attempt);
@@ -171,22 +194,19 @@ impl<A: Automation> AutomationRuntime<A> {
                 .ok_or(TriggerNotFound(position))?;
             let runner = CommandRunner::new(self.backend.events()).with_snapshots(Snapshots::new(self.backend.clone()));
             let ctx = AutomationContext::with_runner(runner, self.dependencies.clone()).triggered_by(position);
-            // Renew the lease while the handler runs, in the same task: if the worker dies,
-            // renewals stop with it and the lease expires.
-            let renewals = async {
-                loop {
-                    tokio::time::sleep(self.settings.lease / 3).await;
-                    if let Err(err) = self.renew(worker, position).await {
-                        warn!(%err, "lease renewal failed");
-                    }
-                }
-            };
+            // The lease is renewed while the handler runs, in the same task: if the worker
+            // dies, renewals stop with it and the lease ends. A worker that no longer holds
+            // the job stops its handler there (as a crash would), so two never run one job
+            // at once, and leaves the job to its holder.
             let outcome = match Recorded::new(event).decode::<A::Events>() {
                 None => Ok(()),
                 Some(Err(undecodable)) => Err(undecodable.to_string()),
                 Some(Ok(event)) => tokio::select! {
                     outcome = self.automation.handle(event, &ctx) => outcome.map_err(|e| e.to_string()),
-                    never = renewals => never,
+                    lost = self.hold_lease(worker, position, claimed) => {
+                        warn!(reason = lost, "job abandoned: the worker no longer holds its lease");
+                        return Ok(claim);
+                    }
                 },
             };
             if let Err(error) = &outcome {
@@ -201,15 +221,16 @@ impl<A: Automation> AutomationRuntime<A> {
         .await
     }
 
-    /// Gives jobs written by earlier versions, before the due-time index, their due entry.
-    async fn index_older_jobs(&self) -> Result<(), AutomationError> {
-        loop {
-            let done =
-                self.in_queue(move |tx, keys| async move { queue::index_older_jobs(tx.as_ref(), keys).await }).await?;
-            if done {
-                return Ok(());
-            }
-        }
+    /// Gives jobs written by earlier versions, before the due-time index, their due entry,
+    /// and makes those whose times were not on the store's clock due now.
+    async fn upgrade_older_jobs(&self) -> Result<(), AutomationError> {
+        while !self.in_queue(move |tx, keys| async move { queue::index_older_jobs(tx.as_ref(), keys).await }).await? {}
+        let lease = self.settings.lease;
+        while !self
+            .in_queue(move |tx, keys| async move { queue::rebase_foreign_times(tx.as_ref(), keys, lease).await })
+            .await?
+        {}
+        Ok(())
     }
 
     /// Works forever as `worker`.
@@ -229,7 +250,7 @@ impl<A: Automation> AutomationRuntime<A> {
         worker: String,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), AutomationError> {
-        self.index_older_jobs().await?;
+        self.upgrade_older_jobs().await?;
         let mut armed: Option<wake::Armed> = None;
         while !*stop.borrow() {
             let next_due = match self.work_next(&worker).await? {
@@ -240,8 +261,7 @@ impl<A: Automation> AutomationRuntime<A> {
                 Claim::Idle(next_due) => next_due,
             };
             if let Some(wake_ups) = armed.take() {
-                let until_due = next_due.map(|due| Duration::from_micros(due.saturating_sub(now_micros())));
-                let idle = until_due.map_or(self.settings.poll, |d| d.min(self.settings.poll));
+                let idle = next_due.map_or(self.settings.poll, |d| d.min(self.settings.poll));
                 tokio::select! {
                     woken = wake_ups.wait(idle) => woken?,
                     _ = stop_requested(&mut stop) => break,

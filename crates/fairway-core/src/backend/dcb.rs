@@ -22,11 +22,16 @@ impl<T: KvTransaction> DynTx for T {
         end: &'a [u8],
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<KeyValue>, StorageError>> {
-        async move {
-            let scan = RangeScan { begin: begin.to_vec(), end: end.to_vec(), limit, reverse: false, snapshot: false };
-            self.get_range(&scan).await
-        }
-        .boxed()
+        forward_range(self, begin, end, limit, false)
+    }
+
+    fn snapshot_scan<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<KeyValue>, StorageError>> {
+        forward_range(self, begin, end, limit, true)
     }
 
     fn set(&self, key: &[u8], value: &[u8]) {
@@ -44,6 +49,22 @@ impl<T: KvTransaction> DynTx for T {
     fn clock_micros(&self) -> BoxFuture<'_, Result<u64, StorageError>> {
         KvTransaction::clock_micros(self).boxed()
     }
+}
+
+/// Up to `limit` pairs (0: all) of `[begin, end)` in key order; a `snapshot` read adds no
+/// read conflict.
+fn forward_range<'a, T: KvTransaction>(
+    tx: &'a T,
+    begin: &'a [u8],
+    end: &'a [u8],
+    limit: usize,
+    snapshot: bool,
+) -> BoxFuture<'a, Result<Vec<KeyValue>, StorageError>> {
+    async move {
+        let scan = RangeScan { begin: begin.to_vec(), end: end.to_vec(), limit, reverse: false, snapshot };
+        tx.get_range(&scan).await
+    }
+    .boxed()
 }
 
 impl<E: KvEngine> StateStore for DcbStore<E> {

@@ -25,6 +25,17 @@ pub trait DynTx: Send + Sync {
         end: &'a [u8],
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<KeyValue>, StorageError>>;
+    /// Reads up to `limit` pairs (0: all) in `[begin, end)` without a read conflict: writes
+    /// there by concurrent transactions do not make this one run again. By default a
+    /// [`scan`](DynTx::scan) (more conflicts, never fewer).
+    fn snapshot_scan<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<KeyValue>, StorageError>> {
+        self.scan(begin, end, limit)
+    }
     /// Writes a key.
     fn set(&self, key: &[u8], value: &[u8]);
     /// Removes a key.
