@@ -63,7 +63,7 @@ pub trait DynView: Send + Sync {
     /// The projector of app instance `instance` (see [`ViewRuntime::run`]), to spawn.
     fn run(&self, instance: String) -> BoxFuture<'static, Result<(), ViewError>>;
     /// Gives up the projector lease `instance` holds, once its projector stopped.
-    fn release<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<bool, ViewError>>;
+    fn release<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<(), ViewError>>;
     /// Waits until the view reflects `position`.
     fn wait_for(&self, position: Position, timeout: Duration) -> BoxFuture<'_, Result<(), ViewError>>;
     /// One document as data.
@@ -96,7 +96,7 @@ impl<V: View> DynView for ViewRuntime<V> {
         self.clone().run(instance).boxed()
     }
 
-    fn release<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<bool, ViewError>> {
+    fn release<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<(), ViewError>> {
         ViewRuntime::release(self, instance).boxed()
     }
 

@@ -81,13 +81,12 @@ pub(super) async fn hold(
 }
 
 /// Gives up the lease of `keys`' version if `holder` holds it (an instance stopping):
-/// another instance takes it at its next try. Whether it held it.
-pub(super) async fn release(tx: &dyn DynTx, keys: &ViewKeys, holder: &str) -> Result<bool, TxFailure> {
-    let held = read(tx, keys).await?.is_some_and(|lease| lease.holder == holder);
-    if held {
+/// another instance takes it at its next try.
+pub(super) async fn release(tx: &dyn DynTx, keys: &ViewKeys, holder: &str) -> Result<(), TxFailure> {
+    if read(tx, keys).await?.is_some_and(|lease| lease.holder == holder) {
         tx.clear(&keys.lease);
     }
-    Ok(held)
+    Ok(())
 }
 
 /// The instance holding an unexpired lease of `keys`' version, if any.

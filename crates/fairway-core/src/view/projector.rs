@@ -66,15 +66,12 @@ impl<V: View> ViewRuntime<V> {
 
     /// Gives up the lease `instance` holds, if it does, so that another instance takes it
     /// at once instead of after it expires. Call it once the instance's projector stopped
-    /// (a graceful shutdown). Whether it held the lease.
-    pub async fn release(&self, instance: &str) -> Result<bool, ViewError> {
+    /// (a graceful shutdown).
+    pub async fn release(&self, instance: &str) -> Result<(), ViewError> {
         let keys = self.keys();
-        let released =
-            self.backend.transact(move |tx| async move { lease::release(tx.as_ref(), keys, instance).await }).await?;
-        if released {
-            info!(view = V::NAME, version = V::VERSION, instance, "projector lease released");
-        }
-        Ok(released)
+        self.backend.transact(move |tx| async move { lease::release(tx.as_ref(), keys, instance).await }).await?;
+        debug!(view = V::NAME, version = V::VERSION, instance, "projector lease released, if held");
+        Ok(())
     }
 
     /// Projects while `holder` holds the lease: catches up, then applies live batches,
