@@ -68,6 +68,18 @@ pub fn fdb_cluster_file(case: &str) -> Option<String> {
     }
 }
 
+/// A store on a fresh namespace `<prefix>-<random>` of the configured FoundationDB cluster
+/// for the case named `case`: `None`, with a notice, without a cluster (see
+/// [`fdb_cluster_file`]).
+#[cfg(feature = "fdb")]
+pub fn fdb_store(case: &str, prefix: &str) -> Option<crate::DcbStore<crate::kv::fdb::FdbEngine>> {
+    let cluster_file = fdb_cluster_file(case)?;
+    let retry = crate::RetryPolicy::default();
+    let engine = crate::kv::fdb::FdbEngine::open(Some(&cluster_file), retry).expect("cluster reachable");
+    let namespace = format!("{prefix}-{:016x}", rand::random::<u64>());
+    Some(crate::DcbStore::new(std::sync::Arc::new(engine), &namespace).expect("valid namespace"))
+}
+
 /// Builds a tag, panicking on a malformed one (test helper).
 pub fn tag(text: &str) -> Tag {
     Tag::parse(text).expect("test tags are well formed")

@@ -159,18 +159,11 @@ async fn embedded_racing_appends_survive_every_commit_fault() {
 
 #[cfg(feature = "fdb")]
 mod on_foundationdb {
-    use std::sync::Arc;
-
+    use fairway_dcb::DcbStore;
     use fairway_dcb::kv::fdb::FdbEngine;
-    use fairway_dcb::{DcbStore, RetryPolicy};
 
-    /// A store on a fresh namespace of the configured cluster; `None` (with a notice)
-    /// without a cluster, a failure when one is required.
     fn store() -> Option<DcbStore<FdbEngine>> {
-        let cluster_file = fairway_dcb::conformance::fdb_cluster_file("a commit fault case")?;
-        let engine = FdbEngine::open(Some(&cluster_file), RetryPolicy::default()).expect("cluster reachable");
-        let namespace = format!("faults-{:016x}", rand::random::<u64>());
-        Some(DcbStore::new(Arc::new(engine), &namespace).expect("valid namespace"))
+        fairway_dcb::conformance::fdb_store("a commit fault case", "faults")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,9 +20,12 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 /// Most events in one append.
 pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
-/// Most bytes (keys and values, indexes included) one append may write: well under
-/// FoundationDB's 10 MB transaction limit.
+/// Most bytes one append's transaction may count, as FoundationDB counts them against its
+/// 10 MB transaction limit: keys and values written (indexes included), write conflict
+/// ranges (of versionstamped keys too) and read conflict ranges (id lookups, conditions).
 pub const MAX_APPEND_BYTES: usize = 8 * 1024 * 1024;
+/// Longest key of an append's receipt, in bytes (FoundationDB refuses keys over 10 kB).
+pub const MAX_RECEIPT_KEY_BYTES: usize = 2048;
 /// Most items in one query.
 pub const MAX_QUERY_ITEMS: usize = 64;
 /// Most types or tags in one query item.

@@ -9,8 +9,8 @@ use crate::error::{Error, InvalidInput, StorageError};
 use crate::kv::{KvTransaction, VERSIONSTAMP_LEN, Versionstamp};
 use crate::layout::{Layout, PULSE_SHARDS, block_value};
 use crate::model::limits::{
-    MAX_APPEND_BYTES, MAX_CONDITIONS, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_TAGS_PER_EVENT,
-    NameKind, check_name, check_type,
+    MAX_CONDITIONS, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_NAMESPACE_LEN, MAX_PAYLOAD_BYTES,
+    MAX_TAGS_PER_EVENT, NameKind, check_name, check_type,
 };
 use crate::model::{AppendCondition, POSITION_LEN, Position, RawEvent, Tag};
 use crate::store::plan::{ItemPlan, plan_query};
@@ -18,6 +18,9 @@ use crate::store::scan::{PageLimit, Window, read_page};
 
 /// Keys scanned per page while checking a condition.
 const CONDITION_PAGE: usize = 32;
+
+/// The in-append indexes of the events of each type (or tag): one index block each.
+type Blocks<K> = BTreeMap<K, Vec<u16>>;
 
 /// An append checked at the boundary and ready to run (again) in a transaction.
 pub struct PreparedAppend {
@@ -58,7 +61,6 @@ pub fn validate(events: &[RawEvent], conditions: &[AppendCondition]) -> Result<(
         return Err(InvalidInput::TooManyConditions { count: conditions.len(), limit: MAX_CONDITIONS });
     }
     let mut ids = HashSet::new();
-    let mut bytes = 0usize;
     for (index, event) in events.iter().enumerate() {
         check_event(index, event)?;
         if let Some(id) = &event.id
@@ -66,10 +68,6 @@ pub fn validate(events: &[RawEvent], conditions: &[AppendCondition]) -> Result<(
         {
             return Err(InvalidInput::DuplicateIdInBatch { id: id.clone() });
         }
-        bytes += append_bytes(event);
-    }
-    if bytes > MAX_APPEND_BYTES {
-        return Err(InvalidInput::BatchTooLarge { bytes, limit: MAX_APPEND_BYTES });
     }
     for condition in conditions {
         condition.fail_if_events_match.validate()?;
@@ -98,23 +96,83 @@ pub fn check_event(index: usize, event: &RawEvent) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-/// Bytes one event counts for in an append's size limit (`limits::MAX_APPEND_BYTES`): its
-/// record, its index keys and its id key (a close upper bound of what it writes).
+/// Bytes FoundationDB counts against its transaction limit for a key written with its
+/// write conflict range: the mutation's key (with a versionstamp's 4-byte offset) and value,
+/// and the range's two ends (a versionstamped key's range spans every stamp: two keys of its
+/// length).
+const fn written(key: usize, value: usize) -> usize {
+    (key + 4 + value) + (2 * key + 1)
+}
+
+/// Bytes of a read conflict range whose ends are keys of about `key` bytes.
+const fn read_range(key: usize) -> usize {
+    2 * key + 1
+}
+
+/// The longest namespace prefix (the namespace and its `0x00`).
+const LONGEST_PREFIX: usize = MAX_NAMESPACE_LEN + 1;
+
+/// An upper bound of the bytes one event adds to its append's transaction, as FoundationDB
+/// counts them (keys and values written, write conflict ranges, the read of its id), for the
+/// longest namespace and as if its type and each tag were an index block of its own. The
+/// store counts a whole append exactly (blocks are shared by the events of one append) and
+/// refuses more than [`MAX_APPEND_BYTES`](crate::limits::MAX_APPEND_BYTES); batches whose
+/// events add up to less always fit.
 pub fn append_bytes(event: &RawEvent) -> usize {
-    const KEY_OVERHEAD: usize = 64 + POSITION_LEN + 2;
     let record = codec::RECORD_OVERHEAD
         + event.event_type.len()
         + event.tags.iter().map(|t| t.as_str().len()).sum::<usize>()
         + event.id.as_ref().map_or(0, String::len)
         + event.metadata.as_ref().map_or(0, Vec::len)
         + event.payload.len();
-    let index_keys = (KEY_OVERHEAD + event.event_type.len())
-        + event.tags.iter().map(|t| KEY_OVERHEAD + t.as_str().len()).sum::<usize>();
-    let id_key = event.id.as_ref().map_or(0, |id| KEY_OVERHEAD + id.len() + POSITION_LEN);
-    KEY_OVERHEAD + record + index_keys + id_key
+    let index_key = |name: usize| LONGEST_PREFIX + 1 + name + 1 + POSITION_LEN;
+    let blocks = written(index_key(event.event_type.len()), 0)
+        + event.tags.iter().map(|t| written(index_key(t.as_str().len()), 0)).sum::<usize>();
+    let id = event.id.as_ref().map_or(0, |id| {
+        let key = LONGEST_PREFIX + 1 + id.len();
+        read_range(key) + written(key, VERSIONSTAMP_LEN + 2)
+    });
+    written(LONGEST_PREFIX + 1 + POSITION_LEN, record) + blocks + id
 }
 
 impl PreparedAppend {
+    /// The bytes the append's transaction counts against FoundationDB's limit, computed as
+    /// FoundationDB does (keys and values written, write conflict ranges, read conflict
+    /// ranges) with the store's own keys: the events, their index blocks and ids, the pulse,
+    /// the reads of ids and conditions (one range per scan), and the `extra` keys of the run
+    /// (commit marker, receipt) as `(key length, value length)`.
+    pub fn transaction_bytes(&self, layout: &Layout, extra: &[(usize, usize)]) -> usize {
+        let log_key = layout.log().base.len() + POSITION_LEN;
+        let mut bytes = written(layout.pulse_key(0).len(), 8);
+        for (event, record) in self.events.iter().zip(&self.records) {
+            bytes += written(log_key, record.len());
+            if let Some(id) = &event.id {
+                let key = layout.id_key(id).len();
+                bytes += read_range(key) + written(key, VERSIONSTAMP_LEN + 2);
+            }
+        }
+        let (types, tags) = self.blocks();
+        let block = |base: usize, indexes: &Vec<u16>| written(base + POSITION_LEN, 2 * (indexes.len() - 1));
+        bytes += types.iter().map(|(name, indexes)| block(layout.type_index(name).base.len(), indexes)).sum::<usize>();
+        bytes += tags.iter().map(|(tag, indexes)| block(layout.tag_index(tag).base.len(), indexes)).sum::<usize>();
+        for scan in self.conditions.iter().flat_map(|(plans, _)| plans).flat_map(|plan| &plan.scans) {
+            bytes += read_range(scan.range.base.len() + POSITION_LEN + 1);
+        }
+        bytes + extra.iter().map(|(key, value)| read_range(*key) + written(*key, *value)).sum::<usize>()
+    }
+
+    /// The events of each type and each tag of the append, by index: one index block each.
+    fn blocks(&self) -> (Blocks<&str>, Blocks<&Tag>) {
+        let (mut types, mut tags) = (Blocks::new(), Blocks::new());
+        for (index, event) in self.events.iter().enumerate() {
+            types.entry(event.event_type.as_str()).or_default().push(index as u16);
+            for tag in &event.tags {
+                tags.entry(tag).or_default().push(index as u16);
+            }
+        }
+        (types, tags)
+    }
+
     /// Prepares checked `events` and `conditions` for `layout`.
     pub fn new(layout: &Layout, mut events: Vec<RawEvent>, conditions: Vec<AppendCondition>) -> Self {
         let recorded_at = codec::micros_since_epoch(SystemTime::now());
@@ -204,22 +262,17 @@ async fn first_match_after<T: KvTransaction>(
 /// and a pulse.
 fn write_events<T: KvTransaction>(tx: &T, layout: &Layout, append: &PreparedAppend) {
     let log = layout.log();
-    let mut types: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
-    let mut tags: BTreeMap<&Tag, Vec<u16>> = BTreeMap::new();
     for (index, (event, record)) in append.events.iter().zip(&append.records).enumerate() {
         let index = index as u16;
         let (key, offset) = log.stamped_key(index);
         tx.set_versionstamped_key(key, offset, record);
-        types.entry(event.event_type.as_str()).or_default().push(index);
-        for tag in &event.tags {
-            tags.entry(tag).or_default().push(index);
-        }
         if let Some(id) = &event.id {
             let mut value = vec![0u8; VERSIONSTAMP_LEN];
             value.extend_from_slice(&index.to_be_bytes());
             tx.set_versionstamped_value(&layout.id_key(id), value, 0);
         }
     }
+    let (types, tags) = append.blocks();
     let blocks = types
         .into_iter()
         .map(|(name, indexes)| (layout.type_index(name), indexes))

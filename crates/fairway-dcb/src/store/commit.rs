@@ -8,12 +8,24 @@ use super::DcbStore;
 use super::append::{AppendOutcome, PreparedAppend, append_body, positions_of, validate};
 use super::marker::CommitMarker;
 use super::receipt::Receipt;
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidInput, Result};
 use crate::event_store::Appended;
 use crate::kv::KvEngine;
+use crate::model::limits::MAX_APPEND_BYTES;
 use crate::model::{AppendCondition, RawEvent};
 
 impl<E: KvEngine> DcbStore<E> {
+    /// The bytes an append of `events` under `conditions` (no receipt) counts against the
+    /// transaction limit, as the store checks them
+    /// ([`MAX_APPEND_BYTES`](crate::limits::MAX_APPEND_BYTES)); for tests near the limit.
+    #[doc(hidden)]
+    pub fn append_transaction_bytes(&self, events: Vec<RawEvent>, conditions: Vec<AppendCondition>) -> usize {
+        let layout = self.layout();
+        let marker = self.engine().commit_result_may_be_unknown().then(|| CommitMarker::new(layout));
+        let extra: Vec<_> = marker.as_ref().map(CommitMarker::size).into_iter().collect();
+        PreparedAppend::new(layout, events, conditions).transaction_bytes(layout, &extra)
+    }
+
     /// Appends `events` if every one of `conditions` holds, with `receipt` if given.
     pub(super) async fn commit_append(
         &self,
@@ -37,6 +49,11 @@ impl<E: KvEngine> DcbStore<E> {
         let prepared = PreparedAppend::new(layout, events, conditions);
         let marker = self.engine().commit_result_may_be_unknown().then(|| CommitMarker::new(layout));
         let marker = marker.as_ref();
+        let extra: Vec<_> = marker.map(CommitMarker::size).into_iter().chain(receipt.map(Receipt::size)).collect();
+        let bytes = prepared.transaction_bytes(layout, &extra);
+        if bytes > MAX_APPEND_BYTES {
+            return Err(InvalidInput::BatchTooLarge { bytes, limit: MAX_APPEND_BYTES }.into());
+        }
         let committed = self
             .engine()
             .transact(|tx| {

@@ -36,6 +36,12 @@ impl CommitMarker {
         Ok(Some(Versionstamp(stamp)))
     }
 
+    /// The marker's `(key length, value length)`, and the range of expired markers it clears
+    /// counted as one more key, for the append's transaction size.
+    pub(super) fn size(&self) -> (usize, usize) {
+        (self.key.len() + self.expired.0.len() + self.expired.1.len(), VERSIONSTAMP_LEN)
+    }
+
     /// Writes the marker (the commit's stamp filled in at commit) and clears expired ones.
     pub(super) fn write<T: KvTransaction>(&self, tx: &T) {
         tx.set_versionstamped_value(&self.key, vec![0; VERSIONSTAMP_LEN], 0);

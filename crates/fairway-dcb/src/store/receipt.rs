@@ -10,7 +10,7 @@ use crate::error::{InvalidInput, Result, StorageError};
 use crate::event_store::Appended;
 use crate::kv::{KvEngine, KvTransaction, VERSIONSTAMP_LEN};
 use crate::layout::Layout;
-use crate::model::limits::MAX_PAYLOAD_BYTES;
+use crate::model::limits::{MAX_PAYLOAD_BYTES, MAX_RECEIPT_KEY_BYTES};
 use crate::model::{AppendCondition, RawEvent};
 
 /// A key-value receipt written in the transaction of an append.
@@ -22,7 +22,7 @@ use crate::model::{AppendCondition, RawEvent};
 #[derive(Clone, Debug)]
 pub struct Receipt {
     /// The key: it must lie under a [`Layout::user_prefix`](crate::layout::Layout::user_prefix)
-    /// of the store's namespace.
+    /// of the store's namespace, at most [`MAX_RECEIPT_KEY_BYTES`] bytes long.
     pub key: Vec<u8>,
     /// The value, at most [`MAX_PAYLOAD_BYTES`] bytes.
     pub value: Vec<u8>,
@@ -42,6 +42,9 @@ impl Receipt {
         if !layout.is_user_key(&self.key) {
             return rule("the key must lie under a user prefix of the store's namespace".into());
         }
+        if self.key.len() > MAX_RECEIPT_KEY_BYTES {
+            return rule(format!("key of {} bytes; the limit is {MAX_RECEIPT_KEY_BYTES} bytes", self.key.len()));
+        }
         if self.value.len() > MAX_PAYLOAD_BYTES {
             return rule(format!("value of {} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes", self.value.len()));
         }
@@ -54,6 +57,11 @@ impl Receipt {
             ));
         }
         Ok(())
+    }
+
+    /// The receipt's `(key length, value length)`, for the append's transaction size.
+    pub(super) fn size(&self) -> (usize, usize) {
+        (self.key.len(), self.value.len())
     }
 
     /// The value standing at the receipt's key, if one does.
