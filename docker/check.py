@@ -1,7 +1,8 @@
 """Checks that docker/Dockerfile and docker/compose.yaml parse and agree (no Docker needed):
 every Dockerfile line is a known instruction, `COPY --from` and compose build targets name
 existing stages, FoundationDB is the 7.3 image with its one-time `configure new single ssd`,
-and the app on it is built with the fdb feature and pointed at the cluster file."""
+and the app on it is built with the fdb feature, pointed at the cluster file and published
+on a range of host ports (so that `--scale app=N` starts N instances, not one)."""
 
 import pathlib
 import re
@@ -54,6 +55,9 @@ def main():
     app = services["app"]
     assert app["build"]["args"]["FEATURES"] == "fdb"
     assert app["environment"]["FAIRWAY_FDB_CLUSTER_FILE"] == "/var/fdb/fdb.cluster"
+    for port in app.get("ports", []):
+        host = str(port).rsplit(":", 1)[0] if ":" in str(port) else ""
+        assert not re.fullmatch(r"\d+", host), f"app: host port {host} fits one instance only: {port!r}"
     for volume in (v.split(":")[0] for s in services.values() for v in s.get("volumes", [])):
         assert volume in compose["volumes"], f"undeclared volume {volume!r}"
     print(f"docker: Dockerfile stages {stages}, compose services {sorted(services)}: ok")

@@ -30,6 +30,7 @@ mod config;
 pub mod data_dir;
 pub mod error;
 pub mod idempotency;
+mod instance;
 pub mod metrics;
 mod page;
 mod params;
@@ -62,6 +63,7 @@ use crate::command::snapshot::Snapshots;
 use crate::dependencies::Dependencies;
 use crate::registry::{DynAutomation, DynView, RegistryError, Slices, discover};
 use idempotency::Idempotency;
+use instance::instance_id;
 use supervisor::{Health, Task, supervise};
 
 /// How long a read with `?after=` waits for the view.
@@ -338,12 +340,6 @@ impl App {
         tasks.push(Task::new("sweeper", "idempotency", move || sweep_idempotency(idempotency.clone()).boxed()));
         tasks
     }
-}
-
-/// Names this process among the app's instances (worker leases carry it).
-fn instance_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}-{nanos:08x}", std::process::id())
 }
 
 /// Deletes expired idempotency records now and every [`SWEEP_EVERY`]; returns only on
