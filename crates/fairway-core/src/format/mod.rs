@@ -25,8 +25,9 @@
 //! position, and due entries sort by due time, then position. Every section of a view
 //! version lies under `v <version>`, so dropping a version clears one range. A range of
 //! keys sharing a prefix is scanned up to that prefix followed by `0xff` ([`end_of`]).
-//! Times are microseconds since the Unix epoch; a view's lease counts in the store's clock
-//! (`DynTx::clock_micros`), the same for every process on the store.
+//! Times are microseconds since the Unix epoch; a view's lease and an automation job's due
+//! time and lease count in the store's clock (`DynTx::clock_micros`), the same for every
+//! process on the store (on the embedded engine, microseconds since the Unix epoch too).
 //!
 //! These bytes are the format of existing data directories: the tests pin them (keys in
 //! this module's tests, queue and idempotency values in their submodules' tests). Stored

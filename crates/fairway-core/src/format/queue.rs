@@ -1,5 +1,12 @@
 //! The stored format of an automation's queue: the keys of its sections (cursor, jobs, due
 //! index, dead letters, wake, indexed marker) and the values under them.
+//!
+//! A job's times and the due index's keys count in the store's clock
+//! (`DynTx::clock_micros`): on the embedded engine microseconds since the Unix epoch, what
+//! the host's clock wrote here before, so existing data directories read unchanged; on
+//! FoundationDB the cluster's read version (jobs timed on a host's clock there by earlier
+//! versions are made due by `automation::queue::rebase_foreign_times`). The wake value is
+//! only a change marker, still the host's clock.
 
 use std::borrow::Cow;
 
@@ -92,11 +99,11 @@ pub(crate) fn encode_wake(now_micros: u64) -> [u8; 8] {
 pub(crate) struct Job {
     /// Attempts started so far.
     pub(crate) attempts: u32,
-    /// No attempt before this time (µs): when the job was enqueued, or the end of its
-    /// backoff.
+    /// No attempt before this time (µs, the store's clock): when the job was enqueued, or
+    /// the end of its backoff.
     pub(crate) not_before_micros: u64,
-    /// The end of the current lease (µs); 0 when the job was never leased or was settled
-    /// since.
+    /// The end of the current lease (µs, the store's clock); 0 when the job was never
+    /// leased or was settled since.
     pub(crate) lease_until_micros: u64,
     /// The worker holding the lease.
     pub(crate) lease_owner: Option<String>,
