@@ -3,6 +3,9 @@
 //! - `bench dcb [args]` — builds the DCB benchmark in release and writes `target/bench/dcb.json`
 //! - `bench app [args]` — command latency through HTTP and projector catch-up, in release;
 //!   writes `target/bench/app.json`
+//! - `bench instances [args]` — commands/s with one, two and three courses processes on the
+//!   FoundationDB cluster `FAIRWAY_FDB_CLUSTER_FILE` names, beside one on the embedded store;
+//!   writes `target/bench/instances.json`
 //! - `fmt [--check]` — runs rustfmt on every tracked `.rs` file, also those `cargo fmt`
 //!   cannot see (slices included with `fairway::slices!()`)
 //! - `ci` — runs `.ci/run`
@@ -38,7 +41,7 @@ fn run(mut command: Command) -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] \
-| bench app [--requests N] [--events N] | fmt [--check] | ci | fdb-check | fdb-test>";
+| bench app [--requests N] [--events N] | bench instances [--clients N] [--seconds S] | fmt [--check] | ci | fdb-check | fdb-test>";
 
 /// The workspace root (where `cargo xtask` runs from).
 fn workspace_root() -> PathBuf {
@@ -87,6 +90,15 @@ fn main() -> ExitCode {
         }
         ["bench", "app", ..] => {
             let mut command = cargo(&["run", "--release", "-p", "courses", "--example", "app_bench", "--"]);
+            command.args(&rest);
+            run(command)
+        }
+        ["bench", "instances", ..] => {
+            let build = cargo(&["build", "--release", "-p", "courses", "--features", "fdb", "--bin", "courses"]);
+            if run(build) != ExitCode::SUCCESS {
+                return ExitCode::FAILURE;
+            }
+            let mut command = cargo(&["run", "--release", "-p", "courses", "--example", "instances_bench", "--"]);
             command.args(&rest);
             run(command)
         }
