@@ -3,7 +3,8 @@
 //! transaction has its own 5 s, so a body that conflicts once after 3 s still commits on its
 //! second 3 s attempt instead of timing out (1031) at 5 s overall; and `health` reports a
 //! cluster that went down (on a private cluster started for the test from
-//! `../shared/fdb/start.sh` and killed). Without the feature the binary is empty;
+//! `../shared/fdb/start.sh` and killed); and a process that used the cluster exits cleanly,
+//! with its client network stopped by `stop_network` or left running. Without the feature the binary is empty;
 //! `conformance_fdb` prints why FoundationDB cases did not run.
 
 #[cfg(feature = "fdb")]
@@ -67,6 +68,58 @@ mod on_foundationdb {
         assert_eq!(stored, Some(format!("attempt {}", committed.value).into_bytes()), "the committed attempt's write");
         assert!(started.elapsed() > Duration::from_secs(5), "the attempts together took longer than 5 s");
         engine.clear_prefix(&key).await.expect("the case's key is cleared");
+    }
+
+    /// Set in the child process the exit case starts: how the child ends.
+    const CHILD_VAR: &str = "FAIRWAY_FDB_NETWORK_CHILD";
+
+    /// Runs this binary's `network_child` case in a child process told to end by `how`;
+    /// its output once it exited.
+    fn child(how: &str) -> std::process::Output {
+        let exe = std::env::current_exe().expect("the test binary");
+        std::process::Command::new(exe)
+            .args(["--exact", "on_foundationdb::network_child", "--include-ignored", "--nocapture"])
+            .env(CHILD_VAR, how)
+            .output()
+            .expect("the child runs")
+    }
+
+    /// The child: opens an engine, commits, drops it, then stops the network (and checks
+    /// that no engine opens afterwards) or leaves it running.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "run in a child process by the exit case"]
+    async fn network_child() {
+        let Ok(how) = std::env::var(CHILD_VAR) else { return };
+        let Some(engine) = engine() else { return };
+        let key = format!("fdb-engine-test/{:016x}", rand::random::<u64>()).into_bytes();
+        engine.clear_prefix(&key).await.expect("a commit");
+        drop(engine);
+        if how == "stopped" {
+            assert!(fairway_dcb::kv::fdb::stop_network(), "the network was running");
+            assert!(!fairway_dcb::kv::fdb::stop_network(), "a second stop finds it stopped");
+            let cluster_file = std::env::var(fairway_dcb::conformance::FDB_CLUSTER_FILE_VAR).expect("cluster file");
+            let reopened = FdbEngine::open(Some(&cluster_file), RetryPolicy::default());
+            let err = reopened.err().expect("no engine opens once the network stopped");
+            assert!(err.to_string().contains("network of this process was stopped"), "{err}");
+        }
+        println!("child done: {how}");
+    }
+
+    /// A process that used FoundationDB exits cleanly (status 0, its case passed) when it
+    /// stops the network at the end, as a program's `main` does, and when it leaves it
+    /// running, as test binaries do.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_process_exits_cleanly_with_its_network_stopped_or_running() {
+        if fairway_dcb::conformance::fdb_cluster_file("the network's stop").is_none() {
+            return;
+        }
+        for how in ["stopped", "running"] {
+            let output = child(how);
+            let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            assert!(output.status.success(), "{how}: {:?}\n{stdout}\n{stderr}", output.status);
+            assert!(stdout.contains(&format!("child done: {how}")), "{how}: the child case ran: {stdout}");
+            assert!(stdout.contains("1 passed"), "{how}: {stdout}");
+        }
     }
 
     /// A single-process cluster of the test's own, started from `../shared/fdb/start.sh`

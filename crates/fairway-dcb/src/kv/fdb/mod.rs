@@ -15,15 +15,18 @@
 //! - commit faults planned by tests ([`crate::kv::faults`]), reported through that same path;
 //! - versionstamped keys/values with the API ≥ 520 format (4-byte little-endian offset
 //!   appended to the parameter) and `get_versionstamp` read after commit;
+//! - the client network thread, started by the first engine and stopped by [`stop_network`]
+//!   at the end of `main`;
 //! - watches for [`KvEngine::watch_any`]: arming retries through `on_error`, and a watch
 //!   that fails wakes its waiter after a pause (a spurious wake-up that cannot spin).
 //!
 //! Limits to keep in mind (enforced above this layer by the DCB limits): 10 MB per
 //! transaction, 100 kB per value, 5 s per transaction — long reads page across transactions.
 
+mod network;
 mod probe;
 
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use foundationdb::options::{MutationType, StreamingMode, TransactionOption};
 use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
@@ -32,6 +35,7 @@ use tracing::{debug, error, warn};
 
 use crate::kv::faults::{CommitFault, Faults, InjectFaults};
 
+pub use self::network::stop_network;
 use crate::error::StorageError;
 use crate::kv::{
     Committed, KvEngine, KvTransaction, RangeScan, RetryPolicy, TxError, VERSIONSTAMP_LEN, Versionstamp, Watch,
@@ -42,19 +46,6 @@ const TRANSACTION_TIMEOUT_MS: i32 = 5_000;
 
 fn storage(err: FdbError) -> StorageError {
     StorageError::Fdb { code: err.code(), message: err.message().to_owned() }
-}
-
-static NETWORK: Once = Once::new();
-
-/// Starts the FoundationDB client network thread once per process. It runs until the
-/// process exits (the client library allows one network per process).
-fn boot_network() {
-    NETWORK.call_once(|| {
-        // SAFETY: called once per process (guarded by `Once`); the returned guard is leaked
-        // so the network is never stopped while transactions may still use it.
-        let network = unsafe { foundationdb::boot() };
-        std::mem::forget(network);
-    });
 }
 
 /// The FoundationDB engine.
@@ -69,7 +60,7 @@ pub struct FdbEngine {
 impl FdbEngine {
     /// Connects to the cluster described by `cluster_file` (`None`: the default file).
     pub fn open(cluster_file: Option<&str>, retry: RetryPolicy) -> Result<Self, StorageError> {
-        boot_network();
+        network::start()?;
         let db = Arc::new(Database::new(cluster_file).map_err(storage)?);
         let probe = probe::Probe::start(Arc::downgrade(&db));
         Ok(FdbEngine { db, probe, retry, faults: Faults::default() })
