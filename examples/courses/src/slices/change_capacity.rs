@@ -19,7 +19,13 @@ pub enum CapacityError {
     TooSmall(Id, u32, u32),
 }
 
-#[command]
+/// The model is a count over the course's whole history, which grows with every student and
+/// resize: a command folds from its latest snapshot instead of the course's first event.
+impl fairway::SnapshotModel for ChangeCapacity {
+    const MODEL_VERSION: u32 = 1;
+}
+
+#[command(snapshots)]
 impl Command for ChangeCapacity {
     type Events = CourseLife;
     /// Students in the course, once it exists.
