@@ -3,13 +3,14 @@
 //! Pages are counted in events, not in index keys: an index key stands for a block of
 //! positions of one append (see [`crate::layout`]) that may hold hundreds of events, so a
 //! page stops inside a block when it is full and the next page resumes there. An event is
-//! fetched only when the page has room for it.
+//! fetched only when the page has room for it; a page's events are fetched concurrently.
 
 use crate::codec;
 use crate::error::StorageError;
 use crate::kv::{KvTransaction, RangeScan};
 use crate::layout::{self, PositionedRange};
 use crate::model::{Position, SequencedEvent};
+use crate::store::append::concurrent_gets;
 use crate::store::plan::{Scan, ScanSource};
 
 /// A page of matching events and what the scan still has to cover.
@@ -198,11 +199,11 @@ pub async fn read_page<T: KvTransaction>(
                 })
                 .await?;
             fetched = positions.len();
-            for position in positions {
-                let record = tx
-                    .get(&log.key(position), true)
-                    .await?
-                    .ok_or_else(|| StorageError::Corrupt(format!("index points at missing event {position}")))?;
+            let keys = positions.iter().map(|p| log.key(*p)).collect();
+            let records = concurrent_gets(tx, keys, true).await?;
+            for (position, record) in positions.into_iter().zip(records) {
+                let record =
+                    record.ok_or_else(|| StorageError::Corrupt(format!("index points at missing event {position}")))?;
                 let (event, recorded_at) = codec::decode(&record)?;
                 if scan.filter.as_ref().is_none_or(|item| item.matches(&event)) {
                     events.push(SequencedEvent { position, recorded_at, event });
