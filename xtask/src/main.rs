@@ -1,7 +1,8 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
 //! - `bench dcb [args]` — builds the DCB benchmark in release and writes `target/bench/dcb.json`
-//! - `bench app [args]` — command latency through HTTP and projector catch-up, in release;
+//! - `bench app [args]` — commands through HTTP (bounded and growing boundaries) beside the
+//!   store's conditional appends, a view's live lag and projector catch-up, in release;
 //!   writes `target/bench/app.json`
 //! - `bench instances [args]` — commands/s with one, two and three courses processes on the
 //!   FoundationDB cluster `FAIRWAY_FDB_CLUSTER_FILE` names, beside one on the embedded store;
@@ -41,7 +42,7 @@ fn run(mut command: Command) -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] \
-| bench app [--requests N] [--events N] | bench instances [--clients N] [--seconds S] | fmt [--check] | ci | fdb-check | fdb-test>";
+| bench app [--seconds S | --requests N] [--students N] [--events N] [--out FILE] | bench instances [--clients N] [--seconds S] | fmt [--check] | ci | fdb-check | fdb-test>";
 
 /// The workspace root (where `cargo xtask` runs from).
 fn workspace_root() -> PathBuf {

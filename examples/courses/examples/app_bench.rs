@@ -1,82 +1,425 @@
-//! The app benchmark: command latency through HTTP and projector catch-up, on the embedded
-//! store with durability on.
+//! The app benchmark: commands through HTTP beside the store's own conditional appends, a
+//! view's live lag, and projector catch-up, on the embedded store with durability on.
 //!
 //! `cargo xtask bench app` runs it in release and writes `target/bench/app.json`: a JSON
-//! array of `{"name", "value", "unit"}`. Options: `--out <file>`, `--requests <n>` per
-//! concurrency level (default 4,000), `--events <n>` for catch-up (default 1,000,000).
+//! array of `{"name", "value", "unit"}`, printed to stderr as it goes. Options:
+//! `--out <file>`; `--seconds <s>` per row (default 5), or `--requests <n>` per row instead;
+//! `--students <n>` in the growing course (default 10,000); `--events <n>` for catch-up
+//! (default 1,000,000).
+//!
+//! Rows, each at 1, 16 and 64 concurrent clients sharing one HTTP client:
+//! - `store_append_conditional`: a fresh durable store, each client appending one event per
+//!   request under its own condition (no HTTP, no app);
+//! - `http_command_bounded`: each client defines a course, subscribes 40 students to it, then
+//!   defines the next, so no command's boundary holds more than 41 events;
+//! - `http_command_growing_snap`: every command is `change-capacity` on one course that
+//!   starts with `--students` students (appended to the store before the app starts) and
+//!   grows by one event per command; the command folds from its snapshots;
+//! - `http_command_growing_nosnap`: the same on a second such course with
+//!   `change-capacity-folded`, the same decision model registered without snapshots.
+//!
+//! The app runs with its views and automations live. A row's `cpu_ms` is the process's CPU
+//! time (the clients included: they run in this process) from the row's start until every
+//! view and automation has caught up with it, over the commands the row ran. A command
+//! answered 409 (its boundary kept changing) is sent again, and its latency runs to the
+//! reply that appended. `view_live_lag_p99_ms` samples bounded commands at 64 clients: from
+//! a command's reply to the `courses` view serving it (`?after=` its position).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use courses::events::{CourseDefined, StudentSubscribed};
+use courses::events::{CourseDefined, CourseLife, StudentSubscribed};
+use courses::slices::change_capacity::{CapacityError, ChangeCapacity};
 use courses::slices::course_list::CourseList;
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore};
-use fairway::runtime::Store;
-use fairway::runtime::ViewRuntime;
+use fairway::dcb::{AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, RawEvent, Tag};
+use fairway::prelude::*;
+use fairway::runtime::{Store, ViewRuntime};
 use fairway::testkit::TestApp;
 use fairway::{AppConfig, Event};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::sync::{Barrier, mpsc};
 
+/// Concurrent clients of every row.
+const CLIENTS: [usize; 3] = [1, 16, 64];
+/// Students a bounded client subscribes to each of its courses.
+const BOUNDED_STUDENTS: u32 = 40;
+/// Longest wait for views and automations to catch up after a row.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// `change-capacity` without snapshots: every command folds the course from its first event.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+struct ChangeCapacityFolded(ChangeCapacity);
+
+#[command]
+impl Command for ChangeCapacityFolded {
+    type Events = CourseLife;
+    type State = Option<u32>;
+    type Error = CapacityError;
+
+    fn query(&self) -> Query {
+        self.0.query()
+    }
+
+    fn evolve(&self, students: &mut Option<u32>, event: CourseLife) {
+        self.0.evolve(students, event);
+    }
+
+    fn decide(&self, students: &Option<u32>) -> Result<Decision, CapacityError> {
+        self.0.decide(students)
+    }
+}
+
+/// The figures, in the order they were measured.
 struct Figures(Vec<(String, f64, &'static str)>);
 
 impl Figures {
     fn add(&mut self, name: &str, value: f64, unit: &'static str) {
-        eprintln!("{name:<36} {value:>14.2} {unit}");
+        eprintln!("{name:<46} {value:>14.3} {unit}");
         self.0.push((name.to_owned(), value, unit));
     }
 
-    fn json(&self) -> String {
+    fn get(&self, name: &str) -> f64 {
+        self.0.iter().find(|(n, ..)| n == name).map(|(_, v, _)| *v).unwrap_or(f64::NAN)
+    }
+
+    fn write(&self, out: &str) {
         let rows: Vec<String> = self
             .0
             .iter()
             .map(|(n, v, u)| format!("  {{\"name\": \"{n}\", \"value\": {v:.3}, \"unit\": \"{u}\"}}"))
             .collect();
-        format!("[\n{}\n]\n", rows.join(",\n"))
+        if let Some(parent) = std::path::Path::new(out).parent() {
+            std::fs::create_dir_all(parent).expect("the output's directory");
+        }
+        std::fs::write(out, format!("[\n{}\n]\n", rows.join(",\n"))).expect("the output file");
+        eprintln!("wrote {out}");
     }
 }
 
-fn arg(name: &str, default: usize) -> usize {
+fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    let value = args.iter().position(|a| a == name).and_then(|i| args.get(i + 1))?;
+    Some(value.parse().unwrap_or_else(|_| panic!("{name}: cannot read {value:?}")))
+}
+
+/// How long each row runs: for a time, or for a number of requests shared by its clients.
+#[derive(Clone, Copy)]
+enum Budget {
+    Seconds(f64),
+    Requests(usize),
+}
+
+impl Budget {
+    /// When one of `clients` clients, started at `start`, having sent `sent`, stops.
+    fn more(self, start: Instant, sent: usize, clients: usize) -> bool {
+        match self {
+            Budget::Seconds(s) => start.elapsed().as_secs_f64() < s,
+            Budget::Requests(n) => sent < n.div_ceil(clients),
+        }
+    }
+}
+
+/// The process's CPU time (user + system, every thread), from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name's closing parenthesis start at field 3 (the state);
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("a command name") + 1..].split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 10)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-/// `requests` subscribe-student commands over HTTP from `clients` concurrent clients, each
-/// on its own course (so conditions never collide); latencies in ms.
-async fn subscribe_latencies(app: &TestApp, clients: usize, requests: usize) -> (Vec<f64>, Duration) {
-    let http = reqwest::Client::new();
-    for client in 0..clients {
-        let body = json!({ "course_id": format!("c{clients}-{client}"), "capacity": requests });
-        let response = http.post(app.url("/commands/define-course")).json(&body).send().await.unwrap();
-        assert!(response.status().is_success());
-    }
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|client| {
-            let (http, url) = (http.clone(), app.url("/commands/subscribe-student"));
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                for i in 0..requests / clients {
-                    let body =
-                        json!({ "course_id": format!("c{clients}-{client}"), "student_id": format!("s{client}-{i}") });
-                    let sent = Instant::now();
-                    let response = http.post(&url).json(&body).send().await.unwrap();
-                    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
-                    latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+/// One command to send: its route, body, and what the `courses` view shows once it ran.
+struct Request {
+    command: &'static str,
+    body: Value,
+    course: String,
+    subscribed: u32,
+}
+
+/// What one client sends next.
+enum Workload {
+    /// Own courses of at most [`BOUNDED_STUDENTS`] students: define one, fill it, define
+    /// the next.
+    Bounded { prefix: String, course: usize, subscribed: Option<u32> },
+    /// `command` on one long course, alternating two capacities above its students.
+    Growing { command: &'static str, course: String, capacity: u32, sent: u32 },
+}
+
+impl Workload {
+    fn next(&mut self) -> Request {
+        match self {
+            Workload::Bounded { prefix, course, subscribed } => {
+                let course_id = format!("{prefix}-{course}");
+                let Some(count) = subscribed else {
+                    *subscribed = Some(0);
+                    let body = json!({ "course_id": course_id, "capacity": BOUNDED_STUDENTS });
+                    return Request { command: "define-course", body, course: course_id, subscribed: 0 };
+                };
+                *count += 1;
+                let body = json!({ "course_id": course_id, "student_id": format!("{course_id}-s{count}") });
+                let request = Request { command: "subscribe-student", body, course: course_id, subscribed: *count };
+                if *count == BOUNDED_STUDENTS {
+                    (*course, *subscribed) = (*course + 1, None);
                 }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
+                request
+            }
+            Workload::Growing { command, course, capacity, sent } => {
+                *sent += 1;
+                let body = json!({ "course_id": course, "capacity": *capacity + *sent % 2 });
+                Request { command, body, course: course.clone(), subscribed: 0 }
+            }
+        }
     }
+}
+
+/// A command's reply: where its events landed, and the requests it took.
+struct Reply {
+    position: String,
+    sent: usize,
+    attempts: u64,
+}
+
+/// Sends `request` until it appends (a 409 is sent again); panics on any other answer.
+async fn send(http: &reqwest::Client, base: &str, request: &Request) -> Reply {
+    let url = format!("{base}/commands/{}", request.command);
+    for sent in 1.. {
+        let response = http.post(&url).json(&request.body).send().await.expect("the app answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON reply");
+        match status.as_u16() {
+            200 => {
+                let position = body["last_position"].as_str().expect("the command appended").to_owned();
+                let attempts = body["attempts"].as_u64().expect("attempts");
+                return Reply { position, sent, attempts };
+            }
+            409 => continue,
+            _ => panic!("{} answered {status}: {body}", request.command),
+        }
+    }
+    unreachable!("the loop above returns")
+}
+
+/// A command sampled for the view's lag: its course, what the view must show, its position
+/// and when its reply arrived.
+struct Sample {
+    course: String,
+    subscribed: u32,
+    position: String,
+    replied: Instant,
+}
+
+/// Samples the `courses` view's lag behind commands: asks the clients for their next reply
+/// (so the sample is fresh), then reads the course's row `?after=` its position.
+struct LagProbe {
+    wanted: Arc<AtomicBool>,
+    samples: mpsc::UnboundedSender<Sample>,
+}
+
+impl LagProbe {
+    /// Offers a reply, taken if the sampler waits for one.
+    fn offer(&self, request: &Request, reply: &Reply, replied: Instant) {
+        if self.wanted.swap(false, Ordering::AcqRel) {
+            let (course, subscribed, position) = (request.course.clone(), request.subscribed, reply.position.clone());
+            let _ = self.samples.send(Sample { course, subscribed, position, replied });
+        }
+    }
+}
+
+/// Starts the sampler; it ends when every [`LagProbe`] is dropped, answering the lags in ms.
+fn lag_sampler(app: &TestApp, http: reqwest::Client) -> (LagProbe, tokio::task::JoinHandle<Vec<f64>>) {
+    let wanted = Arc::new(AtomicBool::new(false));
+    let (samples, mut received) = mpsc::unbounded_channel::<Sample>();
+    let (flag, base) = (wanted.clone(), app.url("/views/courses"));
+    let task = tokio::spawn(async move {
+        let mut lags = Vec::new();
+        loop {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            flag.store(true, Ordering::Release);
+            let Some(sample) = received.recv().await else { break };
+            let url = format!("{base}/{}?after={}", sample.course, sample.position);
+            let response = http.get(&url).send().await.expect("the app answers");
+            assert_eq!(response.status(), 200, "{url}");
+            let row: Value = response.json().await.expect("a row");
+            // The client may have sent more to the course since: at least, not exactly.
+            let subscribed = row["subscribed"].as_u64().expect("subscribed");
+            assert!(subscribed >= u64::from(sample.subscribed), "the view passed the command: {row}");
+            lags.push(sample.replied.elapsed().as_secs_f64() * 1e3);
+        }
+        lags
+    });
+    (LagProbe { wanted, samples }, task)
+}
+
+/// What a row measured.
+struct Row {
+    latencies: Vec<f64>,
+    elapsed: Duration,
+    /// CPU time while the clients ran, then until everything caught up.
+    cpu: (Duration, Duration),
+    /// Requests sent (409s included) and command cycles run, over every client.
+    sent: usize,
+    attempts: u64,
+}
+
+/// Runs `clients` clients with their workloads (after one unmeasured warm-up command each),
+/// then waits for the app's views and automations to catch up.
+async fn http_row(
+    app: &TestApp,
+    http: &reqwest::Client,
+    workloads: Vec<Workload>,
+    budget: Budget,
+    probe: Option<LagProbe>,
+) -> Row {
+    let clients = workloads.len();
+    let ready = Arc::new(Barrier::new(clients + 1));
+    let probe = probe.map(Arc::new);
+    let tasks: Vec<_> = workloads
+        .into_iter()
+        .map(|mut workload| {
+            let (http, ready, probe) = (http.clone(), ready.clone(), probe.clone());
+            let base = app.url("");
+            async move {
+                send(&http, &base, &workload.next()).await;
+                ready.wait().await;
+                let start = Instant::now();
+                let (mut latencies, mut sent, mut attempts) = (Vec::new(), 0, 0);
+                while budget.more(start, latencies.len(), clients) {
+                    let request = workload.next();
+                    let began = Instant::now();
+                    let reply = send(&http, &base, &request).await;
+                    latencies.push(began.elapsed().as_secs_f64() * 1e3);
+                    (sent, attempts) = (sent + reply.sent, attempts + reply.attempts);
+                    if let Some(probe) = &probe {
+                        probe.offer(&request, &reply, Instant::now());
+                    }
+                }
+                (latencies, sent, attempts)
+            }
+        })
+        .map(tokio::spawn)
+        .collect();
+    drop(probe);
+    ready.wait().await;
+    let (start, cpu0) = (Instant::now(), process_cpu());
+    let mut row = Row { latencies: Vec::new(), elapsed: Duration::ZERO, cpu: Default::default(), sent: 0, attempts: 0 };
+    for task in tasks {
+        let (latencies, sent, attempts) = task.await.expect("a client");
+        row.latencies.extend(latencies);
+        (row.sent, row.attempts) = (row.sent + sent, row.attempts + attempts);
+    }
+    row.elapsed = start.elapsed();
+    let ran = process_cpu() - cpu0;
+    let drained = Instant::now();
+    drain(app, http).await;
+    row.cpu = (ran, process_cpu() - cpu0);
+    eprintln!(
+        "  {} commands in {:.1}s, {} requests, {} cycles; caught up {:.2}s later; CPU {:.2}s while running, {:.2}s with the catching up",
+        row.latencies.len(),
+        row.elapsed.as_secs_f64(),
+        row.sent,
+        row.attempts,
+        drained.elapsed().as_secs_f64(),
+        row.cpu.0.as_secs_f64(),
+        row.cpu.1.as_secs_f64()
+    );
+    row.latencies.sort_by(f64::total_cmp);
+    row
+}
+
+/// Waits until every view has applied the whole log and no automation has a job pending,
+/// seen twice in a row.
+async fn drain(app: &TestApp, http: &reqwest::Client) {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let mut quiet = 0;
+    while quiet < 2 {
+        assert!(Instant::now() < deadline, "views and automations did not catch up in {DRAIN_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let get = |path: &str| http.get(app.url(path)).send();
+        let progress: Value = get("/progress").await.expect("progress").json().await.expect("progress JSON");
+        let queues: Value = get("/automations").await.expect("automations").json().await.expect("automations JSON");
+        let views_done = progress["views"].as_array().expect("views").iter().all(|v| v["remaining"] == json!(0));
+        let queues_done =
+            queues["automations"].as_array().expect("automations").iter().all(|a| a["pending"] == json!(0));
+        quiet = if views_done && queues_done { quiet + 1 } else { 0 };
+    }
+}
+
+fn add_row(figures: &mut Figures, name: &str, row: &Row) {
+    let commands = row.latencies.len() as f64;
+    figures.add(&format!("{name}_p50_ms"), percentile(&row.latencies, 0.50), "ms");
+    figures.add(&format!("{name}_p99_ms"), percentile(&row.latencies, 0.99), "ms");
+    figures.add(&format!("{name}_rps"), commands / row.elapsed.as_secs_f64(), "commands/s");
+    figures.add(&format!("{name}_cpu_ms"), row.cpu.1.as_secs_f64() * 1e3 / commands, "ms/command");
+}
+
+/// `clients` tasks, each appending one event per request to a fresh durable store under its
+/// own condition (its type and client tag after its last append): the store's figure for
+/// what a command pays at least.
+async fn store_row(dir: &std::path::Path, clients: usize, budget: Budget, figures: &mut Figures) {
+    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).expect("a store"));
+    let store = DcbStore::new(engine.clone(), "bench").expect("a namespace");
+    let start = Instant::now();
+    let tasks = (0..clients).map(|client| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let own = Tag::new("client", client).expect("a tag");
+            let boundary = Query::from(QueryItem::types(["Booked"]).with_tags([own.clone()]));
+            let (mut after, mut latencies) = (None, Vec::new());
+            while budget.more(start, latencies.len(), clients) {
+                let seat = Tag::new("seat", latencies.len() % 97).expect("a tag");
+                let payload = format!(
+                    "{{\"client\":{client},\"n\":{},\"note\":\"about 100 bytes of payload\"}}",
+                    latencies.len()
+                );
+                let event = RawEvent::new("Booked", payload.into_bytes()).with_tags([own.clone(), seat]);
+                let condition = AppendCondition::none_match_after(boundary.clone(), after);
+                let began = Instant::now();
+                after = Some(store.append(vec![event], Some(condition)).await.expect("an append").last());
+                latencies.push(began.elapsed().as_secs_f64() * 1e3);
+            }
+            latencies
+        })
+    });
+    let mut latencies = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        latencies.extend(task.await.expect("a client"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    engine.close();
     latencies.sort_by(f64::total_cmp);
-    (latencies, started.elapsed())
+    figures.add(&format!("store_append_conditional_c{clients}_p50_ms"), percentile(&latencies, 0.50), "ms");
+    figures.add(&format!("store_append_conditional_c{clients}_eps"), latencies.len() as f64 / elapsed, "events/s");
+}
+
+/// Appends `courses`, each defined and holding `students` students, to the app's store
+/// before the app opens it (in batches of 1,000 events, far faster than commands).
+async fn preload(config: &AppConfig, courses: &[&str], students: usize) {
+    let engine = Arc::new(EmbeddedEngine::open(&config.data_dir, EmbeddedOptions::default()).expect("the app's store"));
+    let store = DcbStore::new(engine.clone(), &config.namespace).expect("the app's namespace");
+    for course in courses {
+        let defined = CourseDefined { course_id: (*course).into(), capacity: students as u32 };
+        store.append(vec![defined.to_raw().expect("an event")], None).await.expect("an append");
+        for first in (0..students).step_by(1_000) {
+            let batch = (first..(first + 1_000).min(students))
+                .map(|n| {
+                    let subscribed = StudentSubscribed {
+                        course_id: (*course).into(),
+                        student_id: format!("{course}-s{n}").as_str().into(),
+                    };
+                    subscribed.to_raw().expect("an event")
+                })
+                .collect();
+            store.append(batch, None).await.expect("an append");
+        }
+    }
+    engine.close();
 }
 
 /// Loads `events` course events in batches, then times a fresh projector catching up.
@@ -113,30 +456,75 @@ async fn catch_up_eps(dir: &std::path::Path, events: usize) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let out = std::env::args()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .find(|w| w[0] == "--out")
-        .map_or_else(|| "target/bench/app.json".to_owned(), |w| w[1].clone());
-    let (requests, events) = (arg("--requests", 4_000), arg("--events", 1_000_000));
+    let out = arg("--out").unwrap_or_else(|| "target/bench/app.json".to_owned());
+    let budget = arg("--requests").map_or_else(|| Budget::Seconds(arg("--seconds").unwrap_or(5.0)), Budget::Requests);
+    let (students, events) = (arg("--students").unwrap_or(10_000), arg("--events").unwrap_or(1_000_000));
+    let root =
+        tempfile::Builder::new().prefix("fairway-app-bench").tempdir_in("target").expect("temp dir under target/");
     let mut figures = Figures(Vec::new());
-    let root = tempfile::tempdir().unwrap();
 
-    let app = TestApp::start_with(AppConfig::with_data_dir(root.path().join("app")), |app| app).await;
-    for clients in [1, 16] {
-        let (latencies, elapsed) = subscribe_latencies(&app, clients, requests).await;
-        figures.add(&format!("http_command_c{clients}_p50_ms"), percentile(&latencies, 0.50), "ms");
-        figures.add(&format!("http_command_c{clients}_p99_ms"), percentile(&latencies, 0.99), "ms");
-        figures.add(&format!("http_command_c{clients}_rps"), latencies.len() as f64 / elapsed.as_secs_f64(), "req/s");
+    for clients in CLIENTS {
+        store_row(&root.path().join(format!("store-c{clients}")), clients, budget, &mut figures).await;
+    }
+
+    let config = AppConfig::with_data_dir(root.path().join("app"));
+    let started = Instant::now();
+    preload(&config, &["long-snap", "long-folded"], students).await;
+    let app = TestApp::start_with(config, |app| app).await;
+    let http = reqwest::Client::new();
+    drain(&app, &http).await;
+    eprintln!("two courses of {students} students loaded and caught up in {:.1}s", started.elapsed().as_secs_f64());
+
+    for clients in CLIENTS {
+        let workloads =
+            (0..clients).map(|c| Workload::Bounded { prefix: format!("b{clients}-{c}"), course: 0, subscribed: None });
+        let (probe, sampler) = if clients == 64 { Some(lag_sampler(&app, http.clone())) } else { None }.unzip();
+        let row = http_row(&app, &http, workloads.collect(), budget, probe).await;
+        add_row(&mut figures, &format!("http_command_bounded_c{clients}"), &row);
+        if let Some(sampler) = sampler {
+            let mut lags = sampler.await.expect("the sampler");
+            lags.sort_by(f64::total_cmp);
+            eprintln!("  {} lag samples, p50 {:.2} ms", lags.len(), percentile(&lags, 0.5));
+            figures.add("view_live_lag_p99_ms", percentile(&lags, 0.99), "ms");
+        }
+    }
+    for (case, command, course) in
+        [("growing_snap", "change-capacity", "long-snap"), ("growing_nosnap", "change-capacity-folded", "long-folded")]
+    {
+        for clients in CLIENTS {
+            let capacity = 2 * students as u32;
+            let workloads =
+                (0..clients).map(|_| Workload::Growing { command, course: course.to_owned(), capacity, sent: 0 });
+            let row = http_row(&app, &http, workloads.collect(), budget, None).await;
+            add_row(&mut figures, &format!("http_command_{case}_c{clients}"), &row);
+        }
     }
     app.stop().await;
 
     figures.add("projector_catch_up_events", events as f64, "events");
     figures.add("projector_catch_up_eps", catch_up_eps(&root.path().join("catch-up"), events).await, "events/s");
 
-    if let Some(parent) = std::path::Path::new(&out).parent() {
-        std::fs::create_dir_all(parent).unwrap();
+    let bounded_c1 = figures.get("http_command_bounded_c1_p50_ms");
+    let ratios = [
+        ("ratio_c1_p50_bounded_minus_store_ms", bounded_c1 - figures.get("store_append_conditional_c1_p50_ms"), "ms"),
+        (
+            "ratio_growing_snap_over_bounded_c1_p50",
+            figures.get("http_command_growing_snap_c1_p50_ms") / bounded_c1,
+            "ratio",
+        ),
+        (
+            "ratio_growing_nosnap_over_bounded_c1_p50",
+            figures.get("http_command_growing_nosnap_c1_p50_ms") / bounded_c1,
+            "ratio",
+        ),
+        (
+            "ratio_c64_rps_bounded_over_store",
+            figures.get("http_command_bounded_c64_rps") / figures.get("store_append_conditional_c64_eps"),
+            "ratio",
+        ),
+    ];
+    for (name, value, unit) in ratios {
+        figures.add(name, value, unit);
     }
-    std::fs::write(&out, figures.json()).unwrap();
-    eprintln!("wrote {out}");
+    figures.write(&out);
 }
