@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The FoundationDB suites: the store's (conformance, unknown commit results, injected
-# commit faults, limits, the engine's retry loop and health) and the façade's whole test suite with
+# commit faults, limits, shared watches, the engine's retry loop and health) and the façade's whole test suite with
 # every TestApp on the cluster, run twice: as they are, then with FoundationDB's client
 # fault injection (buggify) on. Prints how many tests passed each way. Uses the cluster FAIRWAY_FDB_CLUSTER_FILE names, or starts a local one from
 # ../shared/fdb/ (stopped on exit, also when a test fails). A case that would skip itself
@@ -25,7 +25,8 @@ run_suites() {
   local log
   log=$(mktemp)
   cargo test -p fairway-dcb --features fdb \
-    --test conformance_fdb --test unknown_results --test commit_faults --test limits --test fdb_engine 2>&1 | tee "$log"
+    --test conformance_fdb --test unknown_results --test commit_faults --test limits --test shared_watch \
+    --test fdb_engine 2>&1 | tee "$log"
   FAIRWAY_TEST_ENGINE=fdb cargo test -p fairway --features fdb 2>&1 | tee -a "$log"
   local passed
   passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$log" | awk '{ n += $1 } END { print n + 0 }')

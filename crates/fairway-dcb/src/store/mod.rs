@@ -4,6 +4,7 @@ mod append;
 mod commit;
 mod marker;
 mod plan;
+mod pulse;
 mod read;
 mod receipt;
 mod scan;
@@ -32,6 +33,8 @@ struct Inner<E> {
     engine: Arc<E>,
     layout: Layout,
     namespace: String,
+    /// The watch on the pulse keys, shared by the store's subscriptions.
+    pulse: pulse::Pulse,
 }
 
 impl<E: KvEngine> Clone for DcbStore<E> {
@@ -44,7 +47,8 @@ impl<E: KvEngine> DcbStore<E> {
     /// Opens the store of `namespace` (`[A-Za-z0-9_.-]`, at most 64 bytes) on `engine`.
     pub fn new(engine: Arc<E>, namespace: &str) -> Result<Self> {
         let layout = Layout::new(namespace)?;
-        Ok(DcbStore { inner: Arc::new(Inner { engine, layout, namespace: namespace.to_owned() }) })
+        let inner = Inner { engine, layout, namespace: namespace.to_owned(), pulse: pulse::Pulse::default() };
+        Ok(DcbStore { inner: Arc::new(inner) })
     }
 
     /// The engine below the store.

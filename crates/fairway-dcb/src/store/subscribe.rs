@@ -3,11 +3,12 @@
 //! A subscription proceeds in rounds. Each round takes the head, streams every matching
 //! event after the cursor up to that head (one read, paged), then moves the cursor to the
 //! head itself, matched or not. So no round can skip an event: everything up to its head is
-//! visible when it starts, and the next round starts right after it.
+//! visible when it starts, and the next round starts right after it. Between rounds it
+//! waits on the store's one watch of its pulse keys, shared by all its subscriptions.
 
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 
 use crate::error::Error;
 use crate::event_store::{EventStore, EventStream};
@@ -71,11 +72,11 @@ impl<E: KvEngine> Subscription<E> {
             }
             // Caught up: arm the watch first, then look once more, so an append landing
             // between the read and the watch is never missed.
-            let changed = self.store.engine().watch_any(self.store.layout().pulse_keys()).await?;
+            let changed = self.store.inner.pulse.armed(&**self.store.engine(), self.store.layout()).await?;
             if self.start_round().await? {
                 continue;
             }
-            let _ = tokio::time::timeout(POLL_FALLBACK, changed.map(|_| ())).await;
+            let _ = tokio::time::timeout(POLL_FALLBACK, changed).await;
         }
     }
 
