@@ -5,7 +5,8 @@
 //! array of `{"name", "value", "unit"}`, printed to stderr as it goes. Options:
 //! `--out <file>`; `--seconds <s>` per row (default 5), or `--requests <n>` per row instead;
 //! `--students <n>` in the growing course (default 10,000); `--events <n>` for catch-up
-//! (default 1,000,000).
+//! (default 1,000,000); `--only <prefix>` runs only the rows whose names start with its
+//! `_`-separated words (to profile one, e.g. `--only http_command_bounded_c1`).
 //!
 //! Rows, each at 1, 16 and 64 concurrent clients sharing one HTTP client:
 //! - `store_append_conditional`: a fresh durable store, each client appending one event per
@@ -462,8 +463,11 @@ async fn main() {
     let root =
         tempfile::Builder::new().prefix("fairway-app-bench").tempdir_in("target").expect("temp dir under target/");
     let mut figures = Figures(Vec::new());
+    let only: Option<String> = arg("--only");
+    // Whole words: `http_command_bounded_c1` is not a prefix of `http_command_bounded_c16`.
+    let wanted = |row: &str| only.as_deref().is_none_or(|prefix| format!("{row}_").starts_with(&format!("{prefix}_")));
 
-    for clients in CLIENTS {
+    for clients in CLIENTS.into_iter().filter(|c| wanted(&format!("store_append_conditional_c{c}"))) {
         store_row(&root.path().join(format!("store-c{clients}")), clients, budget, &mut figures).await;
     }
 
@@ -475,7 +479,7 @@ async fn main() {
     drain(&app, &http).await;
     eprintln!("two courses of {students} students loaded and caught up in {:.1}s", started.elapsed().as_secs_f64());
 
-    for clients in CLIENTS {
+    for clients in CLIENTS.into_iter().filter(|c| wanted(&format!("http_command_bounded_c{c}"))) {
         let workloads =
             (0..clients).map(|c| Workload::Bounded { prefix: format!("b{clients}-{c}"), course: 0, subscribed: None });
         let (probe, sampler) = if clients == 64 { Some(lag_sampler(&app, http.clone())) } else { None }.unzip();
@@ -491,7 +495,7 @@ async fn main() {
     for (case, command, course) in
         [("growing_snap", "change-capacity", "long-snap"), ("growing_nosnap", "change-capacity-folded", "long-folded")]
     {
-        for clients in CLIENTS {
+        for clients in CLIENTS.into_iter().filter(|c| wanted(&format!("http_command_{case}_c{c}"))) {
             let capacity = 2 * students as u32;
             let workloads =
                 (0..clients).map(|_| Workload::Growing { command, course: course.to_owned(), capacity, sent: 0 });
@@ -501,8 +505,10 @@ async fn main() {
     }
     app.stop().await;
 
-    figures.add("projector_catch_up_events", events as f64, "events");
-    figures.add("projector_catch_up_eps", catch_up_eps(&root.path().join("catch-up"), events).await, "events/s");
+    if wanted("projector_catch_up") {
+        figures.add("projector_catch_up_events", events as f64, "events");
+        figures.add("projector_catch_up_eps", catch_up_eps(&root.path().join("catch-up"), events).await, "events/s");
+    }
 
     let bounded_c1 = figures.get("http_command_bounded_c1_p50_ms");
     let ratios = [
@@ -523,7 +529,7 @@ async fn main() {
             "ratio",
         ),
     ];
-    for (name, value, unit) in ratios {
+    for (name, value, unit) in ratios.into_iter().filter(|(_, value, _)| value.is_finite()) {
         figures.add(name, value, unit);
     }
     figures.write(&out);
