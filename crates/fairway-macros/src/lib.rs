@@ -275,9 +275,14 @@ pub fn automation(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Gives the slice its `NAME` when the impl leaves it out: the type's name in kebab-case
 /// (`JoinWaitingList` → `"join-waiting-list"`), as `#[derive(Event)]` names an event after
-/// its type.
+/// its type. An impl with macro-made items is left as written (one of them may be `NAME`).
 fn name_by_default(input: &mut syn::ItemImpl) {
-    let named = input.items.iter().any(|item| matches!(item, syn::ImplItem::Const(c) if c.ident == "NAME"));
+    // An item made by a macro may be the `NAME`: leave such impls as written.
+    let named = input.items.iter().any(|item| match item {
+        syn::ImplItem::Const(constant) => constant.ident == "NAME",
+        syn::ImplItem::Macro(_) => true,
+        _ => false,
+    });
     let syn::Type::Path(path) = input.self_ty.as_ref() else { return };
     let Some(last) = path.path.segments.last() else { return };
     if !named {
