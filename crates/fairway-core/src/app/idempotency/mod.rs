@@ -131,7 +131,8 @@ impl Idempotency {
     }
 
     /// Stores `response` (which appended nothing) at `record_key` unless a live record is
-    /// there already; returns that record's outcome then.
+    /// there already; returns that record's outcome then. A run that finds the very record
+    /// it writes (its commit landed, reported unknown) answers as the first.
     async fn store(&self, state: &StepState, response: StoredResponse) -> Result<Settlement, TxFailure> {
         let body = RecordBody {
             body_hash: state.body_hash,
@@ -143,6 +144,10 @@ impl Idempotency {
             .backend
             .transact(move |tx| async move {
                 match tx.get(record_key).await? {
+                    // This call's own record: an earlier run of this transaction committed
+                    // although its result was reported unknown (the expiry, to the
+                    // microsecond, tells it from another request's).
+                    Some(bytes) if bytes == *value => Ok(None),
                     Some(bytes) if stands(&bytes) => Ok(Some(bytes)),
                     _ => {
                         tx.set(record_key, value);

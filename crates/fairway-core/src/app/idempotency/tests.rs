@@ -50,3 +50,23 @@ async fn a_key_answered_in_another_process_appends_once_and_replays_that_answer(
     assert_eq!(loser.finish(conflict).await.unwrap(), Settlement::Replay(answer));
     assert_eq!(backend.events().count().await.unwrap(), 1, "one append for the key");
 }
+
+/// Every commit that lands is reported as of unknown result and its transaction run again:
+/// storing an answer finds its own record, and answers as the first, not as a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_commit_was_reported_unknown_is_still_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions { unknown_result_rate: 1.0, ..EmbeddedOptions::default() };
+    let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
+    let backend: Arc<dyn Backend> = Arc::new(DcbStore::new(engine, "app").unwrap());
+    let idempotency = Idempotency::new(backend, Duration::from_secs(60));
+
+    let refusal = StoredResponse { status: 422, body: br#"{"error":"refused"}"#.to_vec() };
+    let ticket = claimed(&idempotency).await;
+    assert_eq!(ticket.finish(refusal.clone()).await.unwrap(), Settlement::Respond(refusal.clone()));
+    // A retry with the key is a replay of that answer.
+    match idempotency.claim("open-ticket", "key-1", br#"{"id":"t1"}"#).await.unwrap() {
+        Claim::Replay(replayed) => assert_eq!(replayed, refusal),
+        _ => panic!("the key was answered: a retry replays it"),
+    }
+}
