@@ -4,7 +4,8 @@
 //! (the first to take every projector's lease) is killed -9 in the middle. Its clients retry
 //! on a survivor with the same `Idempotency-Key`. Afterwards, on the log read back from the
 //! cluster: every waiting student was promoted exactly once, no job was dead-lettered, and
-//! every row of the `courses` view, as a survivor serves it, equals a fold of the log.
+//! every row of the `courses` view, as a survivor serves it, equals a fold of the log; a
+//! survivor stopped with SIGTERM exits with success.
 //!
 //! Runs with the `fdb` feature and `FAIRWAY_FDB_CLUSTER_FILE` (`.ci/fdb_suites.sh` runs it
 //! on a local cluster); without a cluster it says it was skipped.
@@ -72,6 +73,16 @@ impl Instance {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+}
+
+impl Instance {
+    /// SIGTERM: a graceful stop; returns whether the process exited with success.
+    fn terminate(&self) -> bool {
+        let Some(mut child) = self.child.lock().unwrap().take() else { return false };
+        let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -TERM runs");
+        child.wait().unwrap().success()
     }
 }
 
@@ -216,6 +227,10 @@ async fn race_on_three_instances(cluster_file: &str, run: usize) {
     let page: Value = cluster.get(2, "/views/courses?limit=1000").await;
     assert_eq!(page["next_cursor"], Value::Null, "every course on one page");
     let view: Vec<Value> = serde_json::from_value(page["documents"].clone()).unwrap();
+
+    // A graceful stop drains the instance and stops the client network before exiting.
+    assert!(cluster.instances[1].terminate(), "a terminated instance exits with success");
+    cluster.killed[1].store(true, Ordering::SeqCst);
 
     let engine = Arc::new(FdbEngine::open(Some(cluster_file), RetryPolicy::default()).unwrap());
     let store = DcbStore::new(engine, &namespace).unwrap();

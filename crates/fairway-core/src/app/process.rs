@@ -63,6 +63,12 @@ impl App {
             app.serve(listener, shutdown_signal()).await
         }
         .await;
+        // Served and every engine dropped: the client network stops and its thread is joined
+        // before the process exits, as the client library asks.
+        #[cfg(feature = "fdb")]
+        if !uses_embedded_store(&config) {
+            fairway_dcb::kv::fdb::stop_network();
+        }
         match result {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(err) => {
