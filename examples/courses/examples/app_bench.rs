@@ -279,6 +279,7 @@ async fn http_row(
     probe: Option<LagProbe>,
 ) -> Row {
     let clients = workloads.len();
+    let counters = Counters::scrape(app, http).await;
     let ready = Arc::new(Barrier::new(clients + 1));
     let probe = probe.map(Arc::new);
     let tasks: Vec<_> = workloads
@@ -330,8 +331,62 @@ async fn http_row(
         row.cpu.0.as_secs_f64(),
         row.cpu.1.as_secs_f64()
     );
+    let client_mean_ms = row.latencies.iter().sum::<f64>() / row.latencies.len() as f64;
+    counters.report(Counters::scrape(app, http).await, client_mean_ms);
     row.latencies.sort_by(f64::total_cmp);
     row
+}
+
+/// The app's own counters, from `/metrics`: where a row's time went on average.
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    fsyncs: f64,
+    transactions: f64,
+    journal_s: f64,
+    requests: f64,
+    request_s: f64,
+    commands: f64,
+    command_s: f64,
+}
+
+impl Counters {
+    async fn scrape(app: &TestApp, http: &reqwest::Client) -> Self {
+        let page = http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text");
+        // The sum of every sample of `name` whose labels hold `labels`.
+        let sum = |name: &str, labels: &str| -> f64 {
+            let samples = page.lines().filter(|line| !line.starts_with('#'));
+            let values = samples.filter_map(|line| {
+                let (key, value) = line.rsplit_once(' ')?;
+                (key.split('{').next() == Some(name) && key.contains(labels)).then(|| value.parse::<f64>().ok())?
+            });
+            values.sum()
+        };
+        let route = "route=\"/commands/";
+        Counters {
+            fsyncs: sum("fairway_store_commits_total", ""),
+            transactions: sum("fairway_store_transactions_total", ""),
+            journal_s: sum("fairway_store_journal_microseconds_total", "") / 1e6,
+            requests: sum("fairway_http_request_duration_seconds_count", route),
+            request_s: sum("fairway_http_request_duration_seconds_sum", route),
+            commands: sum("fairway_command_duration_seconds_count", ""),
+            command_s: sum("fairway_command_duration_seconds_sum", ""),
+        }
+    }
+
+    /// Prints the means per command between `self` and `later`, beside the clients' mean.
+    fn report(self, later: Counters, client_mean_ms: f64) {
+        let commands = (later.requests - self.requests).max(1.0);
+        let fsyncs = later.fsyncs - self.fsyncs;
+        eprintln!(
+            "  per command: {:.2} fsyncs, {:.2} transactions; mean ms: client {client_mean_ms:.3}, server request {:.3}, \
+             command runner {:.3}; journal write+sync {:.3} ms per fsync",
+            fsyncs / commands,
+            (later.transactions - self.transactions) / commands,
+            (later.request_s - self.request_s) * 1e3 / commands,
+            (later.command_s - self.command_s) * 1e3 / (later.commands - self.commands).max(1.0),
+            (later.journal_s - self.journal_s) * 1e3 / fsyncs.max(1.0),
+        );
+    }
 }
 
 /// Waits until every view has applied the whole log and no automation has a job pending,
