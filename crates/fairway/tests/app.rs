@@ -17,7 +17,7 @@ use fairway::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use support::{eventually, send_noting_replay};
+use support::{eventually, open_store, send_noting_replay};
 
 /// How long a test waits for what happens in the background.
 const WAIT: Duration = Duration::from_secs(20);
@@ -291,8 +291,8 @@ async fn an_idempotency_key_compares_bodies_as_json_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_racing_one_key_run_the_command_once() {
     let dir = tempfile::tempdir().unwrap();
-    let backend: std::sync::Arc<dyn fairway::runtime::Store> =
-        std::sync::Arc::new(fairway::dcb::open_embedded(dir.path(), "app").unwrap());
+    let test = open_store(0.0);
+    let backend = test.store.clone();
     let config = AppConfig::with_data_dir(dir.path());
     let mut instances = Vec::new();
     for _ in 0..2 {
@@ -341,6 +341,7 @@ async fn two_instances_racing_one_key_run_the_command_once() {
         stop.send(()).unwrap();
         task.await.unwrap().unwrap();
     }
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

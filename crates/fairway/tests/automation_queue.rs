@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, Position};
+use fairway::dcb::Position;
 use fairway::runtime::AutomationRuntime;
 use fairway::runtime::Store;
 use fairway::{Automation, AutomationContext, AutomationError, Event, QueueSettings};
 use serde::{Deserialize, Serialize};
-use support::eventually;
+use support::{eventually, open_store};
 use tokio::sync::watch;
 
 /// The triggering event; its kind (also a tag) tells the handler what to do.
@@ -63,11 +63,6 @@ impl Automation for Recorder {
     }
 }
 
-fn backend(dir: &std::path::Path) -> Arc<dyn Store> {
-    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
-    Arc::new(DcbStore::new(engine, "queue").unwrap())
-}
-
 /// Appends one event per kind, in order; returns their positions.
 async fn append(backend: &Arc<dyn Store>, kinds: &[&str]) -> Vec<Position> {
     let events = kinds.iter().map(|kind| Triggered { kind: (*kind).to_owned() }.to_raw().unwrap()).collect();
@@ -79,8 +74,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_workers_claim_every_due_job_behind_100_leased_and_backing_off_jobs_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let test = open_store(0.0);
+    let backend = test.store.clone();
     let recorder = Recorder::default();
     // Leases and backoffs of an hour: those jobs stay out of reach for the whole test.
     let settings = QueueSettings {
@@ -147,13 +142,14 @@ async fn racing_workers_claim_every_due_job_behind_100_leased_and_backing_off_jo
     assert_eq!(runtime.pending().await.unwrap(), leased + backing_off);
     assert_eq!(runtime.leased().await.unwrap(), leased, "only the hanging jobs hold a lease, not the backing-off ones");
     hanging.iter().for_each(|h| h.abort());
+    test.clear().await;
 }
 
 /// A worker whose poll is an hour handles a job enqueued while it sleeps: the enqueue
 /// woke it (without the wake-up it would look again only after the hour).
 async fn an_idle_worker_is_woken_by_an_enqueue(separate_enqueuer: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let test = open_store(0.0);
+    let backend = test.store.clone();
     let recorder = Recorder::default();
     let settings = QueueSettings { lease: HOUR, max_attempts: 5, retry_backoff: HOUR, poll: HOUR, workers: 1 };
     let runtime = AutomationRuntime::new(recorder.clone(), backend.clone(), settings);
@@ -182,6 +178,7 @@ async fn an_idle_worker_is_woken_by_an_enqueue(separate_enqueuer: bool) {
     println!("woken through {through}: job handled {:?} after its append (poll: 1 h)", appended.elapsed());
     worker.abort();
     enqueuer.abort();
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,8 +193,8 @@ async fn an_idle_worker_is_woken_by_an_enqueue_elsewhere_through_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_wakes_when_a_failed_job_becomes_due_and_when_a_dead_letter_is_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let test = open_store(0.0);
+    let backend = test.store.clone();
     let recorder = Recorder::default();
     let settings = QueueSettings {
         lease: HOUR,
@@ -233,4 +230,5 @@ async fn an_idle_worker_wakes_when_a_failed_job_becomes_due_and_when_a_dead_lett
     assert_eq!(recorder.failed.load(Ordering::SeqCst), 2, "failed once, then succeeded");
     worker.abort();
     enqueuer.abort();
+    test.clear().await;
 }

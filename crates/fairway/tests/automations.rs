@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{CourseDefined, DefineCourse, StudentSubscribed};
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, ReadOptions};
+use fairway::dcb::{EventStore, ReadOptions};
 use fairway::runtime::Store;
 use fairway::runtime::{AutomationRuntime, CommandRunner};
 use fairway::{Automation, AutomationContext, AutomationError, EventSet, QueueSettings};
 use futures::TryStreamExt;
-use support::eventually;
+use support::{eventually, open_store};
 
 /// How long a test waits for what happens in the background.
 const WAIT: Duration = Duration::from_secs(20);
@@ -43,11 +43,6 @@ impl Automation for SeatTutor {
     }
 }
 
-fn backend(dir: &std::path::Path) -> Arc<dyn Store> {
-    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
-    Arc::new(DcbStore::new(engine, "automations").unwrap())
-}
-
 fn fast() -> QueueSettings {
     QueueSettings {
         lease: Duration::from_millis(300),
@@ -66,8 +61,8 @@ async fn tutor_seats(backend: &Arc<dyn Store>) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_triggering_event_takes_effect_with_two_enqueuers_and_two_workers() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let test = open_store(0.0);
+    let backend = test.store.clone();
     let runtime = AutomationRuntime::new(SeatTutor::default(), backend.clone(), fast());
     let tasks = [
         tokio::spawn(runtime.clone().run_enqueuer()),
@@ -83,12 +78,13 @@ async fn every_triggering_event_takes_effect_with_two_enqueuers_and_two_workers(
     eventually("an empty queue", WAIT, async || runtime.pending().await.unwrap() == 0).await;
     assert!(runtime.dead_letters().await.unwrap().is_empty());
     tasks.iter().for_each(|t| t.abort());
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_jobs_are_retried_then_dead_lettered_and_can_be_replayed_or_purged() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let test = open_store(0.0);
+    let backend = test.store.clone();
     let automation = SeatTutor::default();
     let (fail, calls) = (automation.fail.clone(), automation.calls.clone());
     fail.store(true, Ordering::SeqCst);
@@ -112,12 +108,13 @@ async fn failing_jobs_are_retried_then_dead_lettered_and_can_be_replayed_or_purg
     assert_eq!(runtime.purge().await.unwrap(), 1);
     assert!(runtime.dead_letters().await.unwrap().is_empty());
     tasks.iter().for_each(|t| t.abort());
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_dead_worker_runs_again_after_its_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let test = open_store(0.0);
+    let backend = test.store.clone();
     let automation = SeatTutor::default();
     let (hang, calls) = (automation.hang_first.clone(), automation.calls.clone());
     hang.store(true, Ordering::SeqCst);
@@ -134,4 +131,5 @@ async fn a_job_of_a_dead_worker_runs_again_after_its_lease() {
     eventually("an empty queue", WAIT, async || runtime.pending().await.unwrap() == 0).await;
     enqueuer.abort();
     survivor.abort();
+    test.clear().await;
 }

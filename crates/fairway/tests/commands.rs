@@ -2,26 +2,27 @@
 //! shared boundary keeps its invariant under concurrency.
 
 mod common;
+mod support;
 
 use std::sync::Arc;
 
 use common::{CourseError, DefineCourse, StudentSubscribed, SubscribeStudent};
-use fairway::dcb::{
-    DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore, EventStore, Query, QueryItem, ReadOptions,
-};
+use fairway::dcb::{EventStore, Query, QueryItem, ReadOptions};
 use fairway::runtime::CommandRunner;
 use fairway::{CommandError, Event};
 use futures::TryStreamExt;
+use support::{TestStore, open_store};
 
-fn runner(dir: &std::path::Path) -> CommandRunner<EmbeddedStore> {
-    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
-    CommandRunner::new(DcbStore::new(engine, "courses").unwrap())
+/// A fresh store on the suite's engine, and a runner of commands on it.
+fn runner() -> (TestStore, CommandRunner<Arc<dyn EventStore>>) {
+    let test = open_store(0.0);
+    let runner = CommandRunner::new(test.store.events());
+    (test, runner)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_on_different_entities_never_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = runner(dir.path());
+    let (test, runner) = runner();
     for round in 0..40 {
         let tasks: Vec<_> = (0..2)
             .map(|c| {
@@ -38,12 +39,12 @@ async fn commands_on_different_entities_never_retry() {
             assert_eq!(executed.positions.len(), 1);
         }
     }
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_boundary_holds_its_invariant_under_32_concurrent_commands() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = runner(dir.path());
+    let (test, runner) = runner();
     runner.execute(&DefineCourse { course_id: "popular".into(), capacity: 10 }).await.unwrap();
     let tasks: Vec<_> = (0..32)
         .map(|s| {
@@ -70,12 +71,12 @@ async fn a_shared_boundary_holds_its_invariant_under_32_concurrent_commands() {
     let stored: Vec<_> = runner.store().read(query, ReadOptions::forwards()).try_collect().await.unwrap();
     assert_eq!(stored.len(), 10, "the log agrees: never over capacity");
     assert!(retried > 0, "the race made some commands decide again");
+    test.clear().await;
 }
 
 #[tokio::test]
 async fn domain_errors_are_returned_and_nothing_is_appended() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = runner(dir.path());
+    let (test, runner) = runner();
     let missing = runner.execute(&SubscribeStudent { course_id: "nope".into(), student_id: "s1".into() }).await;
     assert!(matches!(missing, Err(CommandError::Rejected(CourseError::NotFound(_)))));
     runner.execute(&DefineCourse { course_id: "c".into(), capacity: 1 }).await.unwrap();
@@ -85,4 +86,5 @@ async fn domain_errors_are_returned_and_nothing_is_appended() {
         runner.store().read(Query::all(), ReadOptions::forwards()).try_collect::<Vec<_>>().await.unwrap().len(),
         1
     );
+    test.clear().await;
 }

@@ -3,10 +3,11 @@
 //! reports it before a command, view or automation sees it; `?` converts any error inside
 //! an automation handler, keeping the error and its source chain.
 
-use std::error::Error as _;
-use std::sync::Arc;
+mod support;
 
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, Tag};
+use std::error::Error as _;
+
+use fairway::dcb::{EventStore, Query, Tag};
 use fairway::runtime::ViewRuntime;
 use fairway::testkit::{AutomationTest, TestApp};
 use fairway::{
@@ -15,6 +16,7 @@ use fairway::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use support::open_store;
 
 /// A ticket as first stored: no priority.
 #[derive(Debug, Serialize, Deserialize, Event)]
@@ -169,11 +171,8 @@ impl Automation for PageOnTicket {
 
 #[tokio::test]
 async fn question_mark_converts_foreign_errors_in_an_automation_keeping_the_source_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
-    let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
-    let store: fairway::dcb::EmbeddedStore = DcbStore::new(engine, "test").unwrap();
-    let ctx = AutomationContext::new(Arc::new(store), fairway::runtime::Dependencies::default());
+    let test = open_store(0.0);
+    let ctx = AutomationContext::new(test.store.events(), fairway::runtime::Dependencies::default());
 
     let err = PageOnTicket.handle(TicketOpened { ticket: "t9".into() }, &ctx).await.unwrap_err();
     assert_eq!(err.to_string(), "the pager did not answer");
@@ -187,6 +186,7 @@ async fn question_mark_converts_foreign_errors_in_an_automation_keeping_the_sour
     // The testkit reports the handler's failure with its message.
     let reaction = AutomationTest::new().when(TicketOpened { ticket: "t9".into() }, &PageOnTicket).await;
     assert_eq!((reaction.result, reaction.error.as_deref()), ("failed", Some("the pager did not answer")));
+    test.clear().await;
 }
 
 #[test]
@@ -214,11 +214,11 @@ impl View for TicketPriorities {
 
 #[tokio::test]
 async fn a_view_names_the_stored_event_that_no_longer_decodes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = fairway::dcb::open_embedded(dir.path(), "test").unwrap();
-    let appended = store.append(vec![TicketOpened { ticket: "t1".into() }.to_raw().unwrap()], None).await.unwrap();
+    let test = open_store(0.0);
+    let opened = vec![TicketOpened { ticket: "t1".into() }.to_raw().unwrap()];
+    let appended = test.store.events().append(opened, None).await.unwrap();
 
-    let err = ViewRuntime::new(TicketPriorities, Arc::new(store)).catch_up().await.unwrap_err();
+    let err = ViewRuntime::new(TicketPriorities, test.store.clone()).catch_up().await.unwrap_err();
     let ViewError::Undecodable(undecodable) = &err else { panic!("expected an undecodable event, got {err:?}") };
     assert_eq!((undecodable.event_type.as_str(), undecodable.position), (TicketOpened::NAME, appended.last()));
     let reason = err.source().expect("the decode error is the source").to_string();
@@ -227,6 +227,7 @@ async fn a_view_names_the_stored_event_that_no_longer_decodes() {
         err.to_string()
             .starts_with(&format!("stored event TicketOpened at position {} does not decode", appended.last()))
     );
+    test.clear().await;
 }
 
 /// Escalates every ticket as the current code reads it (not registered).

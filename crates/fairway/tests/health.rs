@@ -11,10 +11,7 @@ use std::time::Duration;
 
 use fairway::app::{SupervisionPolicy, TaskState};
 use fairway::dcb::kv::{KeyValue, Watch};
-use fairway::dcb::{
-    AppendCondition, Appended, DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, RawEvent, Receipt,
-    StorageError,
-};
+use fairway::dcb::{AppendCondition, Appended, EventStore, Query, RawEvent, Receipt, StorageError};
 use fairway::testkit::TestApp;
 use fairway::{
     App, AppConfig, Automation, AutomationContext, AutomationError, Command, Decision, Event, EventSet, QueueSettings,
@@ -25,7 +22,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use support::eventually;
+use support::{eventually, open_store};
 
 /// How long a test waits for what happens in the background.
 const WAIT: Duration = Duration::from_secs(30);
@@ -343,8 +340,8 @@ impl Backend for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_automation_whose_store_fails_is_reported_then_catches_up_and_shutdown_stays_graceful() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(EmbeddedEngine::open(dir.path(), EmbeddedOptions::default()).unwrap());
-    let store: Arc<dyn Backend> = Arc::new(DcbStore::new(engine.clone(), "app").unwrap());
+    let test = open_store(0.0);
+    let store: Arc<dyn Backend> = test.store.clone();
     let broken = Arc::new(AtomicBool::new(false));
     let prefix = store.keyspace("automation/echo");
     let backend = Arc::new(Flaky { inner: store, prefix, broken: broken.clone() });
@@ -387,5 +384,5 @@ async fn an_automation_whose_store_fails_is_reported_then_catches_up_and_shutdow
     stop.send(()).unwrap();
     let served = tokio::time::timeout(Duration::from_secs(20), server).await.expect("stops within the grace");
     served.unwrap().unwrap();
-    engine.close();
+    test.clear().await;
 }

@@ -2,15 +2,15 @@
 //! projectors, and rebuilds into a fresh keyspace on a version bump.
 
 mod common;
+mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{CourseDefined, CourseEvents, DefineCourse, SubscribeStudent};
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EmbeddedStore};
 use fairway::runtime::{CommandRunner, ViewRuntime};
 use fairway::{View, ViewError, ViewTx};
 use serde::{Deserialize, Serialize};
+use support::{open_store, retryable};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct CourseRow {
@@ -72,22 +72,16 @@ impl View for Counter {
     }
 }
 
-fn store(dir: &std::path::Path) -> EmbeddedStore {
-    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
-    DcbStore::new(engine, "views").unwrap()
-}
-
 async fn rows(view: &ViewRuntime<CourseList>) -> Vec<(String, CourseRow)> {
     view.read(|tx| async move { tx.range::<CourseRow>("").await }).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_follows_the_log_and_serves_read_your_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let runner = CommandRunner::new(store.clone());
+    let test = open_store(0.0);
+    let runner = CommandRunner::new(test.store.events());
     runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 3 }).await.unwrap();
-    let view = ViewRuntime::new(CourseList, Arc::new(store.clone()));
+    let view = ViewRuntime::new(CourseList, test.store.clone());
     let projector = tokio::spawn(view.clone().run("instance-1"));
     for student in ["s1", "s2"] {
         let executed =
@@ -110,14 +104,14 @@ async fn a_view_follows_the_log_and_serves_read_your_writes() {
     let progress = view.progress().await.unwrap();
     assert!(progress.active && progress.checkpoint == last.last_position());
     projector.abort();
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_projectors_of_one_view_apply_each_event_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let runner = CommandRunner::new(store.clone());
-    let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
+    let test = open_store(0.0);
+    let runner = CommandRunner::new(test.store.events());
+    let backend = test.store.clone();
     let projectors: Vec<_> =
         (0..3).map(|n| tokio::spawn(ViewRuntime::new(Counter, backend.clone()).run(format!("instance-{n}")))).collect();
     let mut last = None;
@@ -130,16 +124,16 @@ async fn several_projectors_of_one_view_apply_each_event_once() {
     let n: u64 = view.read(|tx| async move { Ok(tx.get::<u64>("n").await?.unwrap_or(0)) }).await.unwrap();
     assert_eq!(n, 120, "three projectors applied every event exactly once");
     projectors.into_iter().for_each(|p| p.abort());
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let runner = CommandRunner::new(store.clone());
+    let test = open_store(0.0);
+    let runner = CommandRunner::new(test.store.events());
     runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
     let last = runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: "s1".into() }).await.unwrap();
-    let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
+    let backend = test.store.clone();
 
     let v1 = ViewRuntime::new(CourseList, backend.clone());
     let p1 = tokio::spawn(v1.clone().run("instance-1"));
@@ -170,6 +164,7 @@ async fn a_new_version_rebuilds_from_the_log_then_replaces_the_old_one() {
     assert_eq!(old.checkpoint, None, "the old version's data and checkpoint were dropped");
     assert!(!old.active);
     p2.abort();
+    test.clear().await;
 }
 
 /// Counts courses defined, under a name the next view's name starts with.
@@ -198,14 +193,13 @@ async fn caught_up<V: View>(view: &ViewRuntime<V>, last: fairway::dcb::Position)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stores_views_are_found_and_read_without_their_slices() {
     use fairway::runtime::{StoredState, StoredVersion};
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let runner = CommandRunner::new(store.clone());
+    let test = open_store(0.0);
+    let runner = CommandRunner::new(test.store.events());
     runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
     runner.execute(&DefineCourse { course_id: "c2".into(), capacity: 7 }).await.unwrap();
     let last = runner.execute(&SubscribeStudent { course_id: "c1".into(), student_id: "s1".into() }).await.unwrap();
     let last = last.last_position().unwrap();
-    let backend: Arc<dyn fairway::runtime::Store> = Arc::new(store.clone());
+    let backend = test.store.clone();
     let state = StoredState::new(backend.clone());
     assert!(state.views().await.unwrap().is_empty(), "no view has written anything yet");
 
@@ -256,21 +250,22 @@ async fn a_stores_views_are_found_and_read_without_their_slices() {
     assert_eq!(list_view.active, Some(2));
     assert_eq!(list_view.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2]);
     assert_eq!(state.view_document("course-list", "c1").await.unwrap(), Some(serde_json::json!(4)));
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retryable_storage_error_inside_a_read_runs_the_read_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let view = ViewRuntime::new(CourseList, Arc::new(store(dir.path())));
+    let test = open_store(0.0);
+    let view = ViewRuntime::new(CourseList, test.store.clone());
     let runs = std::sync::atomic::AtomicU32::new(0);
     let rows = view
         .read(|tx| {
             let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             async move {
                 if run == 1 {
-                    // What an engine raises for a transaction that may succeed when run again.
-                    let retryable = fairway::dcb::StorageError::Retryable("read version too old".into());
-                    return Err(ViewError::Store(fairway::dcb::Error::Storage(retryable)));
+                    // What the engine raises for a transaction that may succeed when run
+                    // again (transaction_too_old on FoundationDB).
+                    return Err(ViewError::Store(fairway::dcb::Error::Storage(retryable(1007))));
                 }
                 tx.range::<CourseRow>("").await
             }
@@ -279,13 +274,14 @@ async fn a_retryable_storage_error_inside_a_read_runs_the_read_again() {
         .expect("the second run answers");
     assert!(rows.is_empty());
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "the read ran again");
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_and_keys_over_their_limits_are_refused_naming_the_limit() {
     use fairway::app::{MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEY_BYTES};
-    let dir = tempfile::tempdir().unwrap();
-    let view = ViewRuntime::new(CourseList, Arc::new(store(dir.path())));
+    let test = open_store(0.0);
+    let view = ViewRuntime::new(CourseList, test.store.clone());
     let big = &"x".repeat(MAX_DOCUMENT_BYTES);
     let refused = view.read(|tx| async move { tx.put("big", big) }).await.unwrap_err();
     assert!(refused.to_string().contains(&format!("the limit is {MAX_DOCUMENT_BYTES} bytes")), "{refused}");
@@ -294,4 +290,5 @@ async fn documents_and_keys_over_their_limits_are_refused_naming_the_limit() {
     assert!(refused.to_string().contains(&format!("the limit is {MAX_DOCUMENT_KEY_BYTES} bytes")), "{refused}");
     let fits = &"x".repeat(MAX_DOCUMENT_BYTES - 16);
     view.read(|tx| async move { tx.put("fits", fits) }).await.expect("a document within the limit is written");
+    test.clear().await;
 }

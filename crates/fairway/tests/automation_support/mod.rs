@@ -1,8 +1,8 @@
 //! What the tests of automation queues shared by several app instances need: a store on
-//! the engine the suite runs on (FoundationDB under `FAIRWAY_TEST_ENGINE=fdb`, else the
-//! embedded one), a store wrapper that counts transaction attempts and can fail chosen
-//! attempts with the engine's retryable errors, and an automation that records the full
-//! history of its handler calls, with the oracle that checks it.
+//! the engine the suite runs on (`support::open_store`, re-exported here), a store wrapper
+//! that counts transaction attempts and can fail chosen attempts with the engine's
+//! retryable errors, and an automation that records the full history of its handler calls,
+//! with the oracle that checks it.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fairway::dcb::kv::{KeyValue, Watch};
-use fairway::dcb::{AppendCondition, Appended, DcbStore, EmbeddedEngine, EmbeddedOptions, Position, RawEvent};
-use fairway::dcb::{EventStore, Receipt, StorageError};
+use fairway::dcb::{AppendCondition, Appended, EventStore, Position, RawEvent, Receipt, StorageError};
 use fairway::runtime::{AutomationRuntime, StateStore, Store};
 use fairway::{Automation, AutomationContext, AutomationError, Event, QueueSettings};
 use fairway_core::backend::{DynTx, ErasedBody, TxFailure};
@@ -20,51 +19,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::support::eventually;
-
-/// A store on the engine the suite runs on; the embedded one's directory lives as long as
-/// this.
-pub struct TestStore {
-    pub store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
-
-/// Whether the suite runs on FoundationDB (`FAIRWAY_TEST_ENGINE=fdb` in a build with the
-/// `fdb` feature), as `TestApp` decides it.
-pub fn on_foundationdb() -> bool {
-    cfg!(feature = "fdb") && std::env::var("FAIRWAY_TEST_ENGINE").as_deref() == Ok("fdb")
-}
-
-/// A fresh store: a namespace of its own on the FoundationDB cluster
-/// `FAIRWAY_FDB_CLUSTER_FILE` names, or an embedded store in a temporary directory. A
-/// fraction `unknown_result_rate` of the commits that land are reported as of unknown
-/// result and their transaction run again (the engines' test hooks).
-pub fn open_store(unknown_result_rate: f64) -> TestStore {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    #[cfg(feature = "fdb")]
-    if on_foundationdb() {
-        let cluster_file =
-            std::env::var("FAIRWAY_FDB_CLUSTER_FILE").expect("FAIRWAY_TEST_ENGINE=fdb needs a cluster file");
-        let engine = fairway::dcb::FdbEngine::open(Some(&cluster_file), fairway::dcb::RetryPolicy::default())
-            .expect("the cluster opens");
-        engine.set_unknown_result_rate(unknown_result_rate);
-        let namespace = format!("automation-{:016x}", rand::random::<u64>());
-        let store = DcbStore::new(Arc::new(engine), &namespace).expect("namespace");
-        return TestStore { store: Arc::new(store), _dir: dir };
-    }
-    let options = EmbeddedOptions { unknown_result_rate, ..EmbeddedOptions::default() };
-    let engine = EmbeddedEngine::open(dir.path(), options).expect("the store opens");
-    let store = DcbStore::new(Arc::new(engine), "instances").expect("namespace");
-    TestStore { store: Arc::new(store), _dir: dir }
-}
-
-/// The error the engine raises for a retryable failure: `transaction_too_old` (1007) or
-/// `not_committed` (1020, a conflict) on FoundationDB, where the client decides
-/// retryability by code; `Retryable` on the embedded engine.
-pub fn retryable(code: i32) -> StorageError {
-    let message = format!("injected failure {code}");
-    if on_foundationdb() { StorageError::Fdb { code, message } } else { StorageError::Retryable(message) }
-}
+pub use crate::support::open_store;
+use crate::support::{eventually, retryable};
 
 /// Transaction attempts through an [`Observed`] store.
 #[derive(Default, Debug)]
