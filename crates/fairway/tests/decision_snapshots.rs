@@ -2,14 +2,16 @@
 //! after the snapshot, decisions equal a full fold, and a new model version ignores old
 //! snapshots.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+mod support;
 
-use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, Tag};
-use fairway::runtime::Store;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use fairway::dcb::{EventStore, Query, Tag};
 use fairway::runtime::{CommandRunner, Snapshots};
 use fairway::{Command, Decision, Event, EventSet, SnapshotModel, command};
 use serde::{Deserialize, Serialize};
+use support::open_store;
 
 #[derive(Serialize, Deserialize, Event)]
 struct Deposited {
@@ -106,13 +108,12 @@ impl SnapshotModel for RegisteredDeposit {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_spare_refolds_and_decide_like_a_full_fold() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(EmbeddedEngine::open(dir.path(), EmbeddedOptions::default()).unwrap());
-    let store = Arc::new(DcbStore::new(engine, "snapshots").unwrap());
+    let test = open_store(0.0);
+    let store = test.store.events();
     let history: Vec<_> =
         (0..500).map(|_| Deposited { account: "a".into(), amount: 1_000 }.to_raw().unwrap()).collect();
     store.append(history, None).await.unwrap();
-    let backend: Arc<dyn Store> = store.clone();
+    let backend = test.store.clone();
     let (snapshots, runner) = (Snapshots::new(backend), CommandRunner::new(store.clone()));
     let deposit = |amount| Deposit::<1> { account: "a".into(), amount };
 
@@ -139,35 +140,42 @@ async fn snapshots_spare_refolds_and_decide_like_a_full_fold() {
     assert_eq!(evolved("a"), 503);
     runner.execute_with_snapshots(&v2, &snapshots).await.unwrap();
     assert_eq!(evolved("a"), 1, "version 2 saved its own snapshot");
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_snapshotted_commands_keep_the_invariant() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(EmbeddedEngine::open(dir.path(), EmbeddedOptions::default()).unwrap());
-    let store = Arc::new(DcbStore::new(engine, "snapshots-race").unwrap());
-    let backend: Arc<dyn Store> = store.clone();
+    let test = open_store(0.0);
+    let store = test.store.events();
+    let backend = test.store.clone();
     let snapshots = Snapshots::new(backend);
+    // Each racer deposits until it is refused: a command that gave up on a boundary that
+    // kept changing (32 racers on one account) tries again.
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let (store, snapshots) = (store.clone(), snapshots.clone());
             tokio::spawn(async move {
                 let runner = CommandRunner::new(store);
-                let mut accepted = 0;
-                for _ in 0..10 {
+                let (mut accepted, mut gave_up) = (0, 0);
+                loop {
+                    assert!(accepted + gave_up < 1_000, "a racer is refused before 1,000 tries");
                     let deposit = Deposit::<7> { account: "race".into(), amount: 4_000 };
-                    if runner.execute_with_snapshots(&deposit, &snapshots).await.is_ok() {
-                        accepted += 1;
+                    match runner.execute_with_snapshots(&deposit, &snapshots).await {
+                        Ok(_) => accepted += 1,
+                        Err(fairway::CommandError::Rejected(OverLimit(_))) => return (accepted, gave_up),
+                        Err(fairway::CommandError::Conflict { .. }) => gave_up += 1,
+                        Err(other) => panic!("unexpected outcome: {other}"),
                     }
                 }
-                accepted
             })
         })
         .collect();
-    let mut accepted = 0;
+    let (mut accepted, mut gave_up) = (0, 0);
     for task in tasks {
-        accepted += task.await.unwrap();
+        let (ok, conflicts) = task.await.unwrap();
+        (accepted, gave_up) = (accepted + ok, gave_up + conflicts);
     }
+    println!("{accepted} deposits accepted; {gave_up} gave up on conflicts and were tried again");
     assert_eq!(accepted, LIMIT / 4_000, "exactly as many deposits as fit under the limit");
     let mut balance = 0;
     let mut events = store.read(Deposit::<7> { account: "race".into(), amount: 0 }.query(), Default::default());
@@ -175,17 +183,17 @@ async fn racing_snapshotted_commands_keep_the_invariant() {
         balance += Deposited::decode(&event.event).expect("a deposit").unwrap().amount;
     }
     assert_eq!(balance, LIMIT);
+    test.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_registered_with_snapshots_folds_from_them_wherever_its_runner_has_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(EmbeddedEngine::open(dir.path(), EmbeddedOptions::default()).unwrap());
-    let store = Arc::new(DcbStore::new(engine, "snapshots-registered").unwrap());
+    let test = open_store(0.0);
+    let store = test.store.events();
     let history: Vec<_> =
         (0..200).map(|_| Deposited { account: "r".into(), amount: 1_000 }.to_raw().unwrap()).collect();
     store.append(history, None).await.unwrap();
-    let backend: Arc<dyn Store> = store.clone();
+    let backend = test.store.clone();
     let deposit = |amount| RegisteredDeposit(Deposit { account: "r".into(), amount });
 
     // Without snapshots, the runner folds the whole history every time.
@@ -206,4 +214,5 @@ async fn a_command_registered_with_snapshots_folds_from_them_wherever_its_runner
     assert!(matches!(refused, Err(fairway::CommandError::Rejected(OverLimit(_)))), "{refused:?}");
     assert!(plain.execute(&deposit(796_001)).await.is_err(), "a full fold refuses too");
     runner.execute(&deposit(796_000)).await.unwrap();
+    test.clear().await;
 }
