@@ -1,15 +1,16 @@
 //! Derived state is a faithful function of the log even when appends commit between the
 //! pages and scans of the reads behind it: a view's catch-up, an automation's enqueuer and
 //! a command's fold over a multi-scan query. Appends are injected before each transaction
-//! of the reader in turn ([`Interleaving`]).
+//! of the reader in turn ([`Interleaving`]). Each case runs on the engine the suite runs on.
+
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use fairway::dcb::kv::KvEngine;
 use fairway::dcb::kv::interleave::Interleaving;
-use fairway::dcb::{
-    DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, RawEvent, ReadOptions, SequencedEvent,
-};
+use fairway::dcb::{DcbStore, EmbeddedOptions, EventStore, Query, QueryItem, RawEvent, ReadOptions, SequencedEvent};
 use fairway::runtime::Store;
 use fairway::runtime::{AutomationRuntime, CommandRunner, ViewRuntime};
 use fairway::{
@@ -17,33 +18,40 @@ use fairway::{
     ViewError, ViewTx,
 };
 use futures::TryStreamExt;
+use support::{open_engine, with_engine};
 
-type Writer = DcbStore<EmbeddedEngine>;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    hooked: Arc<Interleaving<EmbeddedEngine>>,
-    reader: DcbStore<Interleaving<EmbeddedEngine>>,
-    writer: Writer,
+struct Fixture<E: KvEngine> {
+    hooked: Arc<Interleaving<E>>,
+    reader: DcbStore<Interleaving<E>>,
+    writer: DcbStore<E>,
 }
 
-/// A store holding one `A` then 200 `B` (one append each).
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
-    let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
+/// Runs `case` for each step from 0 to 5 on a fresh store of the suite's engine, written
+/// by [`fixture`].
+macro_rules! each_step {
+    ($case:ident) => {
+        for step in 0..6 {
+            // Throwaway stores: no fsync per append on the embedded engine.
+            let test = open_engine(EmbeddedOptions { durable: false, ..EmbeddedOptions::default() });
+            with_engine!(&test.engine, |engine| $case(fixture(engine.clone(), &test.namespace).await, step).await);
+        }
+    };
+}
+
+/// A store in `namespace` on `engine` holding one `A` then 200 `B` (one append each).
+async fn fixture<E: KvEngine>(engine: Arc<E>, namespace: &str) -> Fixture<E> {
     let hooked = Arc::new(Interleaving::new(engine.clone()));
-    let reader = DcbStore::new(hooked.clone(), "derived").unwrap();
-    let writer = DcbStore::new(engine, "derived").unwrap();
+    let reader = DcbStore::new(hooked.clone(), namespace).unwrap();
+    let writer = DcbStore::new(engine, namespace).unwrap();
     writer.append(vec![RawEvent::new("A", Vec::new())], None).await.unwrap();
     for _ in 0..200 {
         writer.append(vec![RawEvent::new("B", Vec::new())], None).await.unwrap();
     }
-    Fixture { _dir: dir, hooked, reader, writer }
+    Fixture { hooked, reader, writer }
 }
 
 /// Schedules `A2` then `B2` before the reader's transaction `step` from now.
-fn inject(f: &Fixture, step: usize) {
+fn inject<E: KvEngine>(f: &Fixture<E>, step: usize) {
     let writer = f.writer.clone();
     f.hooked.before(f.hooked.transactions() + step, async move {
         writer.append(vec![RawEvent::new("A", Vec::new())], None).await.unwrap();
@@ -84,7 +92,7 @@ fn a_or_b() -> Query {
     Query::from_items([QueryItem::types(["A"]), QueryItem::types(["B"])])
 }
 
-async fn log(writer: &Writer) -> Vec<SequencedEvent> {
+async fn log<E: KvEngine>(writer: &DcbStore<E>) -> Vec<SequencedEvent> {
     writer.read(Query::all(), ReadOptions::forwards()).try_collect().await.unwrap()
 }
 
@@ -112,21 +120,22 @@ impl View for Tally {
 
 #[tokio::test]
 async fn a_view_catching_up_applies_every_event_up_to_its_checkpoint() {
-    for step in 0..6 {
-        let f = fixture().await;
-        inject(&f, step);
-        let view = ViewRuntime::new(Tally, Arc::new(f.reader.clone()));
-        let (_, checkpoint) = view.catch_up().await.unwrap();
-        let checkpoint = checkpoint.unwrap();
-        let counts: Vec<(String, u64)> = view.read(|tx| async move { tx.range::<u64>("").await }).await.unwrap();
-        let log = log(&f.writer).await;
-        let wanted =
-            vec![("A".to_owned(), count(&log, "A", checkpoint)), ("B".to_owned(), count(&log, "B", checkpoint))];
-        assert_eq!(
-            counts, wanted,
-            "appends before transaction {step}: the view equals a fold of the log up to its checkpoint"
-        );
-    }
+    each_step!(view_catching_up);
+}
+
+async fn view_catching_up<E: KvEngine>(f: Fixture<E>, step: usize) {
+    inject(&f, step);
+    let view = ViewRuntime::new(Tally, Arc::new(f.reader.clone()));
+    let (_, checkpoint) = view.catch_up().await.unwrap();
+    let checkpoint = checkpoint.unwrap();
+    let counts: Vec<(String, u64)> = view.read(|tx| async move { tx.range::<u64>("").await }).await.unwrap();
+    let log = log(&f.writer).await;
+    let wanted = vec![("A".to_owned(), count(&log, "A", checkpoint)), ("B".to_owned(), count(&log, "B", checkpoint))];
+    assert_eq!(
+        counts, wanted,
+        "appends before transaction {step}: the view equals a fold of the log up to its checkpoint"
+    );
+    f.writer.clear_namespace().await.unwrap();
 }
 
 /// Enqueues a job per `A` or `B`; its handler is never run here.
@@ -147,24 +156,26 @@ impl Automation for Echo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_automation_enqueues_a_job_for_every_triggering_event() {
-    for step in 0..6 {
-        let f = fixture().await;
-        inject(&f, step);
-        let backend: Arc<dyn Store> = Arc::new(f.reader.clone());
-        let runtime = AutomationRuntime::new(Echo, backend, QueueSettings::default());
-        let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let mut pending = 0;
-        while tokio::time::Instant::now() < deadline {
-            pending = runtime.pending().await.unwrap();
-            if pending == 203 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    each_step!(automation_enqueuing);
+}
+
+async fn automation_enqueuing<E: KvEngine>(f: Fixture<E>, step: usize) {
+    inject(&f, step);
+    let backend: Arc<dyn Store> = Arc::new(f.reader.clone());
+    let runtime = AutomationRuntime::new(Echo, backend, QueueSettings::default());
+    let enqueuer = tokio::spawn(runtime.clone().run_enqueuer());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut pending = 0;
+    while tokio::time::Instant::now() < deadline {
+        pending = runtime.pending().await.unwrap();
+        if pending == 203 {
+            break;
         }
-        enqueuer.abort();
-        assert_eq!(pending, 203, "appends before transaction {step}: one job per A and B of the log");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    enqueuer.abort();
+    assert_eq!(pending, 203, "appends before transaction {step}: one job per A and B of the log");
+    f.writer.clear_namespace().await.unwrap();
 }
 
 /// What the census saw.
@@ -205,15 +216,17 @@ impl Command for Census {
 
 #[tokio::test]
 async fn a_command_decides_on_every_event_before_its_append() {
-    for step in 0..6 {
-        let f = fixture().await;
-        inject(&f, step);
-        let executed = CommandRunner::new(f.reader.clone()).execute(&Census).await.unwrap();
-        let position = executed.last_position().unwrap();
-        let log = log(&f.writer).await;
-        let decided = log.iter().find(|e| e.position == position).unwrap();
-        let wanted = CensusTaken { a: count(&log, "A", position), b: count(&log, "B", position) };
-        let seen = CensusTaken::decode(&decided.event).expect("the census").unwrap();
-        assert_eq!(seen, wanted, "appends before transaction {step}: the decision saw every event before it");
-    }
+    each_step!(command_deciding);
+}
+
+async fn command_deciding<E: KvEngine>(f: Fixture<E>, step: usize) {
+    inject(&f, step);
+    let executed = CommandRunner::new(f.reader.clone()).execute(&Census).await.unwrap();
+    let position = executed.last_position().unwrap();
+    let log = log(&f.writer).await;
+    let decided = log.iter().find(|e| e.position == position).unwrap();
+    let wanted = CensusTaken { a: count(&log, "A", position), b: count(&log, "B", position) };
+    let seen = CensusTaken::decode(&decided.event).expect("the census").unwrap();
+    assert_eq!(seen, wanted, "appends before transaction {step}: the decision saw every event before it");
+    f.writer.clear_namespace().await.unwrap();
 }
