@@ -90,4 +90,12 @@ impl<E: KvEngine> KvEngine for Interleaving<E> {
     fn watch_any(&self, keys: Vec<Vec<u8>>) -> impl Future<Output = Result<Watch, StorageError>> + Send {
         self.inner.watch_any(keys)
     }
+
+    fn commit_result_may_be_unknown(&self) -> bool {
+        self.inner.commit_result_may_be_unknown()
+    }
+
+    fn health(&self) -> Result<(), StorageError> {
+        self.inner.health()
+    }
 }
