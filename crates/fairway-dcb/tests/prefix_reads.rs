@@ -1,57 +1,73 @@
 //! Every read is one prefix of the log, even when other appends commit between the pages
 //! and scans of a multi-scan read. Appends are injected between the reader's transactions
 //! with [`Interleaving`], at every step of the read in turn, and the result is checked
-//! against a naive filter of the final log.
+//! against a naive filter of the final log. On the embedded engine in every run, on
+//! FoundationDB when a cluster is configured.
+
+mod engines;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use fairway_dcb::kv::KvEngine;
 use fairway_dcb::kv::interleave::Interleaving;
-use fairway_dcb::{
-    DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Position, Query, QueryItem, RawEvent, ReadOptions,
-    SequencedEvent, Tag,
-};
+use fairway_dcb::{DcbStore, EventStore, Position, Query, QueryItem, RawEvent, ReadOptions, SequencedEvent, Tag};
 use futures::{StreamExt, TryStreamExt};
 
-type Reader = DcbStore<Interleaving<EmbeddedEngine>>;
-type Writer = DcbStore<EmbeddedEngine>;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    hooked: Arc<Interleaving<EmbeddedEngine>>,
-    reader: Reader,
-    writer: Writer,
+/// A reader whose transactions can be preceded by appends, and a writer, on one namespace.
+struct Fixture<E: KvEngine> {
+    _dir: Option<tempfile::TempDir>,
+    hooked: Arc<Interleaving<E>>,
+    reader: DcbStore<Interleaving<E>>,
+    writer: DcbStore<E>,
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
-    let engine = Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap());
-    let hooked = Arc::new(Interleaving::new(engine.clone()));
-    let reader = DcbStore::new(hooked.clone(), "prefix").unwrap();
-    let writer = DcbStore::new(engine, "prefix").unwrap();
-    Fixture { _dir: dir, hooked, reader, writer }
+impl<E: KvEngine> Fixture<E> {
+    /// The writer on a fresh namespace of `engine`, the reader on it through [`Interleaving`].
+    fn on(engine: Arc<E>, dir: Option<tempfile::TempDir>) -> Self {
+        let namespace = engines::fresh_namespace("prefix");
+        let hooked = Arc::new(Interleaving::new(engine.clone()));
+        // Appends through the wrapper write commit markers where the engine needs them.
+        assert_eq!(hooked.commit_result_may_be_unknown(), engine.commit_result_may_be_unknown());
+        let reader = DcbStore::new(hooked.clone(), &namespace).unwrap();
+        let writer = DcbStore::new(engine, &namespace).unwrap();
+        Fixture { _dir: dir, hooked, reader, writer }
+    }
+
+    /// Clears the namespace of a case that passed.
+    async fn passed(self) {
+        self.writer.clear_namespace().await.expect("the case's namespace is cleared");
+    }
+}
+
+fn embedded() -> Fixture<fairway_dcb::EmbeddedEngine> {
+    let (engine, dir) = engines::embedded(engines::volatile());
+    Fixture::on(engine, Some(dir))
 }
 
 fn tag(text: &str) -> Tag {
     Tag::parse(text).unwrap()
 }
 
-/// One `A`, then `bs` events `B`, each in its own append.
-async fn one_a_then_many_b(writer: &Writer, bs: usize) {
+/// One `A`, then `bs` events `B`, each in its own append, 16 at a time (a FoundationDB
+/// commit waits for the cluster: one by one, setting up the cases took a minute).
+async fn one_a_then_many_b<E: KvEngine>(writer: &DcbStore<E>, bs: usize) {
     writer.append(vec![RawEvent::new("A", b"a1".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
-    for i in 0..bs {
-        writer.append(vec![RawEvent::new("B", format!("b{i}").into_bytes()).with_tag(tag("k:b"))], None).await.unwrap();
-    }
+    futures::stream::iter(0..bs)
+        .for_each_concurrent(16, |i| async move {
+            let b = RawEvent::new("B", format!("b{i}").into_bytes()).with_tag(tag("k:b"));
+            writer.append(vec![b], None).await.unwrap();
+        })
+        .await;
 }
 
 /// Appends `A2` then `B2`.
-async fn a2_then_b2(writer: Writer) {
+async fn a2_then_b2<E: KvEngine>(writer: DcbStore<E>) {
     writer.append(vec![RawEvent::new("A", b"a2".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
     writer.append(vec![RawEvent::new("B", b"b2".to_vec()).with_tag(tag("k:b"))], None).await.unwrap();
 }
 
-async fn log(writer: &Writer) -> Vec<SequencedEvent> {
+async fn log<E: KvEngine>(writer: &DcbStore<E>) -> Vec<SequencedEvent> {
     writer.read(Query::all(), ReadOptions::forwards()).try_collect().await.unwrap()
 }
 
@@ -75,10 +91,11 @@ fn queries() -> Vec<(&'static str, Query)> {
 
 /// The example: the first item of `[A] | [B]` is read, then `A2` and `B2` commit;
 /// the rest of the read must not hold `B2` without `A2`.
-#[tokio::test]
-async fn a_forwards_read_does_not_return_a_later_event_without_an_earlier_one() {
+async fn a_forwards_read_does_not_return_a_later_event_without_an_earlier_one<E: KvEngine>(
+    open: impl Fn() -> Fixture<E>,
+) {
     for (name, query) in queries() {
-        let f = fixture();
+        let f = open();
         one_a_then_many_b(&f.writer, 200).await;
         let before = log(&f.writer).await;
         let mut stream = f.reader.read(query.clone(), ReadOptions::forwards());
@@ -90,17 +107,17 @@ async fn a_forwards_read_does_not_return_a_later_event_without_an_earlier_one() 
         let top = read.last().unwrap().position;
         assert_eq!(positions(&read), expected(&after, &query, top), "{name}: not a prefix of the log");
         assert_eq!(positions(&read), expected(&before, &query, Position::MAX), "{name}: bounded by the head at start");
+        f.passed().await;
     }
 }
 
 /// Appends land before each transaction of the read in turn (head, every scan's pages);
 /// the result is always every matching event up to some head at least the one at start.
-#[tokio::test]
-async fn commits_between_the_pages_of_a_read_never_break_the_prefix() {
+async fn commits_between_the_pages_of_a_read_never_break_the_prefix<E: KvEngine>(open: impl Fn() -> Fixture<E>) {
     for backwards in [false, true] {
         for (name, query) in queries() {
             for step in 0..8 {
-                let f = fixture();
+                let f = open();
                 one_a_then_many_b(&f.writer, 300).await;
                 let head_at_start = f.writer.head().await.unwrap().unwrap();
                 f.hooked.before(f.hooked.transactions() + step, a2_then_b2(f.writer.clone()));
@@ -117,6 +134,7 @@ async fn commits_between_the_pages_of_a_read_never_break_the_prefix() {
                     expected(&after, &query, top),
                     "{name}, backwards {backwards}, appends before transaction {step}"
                 );
+                f.passed().await;
             }
         }
     }
@@ -125,11 +143,10 @@ async fn commits_between_the_pages_of_a_read_never_break_the_prefix() {
 /// `read_with_head` reports the head it read up to: the result is exactly the matching
 /// events up to it, whatever commits during the read, and an empty result still says how
 /// far the log was read.
-#[tokio::test]
-async fn read_with_head_returns_exactly_the_matches_up_to_its_head() {
+async fn read_with_head_returns_exactly_the_matches_up_to_its_head<E: KvEngine>(open: impl Fn() -> Fixture<E>) {
     for (name, query) in queries() {
         for step in 0..6 {
-            let f = fixture();
+            let f = open();
             one_a_then_many_b(&f.writer, 300).await;
             let head_at_start = f.writer.head().await.unwrap();
             f.hooked.before(f.hooked.transactions() + step, a2_then_b2(f.writer.clone()));
@@ -138,20 +155,21 @@ async fn read_with_head_returns_exactly_the_matches_up_to_its_head() {
             let read: Vec<SequencedEvent> = bounded.events.try_collect().await.unwrap();
             assert!(Some(head) >= head_at_start);
             assert_eq!(positions(&read), expected(&log(&f.writer).await, &query, head), "{name}, step {step}");
+            f.passed().await;
         }
     }
-    let f = fixture();
+    let f = open();
     f.writer.append(vec![RawEvent::new("C", vec![])], None).await.unwrap();
     let bounded = f.reader.read_with_head(Query::from(QueryItem::types(["A"])), ReadOptions::forwards()).await.unwrap();
     assert_eq!(bounded.head, f.writer.head().await.unwrap(), "nothing matched, the head is still reported");
     assert_eq!(bounded.events.count().await, 0);
+    f.passed().await;
 }
 
 /// Last-only items are resolved up to the read's head, not past it.
-#[tokio::test]
-async fn last_only_items_stay_within_the_head() {
+async fn last_only_items_stay_within_the_head<E: KvEngine>(open: impl Fn() -> Fixture<E>) {
     for step in 0..4 {
-        let f = fixture();
+        let f = open();
         one_a_then_many_b(&f.writer, 50).await;
         let query = Query::from_items([QueryItem::types(["A"]).last_only(), QueryItem::types(["B"])]);
         f.hooked.before(f.hooked.transactions() + step, a2_then_b2(f.writer.clone()));
@@ -165,16 +183,16 @@ async fn last_only_items_stay_within_the_head() {
         wanted.push(last_a);
         wanted.sort();
         assert_eq!(positions(&read), wanted, "step {step}");
+        f.passed().await;
     }
 }
 
 /// A subscription on a multi-scan query delivers every matching event once, in order,
 /// whatever commits between the steps of its catch-up and live rounds.
-#[tokio::test]
-async fn subscriptions_never_skip_events_committed_between_pages() {
+async fn subscriptions_never_skip_events_committed_between_pages<E: KvEngine>(open: impl Fn() -> Fixture<E>) {
     for (name, query) in queries() {
         for step in 0..6 {
-            let f = fixture();
+            let f = open();
             one_a_then_many_b(&f.writer, 200).await;
             f.hooked.before(f.hooked.transactions() + step, a2_then_b2(f.writer.clone()));
             let mut stream = f.reader.subscribe(query.clone(), None);
@@ -187,6 +205,76 @@ async fn subscriptions_never_skip_events_committed_between_pages() {
             }
             assert_eq!(seen, expected(&log(&f.writer).await, &query, Position::MAX), "{name}, step {step}");
             assert!(!f.hooked.pending(), "the injected appends ran");
+            f.passed().await;
         }
+    }
+}
+
+#[tokio::test]
+async fn embedded_forwards_read_does_not_return_a_later_event_without_an_earlier_one() {
+    a_forwards_read_does_not_return_a_later_event_without_an_earlier_one(embedded).await;
+}
+
+#[tokio::test]
+async fn embedded_commits_between_the_pages_of_a_read_never_break_the_prefix() {
+    commits_between_the_pages_of_a_read_never_break_the_prefix(embedded).await;
+}
+
+#[tokio::test]
+async fn embedded_read_with_head_returns_exactly_the_matches_up_to_its_head() {
+    read_with_head_returns_exactly_the_matches_up_to_its_head(embedded).await;
+}
+
+#[tokio::test]
+async fn embedded_last_only_items_stay_within_the_head() {
+    last_only_items_stay_within_the_head(embedded).await;
+}
+
+#[tokio::test]
+async fn embedded_subscriptions_never_skip_events_committed_between_pages() {
+    subscriptions_never_skip_events_committed_between_pages(embedded).await;
+}
+
+#[cfg(feature = "fdb")]
+mod on_foundationdb {
+    use fairway_dcb::FdbEngine;
+    use fairway_dcb::conformance::fdb_cluster_file;
+
+    use super::{Fixture, engines};
+
+    /// Fixtures on the configured cluster, each engine opened on its own.
+    fn on_cluster(case: &str) -> Option<impl Fn() -> Fixture<FdbEngine>> {
+        let cluster_file = fdb_cluster_file(case)?;
+        Some(move || Fixture::on(engines::foundationdb(&cluster_file), None))
+    }
+
+    #[tokio::test]
+    async fn foundationdb_forwards_read_does_not_return_a_later_event_without_an_earlier_one() {
+        let Some(open) = on_cluster("a forwards prefix read") else { return };
+        super::a_forwards_read_does_not_return_a_later_event_without_an_earlier_one(open).await;
+    }
+
+    #[tokio::test]
+    async fn foundationdb_commits_between_the_pages_of_a_read_never_break_the_prefix() {
+        let Some(open) = on_cluster("commits between the pages of a read") else { return };
+        super::commits_between_the_pages_of_a_read_never_break_the_prefix(open).await;
+    }
+
+    #[tokio::test]
+    async fn foundationdb_read_with_head_returns_exactly_the_matches_up_to_its_head() {
+        let Some(open) = on_cluster("read_with_head's head") else { return };
+        super::read_with_head_returns_exactly_the_matches_up_to_its_head(open).await;
+    }
+
+    #[tokio::test]
+    async fn foundationdb_last_only_items_stay_within_the_head() {
+        let Some(open) = on_cluster("last-only items within the head") else { return };
+        super::last_only_items_stay_within_the_head(open).await;
+    }
+
+    #[tokio::test]
+    async fn foundationdb_subscriptions_never_skip_events_committed_between_pages() {
+        let Some(open) = on_cluster("subscriptions with commits between pages") else { return };
+        super::subscriptions_never_skip_events_committed_between_pages(open).await;
     }
 }
