@@ -1,19 +1,78 @@
 //! Races many tasks making conditional appends over overlapping queries, with spurious
-//! conflicts injected, then replays the whole log to prove every verdict right.
+//! conflicts injected, then replays the whole log to prove every verdict right. On the
+//! embedded engine in every run (its own injected conflicts), on FoundationDB when a cluster
+//! is configured (real conflicts, and `not_committed` injected at the commit through the
+//! real `on_error` path).
+
+mod engines;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fairway_dcb::conformance::{read_all, tag};
+use fairway_dcb::kv::{Committed, KvEngine, TxError, Watch};
 use fairway_dcb::{
     AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, Error, EventStore, Position, Query, QueryItem,
-    RawEvent, ReadOptions,
+    RawEvent, ReadOptions, StorageError,
 };
 use rand::Rng;
 
 const TASKS: usize = 32;
 const APPENDS_PER_TASK: usize = 160;
 const ENTITIES: usize = 24;
+
+/// An engine that counts transactions and the attempts their bodies took: more attempts
+/// than transactions means retries ran.
+struct Retries<E> {
+    inner: Arc<E>,
+    transactions: AtomicU64,
+    attempts: AtomicU64,
+}
+
+impl<E: KvEngine> Retries<E> {
+    fn new(inner: Arc<E>) -> Arc<Self> {
+        Arc::new(Retries { inner, transactions: AtomicU64::new(0), attempts: AtomicU64::new(0) })
+    }
+
+    /// Attempts beyond the first of each transaction so far.
+    fn retried(&self) -> u64 {
+        self.attempts.load(Ordering::SeqCst) - self.transactions.load(Ordering::SeqCst)
+    }
+}
+
+impl<E: KvEngine> KvEngine for Retries<E> {
+    type Tx = E::Tx;
+
+    async fn transact<T, Er, F, Fut>(&self, mut body: F) -> Result<Committed<T>, Er>
+    where
+        T: Send,
+        Er: TxError,
+        F: FnMut(Self::Tx) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<T, Er>> + Send,
+    {
+        self.transactions.fetch_add(1, Ordering::SeqCst);
+        let attempts = &self.attempts;
+        self.inner
+            .transact(move |tx| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                body(tx)
+            })
+            .await
+    }
+
+    async fn watch_any(&self, keys: Vec<Vec<u8>>) -> Result<Watch, StorageError> {
+        self.inner.watch_any(keys).await
+    }
+
+    fn commit_result_may_be_unknown(&self) -> bool {
+        self.inner.commit_result_may_be_unknown()
+    }
+
+    fn health(&self) -> Result<(), StorageError> {
+        self.inner.health()
+    }
+}
 
 struct Attempt {
     id: String,
@@ -39,7 +98,7 @@ fn random_query(rng: &mut impl Rng) -> (Query, Vec<String>) {
     (query, tags)
 }
 
-async fn race(store: DcbStore<EmbeddedEngine>, task: usize) -> Vec<Attempt> {
+async fn race<E: KvEngine>(store: DcbStore<E>, task: usize) -> Vec<Attempt> {
     let mut attempts = Vec::with_capacity(APPENDS_PER_TASK);
     for n in 0..APPENDS_PER_TASK {
         let (query, tags, stale, kind, extra) = {
@@ -67,16 +126,11 @@ async fn race(store: DcbStore<EmbeddedEngine>, task: usize) -> Vec<Attempt> {
     attempts
 }
 
-fn open(dir: &std::path::Path, rate: f64) -> Arc<EmbeddedEngine> {
-    let options = EmbeddedOptions { spurious_conflict_rate: rate, ..EmbeddedOptions::default() };
-    Arc::new(EmbeddedEngine::open(dir, options).expect("engine opens"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_verdict_of_racing_conditional_appends_holds_against_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path(), 0.1);
-    let store = DcbStore::new(engine.clone(), "oracle").unwrap();
+/// Tasks race conditional appends on the store; every verdict is checked
+/// against the log afterwards: an accepted append had no match after its `after` up to its
+/// own position, a rejected one names the first match, and the log holds exactly the
+/// accepted events.
+async fn every_verdict_of_racing_conditional_appends_holds_against_the_log<E: KvEngine>(store: DcbStore<Retries<E>>) {
     let tasks: Vec<_> = (0..TASKS).map(|t| tokio::spawn(race(store.clone(), t))).collect();
     let mut attempts = Vec::new();
     for task in tasks {
@@ -120,18 +174,14 @@ async fn every_verdict_of_racing_conditional_appends_holds_against_the_log() {
     }
     assert_eq!(accepted, log.len(), "the log holds exactly the accepted appends");
     assert!(rejected > 0 && accepted > 0, "the race produced both verdicts ({accepted} accepted, {rejected} rejected)");
-    assert!(engine.stats().conflicts.load(std::sync::atomic::Ordering::Relaxed) > 0, "retries were exercised");
-    println!(
-        "{accepted} accepted, {rejected} rejected, {} commits",
-        engine.stats().commits.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    let retried = store.engine().retried();
+    assert!(retried > 0, "retries were exercised");
+    println!("{accepted} accepted, {rejected} rejected, {retried} attempts run again");
+    store.clear_namespace().await.expect("the case's namespace is cleared");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn appends_on_disjoint_queries_are_never_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path(), 0.1);
-    let store = DcbStore::new(engine.clone(), "disjoint").unwrap();
+/// Tasks append 50 events each, each conditional on its own tag: none is rejected.
+async fn appends_on_disjoint_queries_are_never_rejected<E: KvEngine>(store: DcbStore<Retries<E>>) {
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
             let store = store.clone();
@@ -152,8 +202,57 @@ async fn appends_on_disjoint_queries_are_never_rejected() {
         task.await.expect("no append was rejected");
     }
     assert_eq!(read_all(&store, Query::all(), ReadOptions::forwards()).await.len(), TASKS * 50);
-    assert!(
-        engine.stats().commits.load(std::sync::atomic::Ordering::Relaxed) < (TASKS * 50) as u64,
-        "appends shared commits"
-    );
+    assert!(store.engine().retried() > 0, "retries were exercised");
+    store.clear_namespace().await.expect("the case's namespace is cleared");
+}
+
+/// An embedded store refusing a tenth of commits with a spurious conflict.
+fn embedded() -> (DcbStore<Retries<EmbeddedEngine>>, tempfile::TempDir) {
+    let options = EmbeddedOptions { spurious_conflict_rate: 0.1, ..EmbeddedOptions::default() };
+    let (engine, dir) = engines::embedded(options);
+    (DcbStore::new(Retries::new(engine), &engines::fresh_namespace("oracle")).unwrap(), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_every_verdict_of_racing_conditional_appends_holds_against_the_log() {
+    let (store, _dir) = embedded();
+    every_verdict_of_racing_conditional_appends_holds_against_the_log(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_appends_on_disjoint_queries_are_never_rejected() {
+    let (store, _dir) = embedded();
+    appends_on_disjoint_queries_are_never_rejected(store.clone()).await;
+    let engine = store.engine().inner.clone();
+    let commits = engine.stats().commits.load(Ordering::Relaxed);
+    assert!(commits < (TASKS * 50) as u64, "appends shared commits");
+}
+
+#[cfg(feature = "fdb")]
+mod on_foundationdb {
+    use fairway_dcb::kv::faults::{CommitFault, InjectFaults, NOT_COMMITTED};
+    use fairway_dcb::{DcbStore, FdbEngine};
+
+    use super::{Retries, engines};
+
+    /// A store on a fresh namespace of the configured cluster, a tenth of whose writing
+    /// commits fail with `not_committed` before landing.
+    fn store(case: &str) -> Option<DcbStore<Retries<FdbEngine>>> {
+        let cluster_file = fairway_dcb::conformance::fdb_cluster_file(case)?;
+        let engine = engines::foundationdb(&cluster_file);
+        engine.fail_commits_at_rate(0.1, CommitFault::instead_of_commit(NOT_COMMITTED));
+        Some(DcbStore::new(Retries::new(engine), &engines::fresh_namespace("oracle")).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn foundationdb_every_verdict_of_racing_conditional_appends_holds_against_the_log() {
+        let Some(store) = store("the conditional append oracle") else { return };
+        super::every_verdict_of_racing_conditional_appends_holds_against_the_log(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn foundationdb_appends_on_disjoint_queries_are_never_rejected() {
+        let Some(store) = store("disjoint conditional appends") else { return };
+        super::appends_on_disjoint_queries_are_never_rejected(store).await;
+    }
 }
