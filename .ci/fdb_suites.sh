@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The FoundationDB suites: the store's (conformance, unknown commit results, injected
-# commit faults, limits, shared watches, the engine's retry loop and health), the façade's
-# whole test suite with every TestApp on the cluster, and three courses instances on it,
-# run twice: as they are, then with FoundationDB's client fault injection (buggify) on.
-# Prints how many tests passed each way. Uses the cluster FAIRWAY_FDB_CLUSTER_FILE names,
-# or starts a local one from ../shared/fdb/ (stopped on exit, also when a test fails). A
-# case that would skip itself fails. Run by .ci/run and `cargo xtask fdb-test`.
+# commit faults, limits, shared watches, prefix reads with commits between their pages,
+# subscriptions racing writers, the conditional append oracle, the engine's retry loop and
+# health), the façade's whole test suite with every TestApp on the cluster, and three
+# courses instances on it, run twice: as they are, then with FoundationDB's client fault
+# injection (buggify) on. Prints how many tests passed each way. Uses the cluster
+# FAIRWAY_FDB_CLUSTER_FILE names, or starts a local one from ../shared/fdb/ (stopped on
+# exit, also when a test fails). A case that would skip itself fails. Run by .ci/run and
+# `cargo xtask fdb-test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,7 @@ run_suites() {
   log=$(mktemp)
   cargo test -p fairway-dcb --features fdb \
     --test conformance_fdb --test unknown_results --test commit_faults --test limits --test shared_watch \
+    --test prefix_reads --test subscribe_race --test concurrency_oracle \
     --test fdb_engine 2>&1 | tee "$log"
   FAIRWAY_TEST_ENGINE=fdb cargo test -p fairway --features fdb 2>&1 | tee -a "$log"
   # Three courses processes on the cluster, one killed -9 mid-race.
