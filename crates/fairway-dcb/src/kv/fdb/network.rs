@@ -9,9 +9,14 @@
 //! library registers the destructors of its globals (its memory allocator's among them) as
 //! it first uses them, so by the time a handler registered earlier runs they are gone, and
 //! `fdb_stop_network` crashes inside the library (seen on 7.3 with a handler registered at
-//! start, after the first database, and after every engine's last use). A process that does
-//! not call [`stop_network`] (test binaries) exits with the network running, as the client
-//! tolerates in practice.
+//! start, after the first database, and after every engine's last use).
+//!
+//! A process that exits with the network still running (test binaries, a `main` that does
+//! not call [`stop_network`]) would run the client library's global destructors while its
+//! network thread still uses them: the process then crashed at exit now and then (SIGSEGV
+//! in the network thread, seen on 7.3). So starting the network also arms an exit handler
+//! (module `exit_guard`): if the network still runs when the process exits, the process
+//! ends there, with its exit status, without running the library's destructors.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -45,6 +50,7 @@ pub(super) fn start() -> Result<(), StorageError> {
             // SAFETY: the network is started once per process (the state says it never ran);
             // its handle is kept until `stop_network` drops it.
             *network = Network::Running(unsafe { foundationdb::boot() });
+            exit_guard::arm();
             debug!("FoundationDB client network started");
             Ok(())
         }
@@ -69,4 +75,52 @@ pub fn stop_network() -> bool {
             false
         }
     }
+}
+
+/// Whether the network runs now; `true` also when another thread holds its state (it is
+/// then starting or stopping it).
+fn running() -> bool {
+    match NETWORK.try_lock() {
+        Ok(network) => matches!(*network, Network::Running(_)),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => matches!(*poisoned.into_inner(), Network::Running(_)),
+        Err(std::sync::TryLockError::WouldBlock) => true,
+    }
+}
+
+/// Ends a process that exits with the network running before the client library's
+/// destructors run (see the module doc).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod exit_guard {
+    use std::ffi::{c_int, c_void};
+
+    unsafe extern "C" {
+        /// glibc's `on_exit`: `function` runs at `exit` (in reverse order of registration,
+        /// before the libraries' own destructors), given the exit status.
+        fn on_exit(function: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    }
+
+    extern "C" fn end_if_running(status: c_int, _: *mut c_void) {
+        if super::running() {
+            // SAFETY: `_exit` ends the process at once with its status. Rust flushed its
+            // standard output before calling `exit`; nothing else of the process needs a
+            // destructor to run at exit.
+            unsafe { libc::_exit(status) }
+        }
+    }
+
+    /// Registers the handler; called once, when the network starts.
+    pub(super) fn arm() {
+        // SAFETY: registers a plain function without captured state.
+        let failed = unsafe { on_exit(end_if_running, std::ptr::null_mut()) } != 0;
+        if failed {
+            tracing::warn!("no exit handler for the FoundationDB network: the process may crash at exit");
+        }
+    }
+}
+
+/// No exit handler outside glibc: the process exits as the client library tolerates.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod exit_guard {
+    /// Does nothing here.
+    pub(super) fn arm() {}
 }
