@@ -141,7 +141,14 @@ async fn main() {
 
     let embedded = ["--data-dir".to_owned(), root.path().join("embedded").display().to_string()];
     let instance = Instance::start(bin, &embedded, &root.path().join("embedded.log")).await;
-    measure(&mut figures, &format!("embedded_instances1_c{clients}"), &[instance.base.clone()], clients, seconds).await;
+    measure(
+        &mut figures,
+        &format!("embedded_instances1_c{clients}"),
+        std::slice::from_ref(&instance.base),
+        clients,
+        seconds,
+    )
+    .await;
     drop(instance);
 
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
