@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
 //! - `bench dcb [args]` — builds the DCB benchmark in release and writes `target/bench/dcb.json`
+//!   (with `--fdb-cluster-file <file>`, also the append figures on that FoundationDB cluster)
 //! - `bench app [args]` — commands through HTTP (bounded and growing boundaries) beside the
 //!   store's conditional appends, a view's live lag and projector catch-up, in release;
 //!   writes `target/bench/app.json`
@@ -41,7 +42,7 @@ fn run(mut command: Command) -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] \
+const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] [--fdb-cluster-file F] \
 | bench app [--seconds S | --requests N] [--students N] [--events N] [--out FILE] | bench instances [--clients N] [--seconds S] | fmt [--check] | ci | fdb-check | fdb-test>";
 
 /// The workspace root (where `cargo xtask` runs from).
@@ -85,7 +86,11 @@ fn main() -> ExitCode {
     let rest: Vec<&str> = args.iter().skip(2).map(String::as_str).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["bench", "dcb", ..] => {
-            let mut command = cargo(&["run", "--release", "-p", "fairway-dcb", "--example", "dcb_bench", "--"]);
+            // On a FoundationDB cluster too when one is named: the engine's feature is needed.
+            let features: &[&str] = if rest.contains(&"--fdb-cluster-file") { &["--features", "fdb"] } else { &[] };
+            let mut command = cargo(
+                &[&["run", "--release", "-p", "fairway-dcb"], features, &["--example", "dcb_bench", "--"]].concat(),
+            );
             command.args(&rest);
             run(command)
         }

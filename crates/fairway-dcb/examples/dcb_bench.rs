@@ -3,12 +3,17 @@
 //! `cargo xtask bench dcb` runs it in release and writes `target/bench/dcb.json`: a JSON array
 //! of `{"name", "value", "unit"}`. Options: `--out <file>`, `--events <n>` (events loaded for
 //! the read figures, default 1,000,000), `--seconds <s>` per append scenario (default 3).
+//!
+//! Built with the `fdb` feature and given `--fdb-cluster-file <file>`, it also runs the
+//! append scenarios on that FoundationDB cluster, in a fresh namespace cleared afterwards,
+//! in the same run: figures named `fdb_…` beside the embedded engine's.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use fairway_dcb::kv::KvEngine;
 use fairway_dcb::{
     AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Position, Query, QueryItem, RawEvent,
     ReadOptions, Tag,
@@ -67,11 +72,20 @@ fn payload(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// `clients` tasks, each appending one event per request under its own condition.
-async fn conditional(store: &DcbStore<EmbeddedEngine>, clients: usize, seconds: f64, figures: &mut Figures) {
-    let engine = store.engine().clone();
-    let (commits0, txs0) =
-        (engine.stats().commits.load(Ordering::Relaxed), engine.stats().transactions.load(Ordering::Relaxed));
+/// Commits and transactions the embedded engine counted so far (none on another engine).
+type Counters<'a> = &'a dyn Fn() -> Option<(u64, u64)>;
+
+/// `clients` tasks, each appending one event per request under its own condition; figures
+/// named `<prefix>append_conditional_…`.
+async fn conditional<E: KvEngine>(
+    store: &DcbStore<E>,
+    clients: usize,
+    seconds: f64,
+    figures: &mut Figures,
+    prefix: &str,
+    counters: Counters<'_>,
+) {
+    let before = counters();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -105,17 +119,34 @@ async fn conditional(store: &DcbStore<EmbeddedEngine>, clients: usize, seconds: 
     }
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
-    figures.add(&format!("append_conditional_c{clients}_eps"), latencies.len() as f64 / elapsed, "events/s");
+    figures.add(&format!("{prefix}append_conditional_c{clients}_eps"), latencies.len() as f64 / elapsed, "events/s");
     let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    figures.add(&format!("append_conditional_c{clients}_p50_ms"), p(0.50), "ms");
-    figures.add(&format!("append_conditional_c{clients}_p99_ms"), p(0.99), "ms");
-    let commits = engine.stats().commits.load(Ordering::Relaxed) - commits0;
-    let txs = engine.stats().transactions.load(Ordering::Relaxed) - txs0;
-    figures.add(&format!("appends_per_fsync_c{clients}"), txs as f64 / commits.max(1) as f64, "appends/fsync");
+    figures.add(&format!("{prefix}append_conditional_c{clients}_p50_ms"), p(0.50), "ms");
+    figures.add(&format!("{prefix}append_conditional_c{clients}_p99_ms"), p(0.99), "ms");
+    if let (Some((commits0, txs0)), Some((commits, txs))) = (before, counters()) {
+        let per_fsync = (txs - txs0) as f64 / (commits - commits0).max(1) as f64;
+        figures.add(&format!("appends_per_fsync_c{clients}"), per_fsync, "appends/fsync");
+    }
+}
+
+/// The append scenarios on the FoundationDB cluster `cluster_file` names, in a fresh
+/// namespace cleared afterwards.
+#[cfg(feature = "fdb")]
+async fn foundationdb_appends(cluster_file: &str, seconds: f64, figures: &mut Figures) {
+    let engine = fairway_dcb::FdbEngine::open(Some(cluster_file), fairway_dcb::RetryPolicy::default())
+        .expect("the FoundationDB cluster opens");
+    let namespace = format!("bench-{}", std::process::id());
+    let store = DcbStore::new(Arc::new(engine), &namespace).unwrap();
+    for clients in [1, 4, 16, 64] {
+        conditional(&store, clients, seconds, figures, "fdb_", &|| None).await;
+    }
+    batches(&store, 1, seconds, figures, "fdb_append_batch100_c1_eps").await;
+    batches(&store, 16, seconds, figures, "fdb_append_batch100_c16_eps").await;
+    store.clear_namespace().await.expect("the bench namespace clears");
 }
 
 /// `clients` tasks appending 100-event batches.
-async fn batches(store: &DcbStore<EmbeddedEngine>, clients: usize, seconds: f64, figures: &mut Figures, name: &str) {
+async fn batches<E: KvEngine>(store: &DcbStore<E>, clients: usize, seconds: f64, figures: &mut Figures, name: &str) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -214,8 +245,12 @@ async fn main() {
     let reads_only = std::env::args().any(|a| a == "--reads-only");
     if !reads_only {
         let batches_only = std::env::args().any(|a| a == "--batches-only");
+        let counters = || {
+            let stats = engine.stats();
+            Some((stats.commits.load(Ordering::Relaxed), stats.transactions.load(Ordering::Relaxed)))
+        };
         for clients in [1, 4, 16, 64].into_iter().filter(|_| !batches_only) {
-            conditional(&store, clients, seconds, &mut figures).await;
+            conditional(&store, clients, seconds, &mut figures, "", &counters).await;
         }
         batches(&store, 1, seconds, &mut figures, "append_batch100_c1_eps").await;
         batches(&store, 4, seconds, &mut figures, "append_batch100_eps").await;
@@ -223,6 +258,10 @@ async fn main() {
     }
     engine.close();
     drop(store);
+    #[cfg(feature = "fdb")]
+    if let Some(cluster_file) = arg("--fdb-cluster-file") {
+        foundationdb_appends(&cluster_file, seconds, &mut figures).await;
+    }
 
     if std::env::args().any(|a| a == "--writes-only") {
         return;
