@@ -111,6 +111,34 @@ async fn failing_jobs_are_retried_then_dead_lettered_and_can_be_replayed_or_purg
     test.clear().await;
 }
 
+/// Replaying and purging dead letters answer what they did when their commit landed but
+/// was reported of unknown result: the transaction runs again and finds the letters gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_and_purge_answer_what_they_did_when_their_commit_result_was_unknown() {
+    let test = open_store(0.0);
+    let backend = test.store.clone();
+    let automation = SeatTutor::default();
+    automation.fail.store(true, Ordering::SeqCst);
+    let runtime = AutomationRuntime::new(automation, backend.clone(), fast());
+    let tasks = [tokio::spawn(runtime.clone().run_enqueuer()), tokio::spawn(runtime.clone().run_worker("w".into()))];
+    let runner = CommandRunner::new(backend.events());
+    let defined = runner.execute(&DefineCourse { course_id: "c1".into(), capacity: 5 }).await.unwrap();
+    runner.execute(&DefineCourse { course_id: "c2".into(), capacity: 5 }).await.unwrap();
+    eventually("two dead letters", WAIT, async || runtime.dead_letters().await.unwrap().len() == 2).await;
+    for task in tasks {
+        task.abort();
+        let _ = task.await;
+    }
+
+    test.fail_next_commit_after_landing();
+    assert!(runtime.replay(defined.last_position().unwrap()).await.unwrap(), "the letter was replayed");
+    assert_eq!(runtime.pending().await.unwrap(), 1, "its job waits in the queue");
+    test.fail_next_commit_after_landing();
+    assert_eq!(runtime.purge().await.unwrap(), 1, "the other letter was purged");
+    assert!(runtime.dead_letters().await.unwrap().is_empty());
+    test.clear().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_dead_worker_runs_again_after_its_lease() {
     let test = open_store(0.0);

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use fairway_dcb::{Position, Query, ReadOptions};
 use futures::{StreamExt, TryStreamExt};
@@ -291,8 +292,15 @@ impl<A: Automation> AutomationRuntime<A> {
 
     /// Moves a dead letter back to the queue with fresh attempts; `false` if absent.
     pub async fn replay(&self, position: Position) -> Result<bool, AutomationError> {
-        let replayed =
-            self.in_queue(move |tx, keys| async move { queue::replay(tx.as_ref(), keys, position).await }).await?;
+        // A run again after a landed commit reported of unknown result finds the letter gone:
+        // the answer of the run that found it stands.
+        let found = &AtomicBool::new(false);
+        let replayed = self
+            .in_queue(move |tx, keys| async move {
+                let replayed = queue::replay(tx.as_ref(), keys, position).await?;
+                Ok(found.fetch_or(replayed, Ordering::SeqCst) || replayed)
+            })
+            .await?;
         if replayed {
             self.wake.notify();
         }
@@ -301,6 +309,12 @@ impl<A: Automation> AutomationRuntime<A> {
 
     /// Deletes every dead letter; returns how many.
     pub async fn purge(&self) -> Result<usize, AutomationError> {
-        self.in_queue(move |tx, keys| async move { queue::purge(tx.as_ref(), keys).await }).await
+        // As in `replay`: a run again after a landed commit finds fewer letters, or none.
+        let most = &AtomicUsize::new(0);
+        self.in_queue(move |tx, keys| async move {
+            let purged = queue::purge(tx.as_ref(), keys).await?;
+            Ok(most.fetch_max(purged, Ordering::SeqCst).max(purged))
+        })
+        .await
     }
 }

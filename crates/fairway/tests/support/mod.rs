@@ -78,6 +78,14 @@ pub struct TestStore {
 }
 
 impl TestStore {
+    /// The next commit that writes lands, then is reported as of unknown result
+    /// (`commit_unknown_result`), so its transaction runs again.
+    #[allow(dead_code)]
+    pub fn fail_next_commit_after_landing(&self) {
+        use fairway::dcb::kv::faults::{CommitFault, InjectFaults};
+        with_engine!(&self._engine.engine, |engine| engine.fail_commit(1, CommitFault::unknown_after_landing()));
+    }
+
     /// Clears the store's namespace on FoundationDB (call it when the test passed: a failed
     /// test leaves its namespace for a look); the embedded store's directory goes with this.
     pub async fn clear(self) {
