@@ -107,6 +107,33 @@ async fn a_view_follows_the_log_and_serves_read_your_writes() {
     test.clear().await;
 }
 
+/// Commits of the projector's batches (and of the appends) fail now and then with
+/// `transaction_too_old`, `future_version` or `not_committed`, or land and are reported of
+/// unknown result: the view still applies every event exactly once and keeps up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_faults_in_view_batches_neither_lose_nor_repeat_an_event() {
+    use fairway::dcb::kv::faults::{CommitFault, FUTURE_VERSION, NOT_COMMITTED, TRANSACTION_TOO_OLD};
+    let test = open_store(0.0);
+    for code in [TRANSACTION_TOO_OLD, FUTURE_VERSION, NOT_COMMITTED] {
+        test.fail_commits_at_rate(0.05, CommitFault::instead_of_commit(code));
+    }
+    test.fail_commits_at_rate(0.05, CommitFault::unknown_after_landing());
+    let runner = CommandRunner::new(test.store.events());
+    let projector = tokio::spawn(ViewRuntime::new(Counter, test.store.clone()).run("instance-1"));
+    let mut last = None;
+    for i in 0..200 {
+        let executed = runner.execute(&DefineCourse { course_id: format!("c{i}"), capacity: 1 }).await.unwrap();
+        last = executed.last_position();
+    }
+    let view = ViewRuntime::new(Counter, test.store.clone());
+    view.wait_for(last.unwrap(), Duration::from_secs(30)).await.unwrap();
+    let n: u64 = view.read(|tx| async move { Ok(tx.get::<u64>("n").await?.unwrap_or(0)) }).await.unwrap();
+    assert_eq!(n, 200, "every event applied exactly once");
+    assert!(!projector.is_finished(), "the projector still runs");
+    projector.abort();
+    test.clear().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_projectors_of_one_view_apply_each_event_once() {
     let test = open_store(0.0);

@@ -78,6 +78,13 @@ pub struct TestStore {
 }
 
 impl TestStore {
+    /// A share `rate` of the commits that write fail with `fault` (0 stops it).
+    #[allow(dead_code)]
+    pub fn fail_commits_at_rate(&self, rate: f64, fault: fairway::dcb::kv::faults::CommitFault) {
+        use fairway::dcb::kv::faults::InjectFaults;
+        with_engine!(&self._engine.engine, |engine| engine.fail_commits_at_rate(rate, fault));
+    }
+
     /// The next commit that writes lands, then is reported as of unknown result
     /// (`commit_unknown_result`), so its transaction runs again.
     #[allow(dead_code)]
