@@ -75,7 +75,7 @@ impl Applier {
         while let Ok(group) = self.groups.recv() {
             let Group { version, writes, replies, durable, done } = group;
             let result = match &failed {
-                None => commit(&self.shared.db, version, writes, durable),
+                None => commit(&self.shared.db, version, &writes, durable),
                 Some(first) => Err(StorageError::Engine(format!("not applied after an earlier failure: {first}"))),
             };
             match &result {
@@ -85,7 +85,7 @@ impl Applier {
                         self.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
                         self.shared.stats.transactions.fetch_add(replies.len() as u64, Ordering::Relaxed);
                         trace!(version, transactions = replies.len(), "group visible");
-                        self.shared.changes.send_replace(version);
+                        self.shared.watches.fire_written(&writes);
                     }
                     for (reply, stamp) in replies {
                         let _ = reply.send(Ok(stamp));
@@ -121,7 +121,7 @@ fn engine(err: impl Into<redb::Error>) -> StorageError {
 
 /// Applies `writes` in order and records `version` as the last commit, in one database
 /// transaction (durable when `durable`).
-fn commit(db: &redb::Database, version: u64, writes: Vec<Resolved>, durable: bool) -> Result<(), StorageError> {
+fn commit(db: &redb::Database, version: u64, writes: &[Resolved], durable: bool) -> Result<(), StorageError> {
     let mut write = db.begin_write().map_err(engine)?;
     write.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(engine)?;
     {
@@ -143,7 +143,7 @@ fn commit(db: &redb::Database, version: u64, writes: Vec<Resolved>, durable: boo
                     let current =
                         table.get(key.as_slice()).map_err(engine)?.map_or(0, |v| little_endian_i64(v.value()));
                     table
-                        .insert(key.as_slice(), current.wrapping_add(delta).to_le_bytes().as_slice())
+                        .insert(key.as_slice(), current.wrapping_add(*delta).to_le_bytes().as_slice())
                         .map_err(engine)?;
                 }
             }
@@ -167,7 +167,7 @@ pub fn replay(db: &redb::Database, records: Vec<wal::Replayed>) -> Result<Option
             wal::Op::ClearRange(b, e) => Resolved::ClearRange(b, e),
             wal::Op::Add(k, delta) => Resolved::Add(k, delta),
         })
-        .collect();
-    commit(db, last, writes, true)?;
+        .collect::<Vec<_>>();
+    commit(db, last, &writes, true)?;
     Ok(Some(last))
 }

@@ -14,6 +14,10 @@
 //!   checkpoint), after which the journal starts over; a crash replays it on open.
 //! - **Versionstamps** are (commit number, order in the commit), assigned by the committer,
 //!   so they are gapless per commit, increase in commit order and become visible atomically.
+//! - **Watches are per key.** [`KvEngine::watch_any`] fires when a commit writes one of the
+//!   watched keys (set, clear, a cleared range covering it, an atomic add, a versionstamped
+//!   key or value), once that commit is visible; commits to other keys wake nobody (module
+//!   `watches`).
 //! - **A full disk stops writes, not the engine.** The journal is preallocated and a space
 //!   reserve file is kept beside the database (module `space`); when the disk fills up, the
 //!   reserve lets the database finish what it was writing, then writes are refused with
@@ -26,15 +30,14 @@ mod conflicts;
 mod space;
 mod tx;
 mod wal;
+mod watches;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use futures::FutureExt;
 use redb::{ReadableDatabase, TableDefinition};
-use tokio::sync::watch;
 
 use crate::error::{StorageError, human_bytes};
 use crate::kv::faults::{Faults, InjectFaults};
@@ -44,6 +47,7 @@ pub use space::{DEFAULT_RESERVE, RESERVE_FILE, bytes_on_disk};
 use space::{Reserve, ReservedFile, Volume};
 pub use tx::EmbeddedTx;
 pub use wal::PREALLOCATED as JOURNAL_BYTES;
+use watches::Watches;
 
 /// The single table holding every key.
 pub(crate) const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
@@ -107,7 +111,8 @@ pub(crate) struct Shared {
     pub(crate) writes: Mutex<WriteState>,
     pub(crate) volume: Volume,
     pub(crate) reserve: Arc<Reserve>,
-    pub(crate) changes: watch::Sender<u64>,
+    /// Watches on keys, fired by the commits that write them.
+    pub(crate) watches: Arc<Watches>,
     pub(crate) spurious_conflict_ppm: AtomicU64,
     /// Commits reported as of unknown result, per million (a test hook).
     unknown_result_ppm: u64,
@@ -139,7 +144,7 @@ impl Shared {
                 *writes = WriteState::Failed(reason);
             }
         }
-        self.changes.send_modify(|_| {});
+        self.watches.wake_all();
     }
 
     /// The write state.
@@ -304,7 +309,7 @@ impl EmbeddedEngine {
             writes: Mutex::new(writes),
             volume,
             reserve,
-            changes: watch::channel(last_commit).0,
+            watches: Arc::default(),
             spurious_conflict_ppm: AtomicU64::new((options.spurious_conflict_rate.clamp(0.0, 1.0) * 1e6) as u64),
             unknown_result_ppm: (options.unknown_result_rate.clamp(0.0, 1.0) * 1e6) as u64,
             stats: Stats::default(),
@@ -373,7 +378,7 @@ impl EmbeddedEngine {
         if let Some(handle) = self.committer.lock().expect("committer lock").take() {
             let _ = handle.join();
         }
-        self.shared.changes.send_modify(|_| {});
+        self.shared.watches.close();
     }
 
     fn begin(&self) -> Result<EmbeddedTx, StorageError> {
@@ -529,21 +534,11 @@ impl KvEngine for EmbeddedEngine {
         EmbeddedEngine::health(self)
     }
 
-    async fn watch_any(&self, _keys: Vec<Vec<u8>>) -> Result<Watch, StorageError> {
+    async fn watch_any(&self, keys: Vec<Vec<u8>>) -> Result<Watch, StorageError> {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(StorageError::Closed);
         }
-        let mut changes = self.shared.changes.subscribe();
-        changes.mark_unchanged();
-        let shared = self.shared.clone();
-        Ok(async move {
-            let changed = changes.changed().await;
-            if changed.is_err() || shared.closed.load(Ordering::SeqCst) {
-                return Err(StorageError::Closed);
-            }
-            Ok(())
-        }
-        .boxed())
+        self.shared.watches.arm(keys)
     }
 }
 
