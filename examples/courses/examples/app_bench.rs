@@ -510,6 +510,9 @@ async fn catch_up_eps(dir: &std::path::Path, events: usize) -> f64 {
     eps
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let out = arg("--out").unwrap_or_else(|| "target/bench/app.json".to_owned());
