@@ -70,7 +70,13 @@ async fn retryable_failures_in_every_claim_and_renewal_lose_no_job_and_run_none_
         counts.claims.load(Ordering::SeqCst),
         counts.injected_claims.load(Ordering::SeqCst)
     );
-    assert_eq!(counts.injected.load(Ordering::SeqCst), transactions, "every transaction failed once");
+    // Every transaction failed once, but those of the enqueuers stopped mid-attempt (at most
+    // one each) may end before the point where their failure is injected.
+    let injected = counts.injected.load(Ordering::SeqCst);
+    assert!(
+        injected <= transactions && injected + INSTANCES >= transactions,
+        "{injected} of {transactions} failed once"
+    );
     // Every claim is among them (half failed before their look at the index, so only the
     // others count as injected claims).
     assert!(counts.claims.load(Ordering::SeqCst) >= kinds.len(), "a claim per job at least");

@@ -367,6 +367,7 @@ impl Instance {
             task.await.unwrap().expect("the worker ends without error");
         }
         self.enqueuer.abort();
+        let _ = self.enqueuer.await;
     }
 
     /// Waits until the instances finished every job of `positions` and the queue is empty,
