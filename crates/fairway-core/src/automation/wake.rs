@@ -5,9 +5,10 @@
 //! - in this process, the enqueuer notifies the workers directly once its transaction has
 //!   committed;
 //! - from other processes, every enqueue rewrites the queue's wake key, which idle workers
-//!   watch through the storage port. Some engines fire watches on any commit (the embedded
-//!   one), so a wake-up through the watch is followed by a short quiet period: that bounds
-//!   the looks spurious wake-ups cost, and delays a real one from elsewhere by at most that.
+//!   watch through the storage port. Engines may wake a watch spuriously (the port allows
+//!   it; FoundationDB does on some failures), so a wake-up through the watch is followed by
+//!   a short quiet period: that bounds the looks spurious wake-ups cost, and delays a real
+//!   one from elsewhere by at most that.
 //!
 //! One enqueue wakes every idle worker of every instance at once. Each then waits a random
 //! moment of up to [`WAKE_JITTER`] before it looks, so their claims reach the store one
