@@ -5,7 +5,8 @@
 //! on a survivor with the same `Idempotency-Key`. Afterwards, on the log read back from the
 //! cluster: every waiting student was promoted exactly once, no job was dead-lettered, and
 //! every row of the `courses` view, as a survivor serves it, equals a fold of the log; a
-//! survivor stopped with SIGTERM exits with success.
+//! view read with `?after=` on one instance waits for a command run on another; a survivor
+//! stopped with SIGTERM exits with success.
 //!
 //! Runs with the `fdb` feature and `FAIRWAY_FDB_CLUSTER_FILE` (`.ci/fdb_suites.sh` runs it
 //! on a local cluster); without a cluster it says it was skipped.
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use courses::events::StudentSubscribed;
 use fairway::Recorded;
-use fairway::app::replies::{AutomationsReply, ProgressReply};
+use fairway::app::replies::{AutomationsReply, CommandReply, ProgressReply};
 use fairway::dcb::conformance::fdb_cluster_file;
 use fairway::dcb::{DcbStore, EventStore, FdbEngine, Query, ReadOptions, RetryPolicy};
 use futures::{StreamExt, TryStreamExt};
@@ -227,6 +228,22 @@ async fn race_on_three_instances(cluster_file: &str, run: usize) {
     let page: Value = cluster.get(2, "/views/courses?limit=1000").await;
     assert_eq!(page["next_cursor"], Value::Null, "every course on one page");
     let view: Vec<Value> = serde_json::from_value(page["documents"].clone()).unwrap();
+
+    // Read-your-writes across instances: a course defined through one instance is served by
+    // another at once with ?after=<the command's position>.
+    let defined: CommandReply = cluster
+        .http
+        .post(format!("{}/commands/define-course", cluster.instances[1].base))
+        .json(&json!({ "course_id": "read-your-writes", "capacity": 7 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let after = defined.last_position.unwrap();
+    let row: Value = cluster.get(2, &format!("/views/courses/read-your-writes?after={after}")).await;
+    assert_eq!(row["capacity"], 7, "another instance serves the write it waited for: {row}");
 
     // A graceful stop drains the instance and stops the client network before exiting.
     assert!(cluster.instances[1].terminate(), "a terminated instance exits with success");
