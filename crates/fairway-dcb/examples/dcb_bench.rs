@@ -264,7 +264,7 @@ async fn main() {
     }
 
     if std::env::args().any(|a| a == "--writes-only") {
-        return;
+        return write_figures(&out, &figures);
     }
     let read_dir = root.path().join("read");
     let mut options = EmbeddedOptions::default();
@@ -306,9 +306,14 @@ async fn main() {
     figures.add("store_bytes_per_event", dir_bytes(&read_dir) as f64 / events as f64, "bytes");
     figures.add("fdatasync_4k_after_ms", fdatasync_ms(root.path()), "ms");
 
-    if let Some(parent) = std::path::Path::new(&out).parent() {
+    write_figures(&out, &figures);
+}
+
+/// Writes the figures as JSON to `out`.
+fn write_figures(out: &str, figures: &Figures) {
+    if let Some(parent) = std::path::Path::new(out).parent() {
         std::fs::create_dir_all(parent).unwrap();
     }
-    std::fs::write(&out, figures.json()).unwrap();
+    std::fs::write(out, figures.json()).unwrap();
     eprintln!("wrote {out}");
 }
