@@ -6,60 +6,27 @@
 //!   its command committed before the kill, run now if it did not;
 //! - no command's events appear twice in the log, and every replayed position is the
 //!   event of that key's command.
+//!
+//! The child runs on the suite's engine: the embedded store in a temporary directory, or a
+//! fresh namespace of the cluster under `FAIRWAY_TEST_ENGINE=fdb`; the log is read back
+//! from that store.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod child;
+mod store;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use child::Child;
 use courses::events::{CourseDefined, StudentRegistered};
-use fairway::dcb::{EventStore, Position, Query, ReadOptions};
-use fairway::{Event, Recorded};
-use futures::TryStreamExt;
+use fairway::Event;
+use fairway::dcb::Position;
 use serde_json::{Value, json};
+use store::TestStore;
 
 const ROUNDS: usize = 4;
 const CLIENTS: usize = 12;
-
-/// The courses app in a child process.
-struct App {
-    child: Child,
-    base: String,
-}
-
-impl App {
-    async fn start(data_dir: &Path, log_path: &Path) -> App {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_courses"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let app = App { child, base: format!("http://127.0.0.1:{port}") };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/health", app.base)).await
-                && response.status() == 200
-            {
-                return app;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "the app did not start; see {}", log_path.display());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
 
 /// One request with a key, and what its client saw.
 #[derive(Clone, Debug)]
@@ -154,11 +121,11 @@ struct Figures {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keys_retried_after_kill_9_are_replayed_or_run_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, log) = (dir.path().join("data"), dir.path().join("child.log"));
+    let (store, log) = (TestStore::fresh(&dir.path().join("data")), dir.path().join("child.log"));
     let mut total = Figures::default();
     let mut settled: Vec<(Sent, Value)> = Vec::new();
     for round in 0..ROUNDS {
-        let app = App::start(&data, &log).await;
+        let app = Child::start(&store, &log).await;
         let (stop, answered) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
         let load = tokio::spawn(load(app.base.clone(), round, stop.clone(), answered.clone()));
         let (target, deadline) = (rand::random_range(100..400), tokio::time::Instant::now() + Duration::from_secs(60));
@@ -170,7 +137,7 @@ async fn keys_retried_after_kill_9_are_replayed_or_run_once() {
         stop.store(true, Ordering::SeqCst);
         let sent = load.await.unwrap();
 
-        let app = App::start(&data, &log).await;
+        let app = Child::start(&store, &log).await;
         let http = reqwest::Client::new();
         let mut figures = Figures { sent: sent.len(), ..Figures::default() };
         for request in sent {
@@ -216,12 +183,8 @@ async fn keys_retried_after_kill_9_are_replayed_or_run_once() {
     println!("all rounds: {total:?}");
 
     // The log: each command's event exactly once, at the position its answer gives.
-    // The binary's namespace is its app name, the package name (`App::main` in main.rs).
-    let store = fairway::dcb::open_embedded(&data, env!("CARGO_PKG_NAME")).unwrap();
-    let log: Vec<_> = store.read(Query::all(), ReadOptions::forwards()).try_collect().await.unwrap();
     let mut created = std::collections::BTreeMap::<String, Vec<Position>>::new();
-    for event in log {
-        let recorded = Recorded::new(event);
+    for recorded in store.read_log().await {
         let entity = match recorded.event_type() {
             t if t == CourseDefined::NAME => recorded.as_event::<CourseDefined>().unwrap().unwrap().course_id,
             t if t == StudentRegistered::NAME => recorded.as_event::<StudentRegistered>().unwrap().unwrap().student_id,
@@ -237,4 +200,5 @@ async fn keys_retried_after_kill_9_are_replayed_or_run_once() {
     }
     assert_eq!(total.acknowledged, total.replayed);
     assert!(total.acknowledged > 0 && total.died > 0, "{total:?}");
+    store.clear().await;
 }

@@ -14,88 +14,28 @@
 //! how many times the whole scenario runs, each on a fresh namespace (default 1).
 #![cfg(feature = "fdb")]
 
+mod child;
 mod race;
+mod store;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use child::Child;
 use courses::events::StudentSubscribed;
-use fairway::Recorded;
 use fairway::app::replies::{AutomationsReply, CommandReply, ProgressReply};
 use fairway::dcb::conformance::fdb_cluster_file;
-use fairway::dcb::{DcbStore, EventStore, FdbEngine, Query, ReadOptions, RetryPolicy};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use race::{Row, fold};
 use serde_json::{Value, json};
+use store::TestStore;
 
 const INSTANCES: usize = 3;
 
-/// One courses process on the cluster.
-struct Instance {
-    child: Mutex<Option<Child>>,
-    base: String,
-}
-
-impl Instance {
-    async fn start(cluster_file: &str, namespace: &str, dir: &Path, n: usize) -> Instance {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log_path = dir.join(format!("instance-{n}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_courses"))
-            .args(["--fdb-cluster-file", cluster_file, "--namespace", namespace])
-            .arg("--data-dir")
-            .arg(dir.join(format!("instance-{n}")))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let instance = Instance { child: Mutex::new(Some(child)), base: format!("http://127.0.0.1:{port}") };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/health", instance.base)).await
-                && response.status() == 200
-            {
-                return instance;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "instance {n} did not start; see {}", log_path.display());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL.
-    fn kill(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Instance {
-    /// SIGTERM: a graceful stop; returns whether the process exited with success.
-    fn terminate(&self) -> bool {
-        let Some(mut child) = self.child.lock().unwrap().take() else { return false };
-        let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(sent.success(), "kill -TERM runs");
-        child.wait().unwrap().success()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// The instances and which of them are alive.
 struct Cluster {
-    instances: Vec<Instance>,
+    instances: Vec<Child>,
     killed: Vec<AtomicBool>,
     http: reqwest::Client,
 }
@@ -165,11 +105,10 @@ async fn three_instances_promote_every_waiting_student_once_with_one_killed() {
 async fn race_on_three_instances(cluster_file: &str, run: usize) {
     let courses = env_number("FAIRWAY_RACE_COURSES", 150);
     let dir = tempfile::tempdir().unwrap();
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let namespace = format!("instances-{stamp:x}");
+    let store = TestStore::fdb(cluster_file, "instances");
     let mut instances = Vec::new();
     for n in 0..INSTANCES {
-        instances.push(Instance::start(cluster_file, &namespace, dir.path(), n).await);
+        instances.push(Child::start(&store, &dir.path().join(format!("instance-{n}.log"))).await);
     }
     let cluster = Cluster {
         instances,
@@ -249,10 +188,7 @@ async fn race_on_three_instances(cluster_file: &str, run: usize) {
     assert!(cluster.instances[1].terminate(), "a terminated instance exits with success");
     cluster.killed[1].store(true, Ordering::SeqCst);
 
-    let engine = Arc::new(FdbEngine::open(Some(cluster_file), RetryPolicy::default()).unwrap());
-    let store = DcbStore::new(engine, &namespace).unwrap();
-    let log: Vec<Recorded> =
-        store.read(Query::all(), ReadOptions::forwards()).map_ok(Recorded::new).try_collect().await.unwrap();
+    let log = store.read_log().await;
     let folded = fold(&log);
     let mut promotions: BTreeMap<String, usize> = BTreeMap::new();
     for subscribed in log.iter().filter_map(|e| e.as_event::<StudentSubscribed>()) {
@@ -285,4 +221,6 @@ async fn race_on_three_instances(cluster_file: &str, run: usize) {
         assert_eq!(&served, &folded[key], "course {key}: the view row equals a fold of the log");
         assert_eq!((served.capacity, served.subscribed), (2, 2), "course {key} is full again");
     }
+    drop(cluster);
+    store.clear().await;
 }

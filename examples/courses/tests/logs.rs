@@ -1,5 +1,9 @@
 //! `--log-format json`: the app binary writes one JSON object per line, and the lines of a
-//! slice's work carry its name in their spans, from the HTTP request down.
+//! slice's work carry its name in their spans, from the HTTP request down. The app runs on
+//! the embedded store whatever engine the suite runs on.
+
+mod child;
+mod store;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -7,13 +11,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use store::TestStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_naming_the_slice() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = Command::new(env!("CARGO_BIN_EXE_courses"))
-        .args(["--log-format", "json", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+    let mut app = child::command(&TestStore::embedded(dir.path()))
+        .args(["--log-format", "json", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info,fairway_core=debug")
         .stderr(Stdio::piped())
         .spawn()

@@ -1,20 +1,22 @@
 //! Over HTTP: on many full courses with two students waiting, `change-capacity` (to 2) and
 //! `unsubscribe-student` race. Both free a seat, so every waiting student must end up
 //! promoted by the automation, and every row of the `courses` view must equal a fold of
-//! the log. `FAIRWAY_RACE_COURSES` sets the number of courses (default 300).
+//! the log, read back from the store the app ran on (embedded, or its namespace on the
+//! cluster under `FAIRWAY_TEST_ENGINE=fdb`). `FAIRWAY_RACE_COURSES` sets the number of
+//! courses (default 300).
 
 mod race;
+mod store;
 
 use std::time::Duration;
 
 use courses::events::StudentSubscribed;
-use fairway::Recorded;
 use fairway::app::replies::{AutomationsReply, ProgressReply};
-use fairway::dcb::{EventStore, Query, ReadOptions};
 use fairway::testkit::TestApp;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use race::{Row, fold};
 use serde_json::{Value, json};
+use store::TestStore;
 
 async fn post(client: &reqwest::Client, app: &TestApp, name: &str, body: Value) -> u16 {
     let url = app.url(&format!("/commands/{name}"));
@@ -92,11 +94,10 @@ async fn racing_capacity_changes_and_unsubscriptions_promote_every_waiting_stude
     let page: Value = get(&client, &app, "/views/courses?limit=1000").await;
     assert_eq!(page["next_cursor"], Value::Null, "every course on one page");
     let view: Vec<Value> = serde_json::from_value(page["documents"].clone()).unwrap();
+    let store = TestStore::of(&app);
     app.stop().await;
 
-    let store = fairway::dcb::open_embedded(dir.path(), "app").unwrap();
-    let log: Vec<Recorded> =
-        store.read(Query::all(), ReadOptions::forwards()).map_ok(Recorded::new).try_collect().await.unwrap();
+    let log = store.read_log().await;
     let folded = fold(&log);
     let promoted = log
         .iter()
@@ -124,4 +125,5 @@ async fn racing_capacity_changes_and_unsubscriptions_promote_every_waiting_stude
         assert_eq!(&served, row, "course {key}: the view row equals a fold of the log");
         assert_eq!((row.capacity, row.subscribed), (2, 2), "course {key} is full again with both waiting students");
     }
+    store.clear().await;
 }

@@ -1,16 +1,23 @@
 //! The app binary refuses to start where it would otherwise fail silently or share what it
 //! must not: a taken port, a data directory held by another process, another app's store,
 //! a directory of other files. Each refusal names the address or the directory, and
-//! nothing is written.
+//! nothing is written. The data directory cases run the binary on the embedded store
+//! whatever engine the suite runs on.
+
+mod child;
+mod store;
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use store::TestStore;
+
+/// The binary with `args` on the embedded store in `data_dir`.
 fn courses(args: &[&str], data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_courses"));
-    command.args(args).arg("--data-dir").arg(data_dir);
+    let mut command = child::command(&TestStore::embedded(data_dir));
+    command.args(args);
     command
 }
 
