@@ -295,6 +295,10 @@ impl DynTx for FlakyTx {
     fn clock_micros(&self) -> BoxFuture<'_, Result<u64, StorageError>> {
         self.inner.clock_micros()
     }
+
+    fn set_background(&self) {
+        self.inner.set_background()
+    }
 }
 
 impl StateStore for Flaky {

@@ -110,7 +110,11 @@ impl<A: Automation> AutomationRuntime<A> {
                 chunk.into_iter().map(|e| e.map(|e| e.position)).collect::<Result<_, _>>()?;
             let positions = &positions;
             let enqueued = self
-                .in_queue(move |tx, keys| async move { queue::enqueue(tx.as_ref(), keys, positions).await })
+                .in_queue(move |tx, keys| async move {
+                    // No reply waits on it: it may share a command's group commit.
+                    tx.set_background();
+                    queue::enqueue(tx.as_ref(), keys, positions).await
+                })
                 .await?;
             if enqueued > 0 {
                 self.wake.notify();
@@ -137,6 +141,7 @@ impl<A: Automation> AutomationRuntime<A> {
     ) -> Result<(), AutomationError> {
         let (settings, outcome) = (&self.settings, &outcome);
         self.in_queue(move |tx, keys| async move {
+            tx.set_background();
             queue::settle(tx.as_ref(), keys, worker, position, outcome, settings).await
         })
         .await?;

@@ -49,6 +49,10 @@ impl<T: KvTransaction> DynTx for T {
     fn clock_micros(&self) -> BoxFuture<'_, Result<u64, StorageError>> {
         KvTransaction::clock_micros(self).boxed()
     }
+
+    fn set_background(&self) {
+        KvTransaction::set_background(self)
+    }
 }
 
 /// Up to `limit` pairs (0: all) of `[begin, end)` in key order; a `snapshot` read adds no

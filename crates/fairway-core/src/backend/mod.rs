@@ -46,6 +46,10 @@ pub trait DynTx: Send + Sync {
     /// moving backwards (see `fairway_dcb::kv::KvTransaction::clock_micros`). Leases and due
     /// times use it, not the host's wall clock.
     fn clock_micros(&self) -> BoxFuture<'_, Result<u64, StorageError>>;
+    /// Marks the transaction as background work no reply waits on (a view's batch, jobs
+    /// enqueued): its commit may share a later command's group commit (see
+    /// `fairway_dcb::kv::KvTransaction::set_background`).
+    fn set_background(&self);
 }
 
 /// An error inside a runtime transaction: storage, or the body's own (boxed) failure.

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fairway_dcb::{Position, ReadOptions};
@@ -31,11 +32,19 @@ pub struct ViewRuntime<V: View> {
     pub(super) view: Arc<V>,
     pub(super) backend: Arc<dyn Backend>,
     keys: ViewKeys,
+    /// Readers of this process waiting for the view to reach a position (`?after=`): while
+    /// any waits, batches commit at once rather than in the background.
+    waiting_readers: Arc<AtomicUsize>,
 }
 
 impl<V: View> Clone for ViewRuntime<V> {
     fn clone(&self) -> Self {
-        ViewRuntime { view: self.view.clone(), backend: self.backend.clone(), keys: self.keys.clone() }
+        ViewRuntime {
+            view: self.view.clone(),
+            backend: self.backend.clone(),
+            keys: self.keys.clone(),
+            waiting_readers: self.waiting_readers.clone(),
+        }
     }
 }
 
@@ -53,7 +62,7 @@ impl<V: View> ViewRuntime<V> {
     /// Binds `view` to `backend`.
     pub fn new(view: V, backend: Arc<dyn Backend>) -> Self {
         let keys = ViewKeys::new(backend.as_ref(), V::NAME, V::VERSION);
-        ViewRuntime { view: Arc::new(view), backend, keys }
+        ViewRuntime { view: Arc::new(view), backend, keys, waiting_readers: Arc::default() }
     }
 
     pub(super) fn keys(&self) -> &ViewKeys {
@@ -91,6 +100,11 @@ impl<V: View> ViewRuntime<V> {
         let applied = self
             .backend
             .transact(move |tx| async move {
+                // A batch is background work (it may share a command's group commit) unless
+                // a reader waits for it.
+                if self.waiting_readers.load(Ordering::SeqCst) == 0 {
+                    tx.set_background();
+                }
                 lease::hold(tx.as_ref(), &self.keys, V::NAME, V::VERSION, holder).await.map_err(body_error)?;
                 let (stored, processed) = read_checkpoint(tx.as_ref(), &self.keys).await?;
                 let mut count = 0;
@@ -176,11 +190,13 @@ impl<V: View> ViewRuntime<V> {
     /// [`ViewError::Timeout`] after `timeout`.
     pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<(), ViewError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut waiting = None;
         loop {
             let armed = self.backend.watch_any(vec![self.keys.checkpoint.clone(), self.keys.active.clone()]).await;
             if self.reflects(position).await? {
                 return Ok(());
             }
+            waiting.get_or_insert_with(|| WaitingReader::new(&self.waiting_readers));
             let changed = async {
                 if let Err(err) = futures::future::ready(armed).and_then(|watch| watch).await {
                     debug!(view = V::NAME, %err, "watch on the checkpoint failed; looking again shortly");
@@ -283,4 +299,20 @@ async fn activate(
     }
     tx.set(&keys.active, &encode_version(version));
     Ok(())
+}
+
+/// A reader counted in a view's waiting readers while it lives.
+struct WaitingReader(Arc<AtomicUsize>);
+
+impl WaitingReader {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        WaitingReader(count.clone())
+    }
+}
+
+impl Drop for WaitingReader {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }

@@ -169,6 +169,14 @@ pub trait KvTransaction: Clone + Send + Sync + 'static {
     /// version, which the cluster advances about 10^6 per second and which leaps forward in
     /// a recovery or after a restore (`advanceversion`): a leap ends leases early, never late.
     fn clock_micros(&self) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Marks this transaction as background work that no reply waits on (a view applying
+    /// events, an automation enqueuing jobs). While commands are committing, an engine with
+    /// group commit may hold its commit a moment so that it shares the next command's sync
+    /// instead of taking one of its own, ahead of that command. Its commit is as durable and
+    /// as exactly-once as any other; only its acknowledgement may come later. Engines
+    /// without group commit (FoundationDB) ignore it.
+    fn set_background(&self) {}
 }
 
 /// A storage engine implementing the port.

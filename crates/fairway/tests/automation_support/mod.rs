@@ -168,6 +168,10 @@ impl DynTx for ObservedTx {
         }
         .boxed()
     }
+
+    fn set_background(&self) {
+        self.inner.set_background()
+    }
 }
 
 impl StateStore for Observed {

@@ -40,6 +40,11 @@ const CHECKPOINT_BYTES: u64 = wal::PREALLOCATED / 2;
 const HISTORY_KEYS: usize = 2_000_000;
 /// Groups sequenced but not yet applied, at most.
 const IN_FLIGHT: usize = 2;
+/// Longest a group of background work alone (see `KvTransaction::set_background`) waits
+/// for a command's commit to share its sync with...
+const BACKGROUND_WAIT: Duration = Duration::from_millis(2);
+/// ...and only while commands are committing: one committed within this time.
+const COMMANDS_LIVE: Duration = Duration::from_millis(20);
 /// How often the committer tries to fill the space reserve again while the disk is full.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the free space is measured to size checkpoints.
@@ -76,6 +81,8 @@ pub struct CommitRequest {
     pub read_version: u64,
     pub reads: Vec<(Vec<u8>, Vec<u8>)>,
     pub mutations: Vec<Mutation>,
+    /// Background work: may wait up to [`BACKGROUND_WAIT`] for a foreground commit to join.
+    pub background: bool,
     pub reply: oneshot::Sender<CommitReply>,
 }
 
@@ -95,6 +102,8 @@ pub struct Committer {
     last_probe: Instant,
     /// Whether the disk ran low when last measured, and when that was.
     space_low: Option<(bool, Instant)>,
+    /// When a group with foreground work (a commit someone waits on) was last sequenced.
+    last_foreground: Option<Instant>,
 }
 
 /// How a sequenced group is made durable.
@@ -130,6 +139,7 @@ impl Committer {
             last_sequenced: last,
             last_probe: Instant::now(),
             space_low: None,
+            last_foreground: None,
             applier: Some((groups, handle)),
         })
     }
@@ -152,13 +162,7 @@ impl Committer {
                     Err(_) => break,
                 }
             };
-            let mut group = vec![first];
-            while group.len() < self.max_group {
-                match self.requests.try_recv() {
-                    Ok(request) => group.push(request),
-                    Err(_) => break,
-                }
-            }
+            let group = self.gather(first);
             self.sequence(group);
         }
         if let Err(err) = self.checkpoint(Vec::new(), Vec::new()) {
@@ -168,6 +172,41 @@ impl Committer {
             drop(groups);
             let _ = handle.join();
         }
+    }
+
+    /// The group that starts with `first`: every request already waiting, up to the group
+    /// limit. A group of background work alone, while commands are committing, first waits
+    /// up to [`BACKGROUND_WAIT`] for a foreground commit, so that both share one sync and
+    /// the command never queues behind a sync of background work.
+    fn gather(&mut self, first: CommitRequest) -> Vec<CommitRequest> {
+        let mut foreground = !first.background;
+        let mut group = vec![first];
+        let commands_live = self.last_foreground.is_some_and(|at| at.elapsed() < COMMANDS_LIVE);
+        if !foreground && commands_live && !self.disk_full() {
+            let deadline = Instant::now() + BACKGROUND_WAIT;
+            while !foreground && group.len() < self.max_group {
+                match self.requests.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(request) => {
+                        foreground = !request.background;
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        while group.len() < self.max_group {
+            match self.requests.try_recv() {
+                Ok(request) => {
+                    foreground |= !request.background;
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        if foreground {
+            self.last_foreground = Some(Instant::now());
+        }
+        group
     }
 
     fn spurious_conflict(&self) -> bool {

@@ -41,6 +41,9 @@ struct TxState {
     /// Own cleared ranges, visible to own reads.
     cleared: Vec<(Vec<u8>, Vec<u8>)>,
     committed: bool,
+    /// Background work: its commit may wait for a command's group (see
+    /// [`KvTransaction::set_background`]).
+    background: bool,
 }
 
 fn after(key: &[u8]) -> Vec<u8> {
@@ -86,6 +89,7 @@ impl EmbeddedTx {
             read_version: self.inner.read_version,
             reads: std::mem::take(&mut state.reads),
             mutations: std::mem::take(&mut state.mutations),
+            background: state.background,
             reply,
         };
         Some((request, receiver))
@@ -243,6 +247,10 @@ impl KvTransaction for EmbeddedTx {
 
     async fn clock_micros(&self) -> Result<u64, StorageError> {
         Ok(monotonic_wall_clock_micros())
+    }
+
+    fn set_background(&self) {
+        self.state().background = true;
     }
 }
 
