@@ -4,7 +4,8 @@
 //!   (with `--fdb-cluster-file <file>`, also the append figures on that FoundationDB cluster)
 //! - `bench app [args]` — commands through HTTP (bounded and growing boundaries) beside the
 //!   store's conditional appends, a view's live lag and projector catch-up, in release;
-//!   writes `target/bench/app.json`
+//!   writes `target/bench/app.json` (with `--fdb-cluster-file <file>`, every row on that
+//!   FoundationDB cluster instead, into `target/bench/app-fdb.json`)
 //! - `bench instances [args]` — commands/s with one, two and three courses processes on the
 //!   FoundationDB cluster `FAIRWAY_FDB_CLUSTER_FILE` names, beside one on the embedded store;
 //!   writes `target/bench/instances.json`
@@ -43,7 +44,16 @@ fn run(mut command: Command) -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <bench dcb [--events N] [--seconds S] [--out FILE] [--fdb-cluster-file F] \
-| bench app [--seconds S | --requests N] [--students N] [--events N] [--out FILE] | bench instances [--clients N] [--seconds S] | fmt [--check] | ci | fdb-check | fdb-test>";
+| bench app [--seconds S | --requests N] [--students N] [--events N] [--out FILE] [--fdb-cluster-file F] | bench instances [--clients N] [--seconds S] | fmt [--check] | ci | fdb-check | fdb-test>";
+
+/// Runs the benchmark `example` of `package` in release with `args`; with the `fdb` feature
+/// when they name a FoundationDB cluster (`--fdb-cluster-file`), which the engine needs.
+fn run_bench(package: &str, example: &str, args: &[&str]) -> ExitCode {
+    let features: &[&str] = if args.contains(&"--fdb-cluster-file") { &["--features", "fdb"] } else { &[] };
+    let mut command = cargo(&[&["run", "--release", "-p", package], features, &["--example", example, "--"]].concat());
+    command.args(args);
+    run(command)
+}
 
 /// The workspace root (where `cargo xtask` runs from).
 fn workspace_root() -> PathBuf {
@@ -85,20 +95,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest: Vec<&str> = args.iter().skip(2).map(String::as_str).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["bench", "dcb", ..] => {
-            // On a FoundationDB cluster too when one is named: the engine's feature is needed.
-            let features: &[&str] = if rest.contains(&"--fdb-cluster-file") { &["--features", "fdb"] } else { &[] };
-            let mut command = cargo(
-                &[&["run", "--release", "-p", "fairway-dcb"], features, &["--example", "dcb_bench", "--"]].concat(),
-            );
-            command.args(&rest);
-            run(command)
-        }
-        ["bench", "app", ..] => {
-            let mut command = cargo(&["run", "--release", "-p", "courses", "--example", "app_bench", "--"]);
-            command.args(&rest);
-            run(command)
-        }
+        ["bench", "dcb", ..] => run_bench("fairway-dcb", "dcb_bench", &rest),
+        ["bench", "app", ..] => run_bench("courses", "app_bench", &rest),
         ["bench", "instances", ..] => {
             let build = cargo(&["build", "--release", "-p", "courses", "--features", "fdb", "--bin", "courses"]);
             if run(build) != ExitCode::SUCCESS {

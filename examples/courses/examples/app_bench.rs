@@ -1,12 +1,21 @@
 //! The app benchmark: commands through HTTP beside the store's own conditional appends, a
-//! view's live lag, and projector catch-up, on the embedded store with durability on.
+//! view's live lag, and projector catch-up, on the embedded store with durability on, or on
+//! a FoundationDB cluster.
 //!
 //! `cargo xtask bench app` runs it in release and writes `target/bench/app.json`: a JSON
-//! array of `{"name", "value", "unit"}`, printed to stderr as it goes. Options:
-//! `--out <file>`; `--seconds <s>` per row (default 5), or `--requests <n>` per row instead;
-//! `--students <n>` in the growing course (default 10,000); `--events <n>` for catch-up
-//! (default 1,000,000); `--only <prefix>` runs only the rows whose names start with its
-//! `_`-separated words (to profile one, e.g. `--only http_command_bounded_c1`).
+//! array of `{"name", "value", "unit"}`, printed to stderr as it goes, whose first entry,
+//! `{"name": "engine", "value": "embedded" | "fdb", "unit": "name"}`, names the engine that
+//! ran it. Options: `--out <file>`; `--seconds <s>` per row (default 5), or `--requests <n>`
+//! per row instead; `--students <n>` in the growing course (default 10,000); `--events <n>`
+//! for catch-up (default 1,000,000); `--only <prefix>` runs only the rows whose names start
+//! with its `_`-separated words (to profile one, e.g. `--only http_command_bounded_c1`).
+//!
+//! `--fdb-cluster-file <file>` (in a build with the `fdb` feature, which
+//! `cargo xtask bench app --fdb-cluster-file <file>` turns on) runs every row on that
+//! FoundationDB cluster instead, the figures keeping their names, and writes
+//! `target/bench/app-fdb.json` by default: each store (a row's, the app's, catch-up's) is a
+//! fresh namespace `bench-app-<random>-<part>`, cleared once its rows are done. Without the
+//! feature, the option is refused.
 //!
 //! Rows, each at 1, 16 and 64 concurrent clients sharing one HTTP client:
 //! - `store_append_conditional`: a fresh durable store, each client appending one event per
@@ -24,8 +33,11 @@
 //! view and automation has caught up with it, over the commands the row ran. A command
 //! answered 409 (its boundary kept changing) is sent again, and its latency runs to the
 //! reply that appended. `view_live_lag_p99_ms` samples bounded commands at 64 clients: from
-//! a command's reply to the `courses` view serving it (`?after=` its position).
+//! a command's reply to the `courses` view serving it (`?after=` its position). On
+//! FoundationDB the cluster's own CPU is not counted, and the store's counters printed per
+//! row (fsyncs, journal time) are the embedded engine's: absent there.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -33,13 +45,13 @@ use std::time::{Duration, Instant};
 use courses::events::{CourseDefined, CourseLife, StudentSubscribed};
 use courses::slices::change_capacity::{CapacityError, ChangeCapacity};
 use courses::slices::course_list::CourseList;
+use fairway::dcb::kv::KvEngine;
 use fairway::dcb::{AppendCondition, DcbStore, EmbeddedEngine, EmbeddedOptions, EventStore, Query, RawEvent, Tag};
 use fairway::prelude::*;
 use fairway::runtime::{Store, ViewRuntime};
-use fairway::testkit::TestApp;
-use fairway::{AppConfig, Event};
+use fairway::{App, AppConfig, Event};
 use serde_json::{Value, json};
-use tokio::sync::{Barrier, mpsc};
+use tokio::sync::{Barrier, mpsc, oneshot};
 
 /// Concurrent clients of every row.
 const CLIENTS: [usize; 3] = [1, 16, 64];
@@ -72,25 +84,27 @@ impl Command for ChangeCapacityFolded {
     }
 }
 
-/// The figures, in the order they were measured.
-struct Figures(Vec<(String, f64, &'static str)>);
+/// The figures, in the order they were measured, on the engine named `engine`.
+struct Figures {
+    engine: &'static str,
+    rows: Vec<(String, f64, &'static str)>,
+}
 
 impl Figures {
     fn add(&mut self, name: &str, value: f64, unit: &'static str) {
         eprintln!("{name:<46} {value:>14.3} {unit}");
-        self.0.push((name.to_owned(), value, unit));
+        self.rows.push((name.to_owned(), value, unit));
     }
 
     fn get(&self, name: &str) -> f64 {
-        self.0.iter().find(|(n, ..)| n == name).map(|(_, v, _)| *v).unwrap_or(f64::NAN)
+        self.rows.iter().find(|(n, ..)| n == name).map(|(_, v, _)| *v).unwrap_or(f64::NAN)
     }
 
     fn write(&self, out: &str) {
-        let rows: Vec<String> = self
-            .0
-            .iter()
-            .map(|(n, v, u)| format!("  {{\"name\": \"{n}\", \"value\": {v:.3}, \"unit\": \"{u}\"}}"))
-            .collect();
+        let engine = format!("  {{\"name\": \"engine\", \"value\": \"{}\", \"unit\": \"name\"}}", self.engine);
+        let figures =
+            self.rows.iter().map(|(n, v, u)| format!("  {{\"name\": \"{n}\", \"value\": {v:.3}, \"unit\": \"{u}\"}}"));
+        let rows: Vec<String> = std::iter::once(engine).chain(figures).collect();
         if let Some(parent) = std::path::Path::new(out).parent() {
             std::fs::create_dir_all(parent).expect("the output's directory");
         }
@@ -103,6 +117,170 @@ fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
     let args: Vec<String> = std::env::args().collect();
     let value = args.iter().position(|a| a == name).and_then(|i| args.get(i + 1))?;
     Some(value.parse().unwrap_or_else(|_| panic!("{name}: cannot read {value:?}")))
+}
+
+/// Where the rows' stores live: directories of the embedded engine under a temporary root,
+/// or namespaces of a FoundationDB cluster, fresh for this run.
+enum Target {
+    /// The embedded engine, durability on: the store `part` in the directory `<root>/<part>`,
+    /// namespace `part`.
+    Embedded(tempfile::TempDir),
+    /// The cluster `cluster_file` names: the store `part` in the namespace
+    /// `bench-app-<run>-<part>`, cleared by [`Target::clear`].
+    #[cfg(feature = "fdb")]
+    Fdb { cluster_file: std::path::PathBuf, engine: Arc<fairway::dcb::FdbEngine>, run: u64 },
+}
+
+impl Target {
+    /// FoundationDB when `--fdb-cluster-file` names a cluster (refused, with the process
+    /// exiting, in a build without the `fdb` feature), else the embedded engine.
+    fn from_args() -> Target {
+        match arg::<String>("--fdb-cluster-file") {
+            None => Target::Embedded(
+                tempfile::Builder::new()
+                    .prefix("fairway-app-bench")
+                    .tempdir_in("target")
+                    .expect("temp dir under target/"),
+            ),
+            #[cfg(feature = "fdb")]
+            Some(cluster_file) => {
+                let engine = fairway::dcb::FdbEngine::open(Some(&cluster_file), fairway::dcb::RetryPolicy::default())
+                    .expect("the FoundationDB cluster opens");
+                Target::Fdb { cluster_file: cluster_file.into(), engine: Arc::new(engine), run: rand::random() }
+            }
+            #[cfg(not(feature = "fdb"))]
+            Some(_) => {
+                eprintln!(
+                    "app_bench: --fdb-cluster-file needs the `fdb` feature of the courses example \
+                     (`cargo build --release -p courses --features fdb --example app_bench`, or \
+                     `cargo xtask bench app --fdb-cluster-file <file>`)"
+                );
+                std::process::exit(2)
+            }
+        }
+    }
+
+    /// The engine's name, as the figure `engine` records it.
+    fn engine(&self) -> &'static str {
+        match self {
+            Target::Embedded(_) => "embedded",
+            #[cfg(feature = "fdb")]
+            Target::Fdb { .. } => "fdb",
+        }
+    }
+
+    /// Where the figures go unless `--out` says.
+    fn default_out(&self) -> &'static str {
+        match self {
+            Target::Embedded(_) => "target/bench/app.json",
+            #[cfg(feature = "fdb")]
+            Target::Fdb { .. } => "target/bench/app-fdb.json",
+        }
+    }
+
+    /// The namespace of the store `part`.
+    fn namespace(&self, part: &str) -> String {
+        match self {
+            Target::Embedded(_) => part.to_owned(),
+            #[cfg(feature = "fdb")]
+            Target::Fdb { run, .. } => format!("bench-app-{run:016x}-{part}"),
+        }
+    }
+
+    /// The app's configuration, on the store `app` (whatever the environment says).
+    fn app_config(&self) -> AppConfig {
+        let namespace = self.namespace("app");
+        match self {
+            Target::Embedded(root) => {
+                let mut config = AppConfig::with_data_dir(root.path().join("app"));
+                #[cfg(feature = "fdb")]
+                {
+                    config.fdb_cluster_file = None;
+                }
+                config.namespace = namespace;
+                config
+            }
+            #[cfg(feature = "fdb")]
+            Target::Fdb { cluster_file, .. } => {
+                // The data directory is unused: the store is the cluster's.
+                let mut config = AppConfig::with_data_dir(std::path::PathBuf::new());
+                config.fdb_cluster_file = Some(cluster_file.clone());
+                config.namespace = namespace;
+                config
+            }
+        }
+    }
+
+    /// Clears the store `part` on FoundationDB; the embedded stores go with the temporary
+    /// root at the end.
+    #[cfg_attr(not(feature = "fdb"), allow(unused_variables))]
+    async fn clear(&self, part: &str) {
+        match self {
+            Target::Embedded(_) => {}
+            #[cfg(feature = "fdb")]
+            Target::Fdb { engine, .. } => {
+                let store = DcbStore::new(engine.clone(), &self.namespace(part)).expect("a namespace");
+                store.clear_namespace().await.expect("the namespace clears");
+            }
+        }
+    }
+}
+
+/// Runs `$body` with `$store` bound to the store `$part` of a [`Target`] (a `DcbStore` of
+/// its engine), so code generic over the engine runs on either; an embedded engine closes
+/// after it (the store's directory free for the app to open).
+macro_rules! with_store {
+    ($target:expr, $part:expr, |$store:ident| $body:expr) => {
+        match $target {
+            Target::Embedded(root) => {
+                let engine = Arc::new(
+                    EmbeddedEngine::open(root.path().join($part), EmbeddedOptions::default()).expect("a store"),
+                );
+                let $store = DcbStore::new(engine.clone(), &$target.namespace($part)).expect("a namespace");
+                let value = $body;
+                engine.close();
+                value
+            }
+            #[cfg(feature = "fdb")]
+            Target::Fdb { engine, .. } => {
+                let $store = DcbStore::new(engine.clone(), &$target.namespace($part)).expect("a namespace");
+                $body
+            }
+        }
+    };
+}
+
+/// The app serving on a loopback port until [`BenchApp::stop`].
+struct BenchApp {
+    address: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BenchApp {
+    /// Opens the app's store as `config` says and serves every registered slice.
+    async fn start(config: &AppConfig) -> Self {
+        let app = App::open(config).expect("the app opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let address = listener.local_addr().expect("bound");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(async move { app.serve(listener, shutdown).await.expect("the app serves") });
+        BenchApp { address, stop, task }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Stops gracefully: jobs in progress finish, the store closes.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("the app stops cleanly");
+    }
 }
 
 /// How long each row runs: for a time, or for a number of requests shared by its clients.
@@ -234,7 +412,7 @@ impl LagProbe {
 }
 
 /// Starts the sampler; it ends when every [`LagProbe`] is dropped, answering the lags in ms.
-fn lag_sampler(app: &TestApp, http: reqwest::Client) -> (LagProbe, tokio::task::JoinHandle<Vec<f64>>) {
+fn lag_sampler(app: &BenchApp, http: reqwest::Client) -> (LagProbe, tokio::task::JoinHandle<Vec<f64>>) {
     let wanted = Arc::new(AtomicBool::new(false));
     let (samples, mut received) = mpsc::unbounded_channel::<Sample>();
     let (flag, base) = (wanted.clone(), app.url("/views/courses"));
@@ -272,7 +450,7 @@ struct Row {
 /// Runs `clients` clients with their workloads (after one unmeasured warm-up command each),
 /// then waits for the app's views and automations to catch up.
 async fn http_row(
-    app: &TestApp,
+    app: &BenchApp,
     http: &reqwest::Client,
     workloads: Vec<Workload>,
     budget: Budget,
@@ -350,7 +528,7 @@ struct Counters {
 }
 
 impl Counters {
-    async fn scrape(app: &TestApp, http: &reqwest::Client) -> Self {
+    async fn scrape(app: &BenchApp, http: &reqwest::Client) -> Self {
         let page = http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text");
         // The sum of every sample of `name` whose labels hold `labels`.
         let sum = |name: &str, labels: &str| -> f64 {
@@ -391,7 +569,7 @@ impl Counters {
 
 /// Waits until every view has applied the whole log and no automation has a job pending,
 /// seen twice in a row.
-async fn drain(app: &TestApp, http: &reqwest::Client) {
+async fn drain(app: &BenchApp, http: &reqwest::Client) {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     let mut quiet = 0;
     while quiet < 2 {
@@ -415,12 +593,10 @@ fn add_row(figures: &mut Figures, name: &str, row: &Row) {
     figures.add(&format!("{name}_cpu_ms"), row.cpu.1.as_secs_f64() * 1e3 / commands, "ms/command");
 }
 
-/// `clients` tasks, each appending one event per request to a fresh durable store under its
-/// own condition (its type and client tag after its last append): the store's figure for
-/// what a command pays at least.
-async fn store_row(dir: &std::path::Path, clients: usize, budget: Budget, figures: &mut Figures) {
-    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).expect("a store"));
-    let store = DcbStore::new(engine.clone(), "bench").expect("a namespace");
+/// `clients` tasks, each appending one event per request to `store` (fresh) under its own
+/// condition (its type and client tag after its last append): the store's figure for what a
+/// command pays at least.
+async fn store_row<E: KvEngine>(store: &DcbStore<E>, clients: usize, budget: Budget, figures: &mut Figures) {
     let start = Instant::now();
     let tasks = (0..clients).map(|client| {
         let store = store.clone();
@@ -448,7 +624,6 @@ async fn store_row(dir: &std::path::Path, clients: usize, budget: Budget, figure
         latencies.extend(task.await.expect("a client"));
     }
     let elapsed = start.elapsed().as_secs_f64();
-    engine.close();
     latencies.sort_by(f64::total_cmp);
     figures.add(&format!("store_append_conditional_c{clients}_p50_ms"), percentile(&latencies, 0.50), "ms");
     figures.add(&format!("store_append_conditional_c{clients}_eps"), latencies.len() as f64 / elapsed, "events/s");
@@ -456,9 +631,7 @@ async fn store_row(dir: &std::path::Path, clients: usize, budget: Budget, figure
 
 /// Appends `courses`, each defined and holding `students` students, to the app's store
 /// before the app opens it (in batches of 1,000 events, far faster than commands).
-async fn preload(config: &AppConfig, courses: &[&str], students: usize) {
-    let engine = Arc::new(EmbeddedEngine::open(&config.data_dir, EmbeddedOptions::default()).expect("the app's store"));
-    let store = DcbStore::new(engine.clone(), &config.namespace).expect("the app's namespace");
+async fn preload<E: KvEngine>(store: &DcbStore<E>, courses: &[&str], students: usize) {
     for course in courses {
         let defined = CourseDefined { course_id: (*course).into(), capacity: students as u32 };
         store.append(vec![defined.to_raw().expect("an event")], None).await.expect("an append");
@@ -475,13 +648,11 @@ async fn preload(config: &AppConfig, courses: &[&str], students: usize) {
             store.append(batch, None).await.expect("an append");
         }
     }
-    engine.close();
 }
 
-/// Loads `events` course events in batches, then times a fresh projector catching up.
-async fn catch_up_eps(dir: &std::path::Path, events: usize) -> f64 {
-    let engine = Arc::new(EmbeddedEngine::open(dir, EmbeddedOptions::default()).unwrap());
-    let store = DcbStore::new(engine.clone(), "catch-up").unwrap();
+/// Loads `events` course events in batches into `store` (fresh), then times a fresh
+/// projector catching up.
+async fn catch_up_eps<E: KvEngine>(store: &DcbStore<E>, events: usize) -> f64 {
     let courses = 1_000;
     let defined: Vec<_> = (0..courses)
         .map(|c| CourseDefined { course_id: format!("c{c}").as_str().into(), capacity: 10_000 }.to_raw().unwrap())
@@ -501,13 +672,11 @@ async fn catch_up_eps(dir: &std::path::Path, events: usize) -> f64 {
             .collect();
         store.append(subscribed, None).await.unwrap();
     }
-    let backend: Arc<dyn Store> = Arc::new(store);
+    let backend: Arc<dyn Store> = Arc::new(store.clone());
     let view = ViewRuntime::new(CourseList, backend);
     let started = Instant::now();
     let (processed, _) = view.catch_up().await.unwrap();
-    let eps = processed as f64 / started.elapsed().as_secs_f64();
-    engine.close();
-    eps
+    processed as f64 / started.elapsed().as_secs_f64()
 }
 
 #[global_allocator]
@@ -515,24 +684,25 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    let out = arg("--out").unwrap_or_else(|| "target/bench/app.json".to_owned());
+    let target = Target::from_args();
+    let out = arg("--out").unwrap_or_else(|| target.default_out().to_owned());
     let budget = arg("--requests").map_or_else(|| Budget::Seconds(arg("--seconds").unwrap_or(5.0)), Budget::Requests);
     let (students, events) = (arg("--students").unwrap_or(10_000), arg("--events").unwrap_or(1_000_000));
-    let root =
-        tempfile::Builder::new().prefix("fairway-app-bench").tempdir_in("target").expect("temp dir under target/");
-    let mut figures = Figures(Vec::new());
+    eprintln!("engine: {}", target.engine());
+    let mut figures = Figures { engine: target.engine(), rows: Vec::new() };
     let only: Option<String> = arg("--only");
     // Whole words: `http_command_bounded_c1` is not a prefix of `http_command_bounded_c16`.
     let wanted = |row: &str| only.as_deref().is_none_or(|prefix| format!("{row}_").starts_with(&format!("{prefix}_")));
 
     for clients in CLIENTS.into_iter().filter(|c| wanted(&format!("store_append_conditional_c{c}"))) {
-        store_row(&root.path().join(format!("store-c{clients}")), clients, budget, &mut figures).await;
+        let part = format!("store-c{clients}");
+        with_store!(&target, &part, |store| store_row(&store, clients, budget, &mut figures).await);
+        target.clear(&part).await;
     }
 
-    let config = AppConfig::with_data_dir(root.path().join("app"));
     let started = Instant::now();
-    preload(&config, &["long-snap", "long-folded"], students).await;
-    let app = TestApp::start_with(config, |app| app).await;
+    with_store!(&target, "app", |store| preload(&store, &["long-snap", "long-folded"], students).await);
+    let app = BenchApp::start(&target.app_config()).await;
     let http = reqwest::Client::new();
     drain(&app, &http).await;
     eprintln!("two courses of {students} students loaded and caught up in {:.1}s", started.elapsed().as_secs_f64());
@@ -562,10 +732,13 @@ async fn main() {
         }
     }
     app.stop().await;
+    target.clear("app").await;
 
     if wanted("projector_catch_up") {
         figures.add("projector_catch_up_events", events as f64, "events");
-        figures.add("projector_catch_up_eps", catch_up_eps(&root.path().join("catch-up"), events).await, "events/s");
+        let eps = with_store!(&target, "catch-up", |store| catch_up_eps(&store, events).await);
+        target.clear("catch-up").await;
+        figures.add("projector_catch_up_eps", eps, "events/s");
     }
 
     let bounded_c1 = figures.get("http_command_bounded_c1_p50_ms");
@@ -591,4 +764,11 @@ async fn main() {
         figures.add(name, value, unit);
     }
     figures.write(&out);
+    // Every engine dropped: the client network stops before the process exits, as the
+    // FoundationDB client library asks.
+    #[cfg(feature = "fdb")]
+    if matches!(target, Target::Fdb { .. }) {
+        drop(target);
+        fairway::dcb::kv::fdb::stop_network();
+    }
 }
