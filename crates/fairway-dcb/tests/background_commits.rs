@@ -35,7 +35,7 @@ async fn background_work_shares_the_next_commands_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     const ROUNDS: usize = 20;
-    let keys: Vec<&'static [u8]> = (0..ROUNDS * 2).map(|i| &*format!("key-{i:02}").leak().as_bytes()).collect();
+    let keys: Vec<&'static [u8]> = (0..ROUNDS * 2).map(|i| format!("key-{i:02}").leak().as_bytes()).collect();
     let mut shared = 0;
     for round in 0..ROUNDS {
         // A command commits: commands are live.
