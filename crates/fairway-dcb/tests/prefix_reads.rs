@@ -1,8 +1,9 @@
 //! Every read is one prefix of the log, even when other appends commit between the pages
 //! and scans of a multi-scan read. Appends are injected between the reader's transactions
 //! with [`Interleaving`], at every step of the read in turn, and the result is checked
-//! against a naive filter of the final log. On the embedded engine in every run, on
-//! FoundationDB when a cluster is configured.
+//! against a naive filter of the final log. Items whose first tag is on every event switch
+//! to a smaller index mid-read (`[A] tagged k:all`), also with appends between. On the
+//! embedded engine in every run, on FoundationDB when a cluster is configured.
 
 mod engines;
 
@@ -52,10 +53,13 @@ fn tag(text: &str) -> Tag {
 /// One `A`, then `bs` events `B`, each in its own append, 16 at a time (a FoundationDB
 /// commit waits for the cluster: one by one, setting up the cases took a minute).
 async fn one_a_then_many_b<E: KvEngine>(writer: &DcbStore<E>, bs: usize) {
-    writer.append(vec![RawEvent::new("A", b"a1".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
+    writer
+        .append(vec![RawEvent::new("A", b"a1".to_vec()).with_tag(tag("k:a")).with_tag(tag("k:all"))], None)
+        .await
+        .unwrap();
     futures::stream::iter(0..bs)
         .for_each_concurrent(16, |i| async move {
-            let b = RawEvent::new("B", format!("b{i}").into_bytes()).with_tag(tag("k:b"));
+            let b = RawEvent::new("B", format!("b{i}").into_bytes()).with_tag(tag("k:b")).with_tag(tag("k:all"));
             writer.append(vec![b], None).await.unwrap();
         })
         .await;
@@ -63,8 +67,14 @@ async fn one_a_then_many_b<E: KvEngine>(writer: &DcbStore<E>, bs: usize) {
 
 /// Appends `A2` then `B2`.
 async fn a2_then_b2<E: KvEngine>(writer: DcbStore<E>) {
-    writer.append(vec![RawEvent::new("A", b"a2".to_vec()).with_tag(tag("k:a"))], None).await.unwrap();
-    writer.append(vec![RawEvent::new("B", b"b2".to_vec()).with_tag(tag("k:b"))], None).await.unwrap();
+    writer
+        .append(vec![RawEvent::new("A", b"a2".to_vec()).with_tag(tag("k:a")).with_tag(tag("k:all"))], None)
+        .await
+        .unwrap();
+    writer
+        .append(vec![RawEvent::new("B", b"b2".to_vec()).with_tag(tag("k:b")).with_tag(tag("k:all"))], None)
+        .await
+        .unwrap();
 }
 
 async fn log<E: KvEngine>(writer: &DcbStore<E>) -> Vec<SequencedEvent> {
@@ -86,6 +96,16 @@ fn queries() -> Vec<(&'static str, Query)> {
         ("types [A, B]", Query::from(QueryItem::types(["A", "B"]))),
         ("tags k:a | k:b", Query::from_items([QueryItem::tags([tag("k:a")]), QueryItem::tags([tag("k:b")])])),
         ("[A] | tag k:b", Query::from_items([QueryItem::types(["A"]), QueryItem::tags([tag("k:b")])])),
+        // Every event has k:all: past its first page the first item switches to A's index...
+        (
+            "[A] tagged k:all | [B]",
+            Query::from_items([QueryItem::types(["A"]).with_tags([tag("k:all")]), QueryItem::types(["B"])]),
+        ),
+        // ...or to the index of k:a.
+        (
+            "tags k:all & k:a | tag k:b",
+            Query::from_items([QueryItem::tags([tag("k:all"), tag("k:a")]), QueryItem::tags([tag("k:b")])]),
+        ),
     ]
 }
 

@@ -1,7 +1,9 @@
 //! Query planning: each query item becomes index range scans plus a residual filter.
 //!
-//! - an item with tags scans the index of one of its tags and filters the rest (other tags,
-//!   types) on the fetched events;
+//! - an item with tags scans the index of its first tag and filters the rest (other tags,
+//!   types) on the fetched events; its other tags, and its type when it has one, are
+//!   alternatives the read switches to when its first tag's index turns out large and one
+//!   of them small (see `read`);
 //! - an item with types only scans the type index of each of its types;
 //! - an item with neither (or a query holding such an item) scans the log itself.
 
@@ -35,6 +37,9 @@ pub struct ItemPlan {
     pub scans: Vec<Scan>,
     /// Only the item's last matching event counts.
     pub last_only: bool,
+    /// Single scans answering the item as well as `scans` (one scan), through another of
+    /// its indexes: a read may switch to the smallest.
+    pub alternatives: Vec<Scan>,
 }
 
 /// Plans every item of `query` (a match-all item makes the whole query one log scan).
@@ -47,8 +52,14 @@ pub fn plan_query(layout: &Layout, query: &Query) -> Vec<ItemPlan> {
 
 /// Plans one item.
 pub fn plan_item(layout: &Layout, item: &QueryItem) -> ItemPlan {
+    let mut alternatives = Vec::new();
     let scans = if let Some(driver) = item.tags.first() {
         let exact = item.tags.len() == 1 && item.types.is_empty();
+        let filtered = |range| Scan { range, source: ScanSource::Index, filter: Some(item.clone()) };
+        alternatives.extend(item.tags[1..].iter().map(|tag| filtered(layout.tag_index(tag))));
+        if let [only_type] = item.types.as_slice() {
+            alternatives.push(filtered(layout.type_index(only_type)));
+        }
         vec![Scan {
             range: layout.tag_index(driver),
             source: ScanSource::Index,
@@ -62,7 +73,7 @@ pub fn plan_item(layout: &Layout, item: &QueryItem) -> ItemPlan {
     } else {
         vec![Scan { range: layout.log(), source: ScanSource::Log, filter: None }]
     };
-    ItemPlan { scans, last_only: item.last_only }
+    ItemPlan { scans, last_only: item.last_only, alternatives }
 }
 
 #[cfg(test)]

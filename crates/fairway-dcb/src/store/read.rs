@@ -19,12 +19,15 @@ use crate::kv::{KvEngine, KvTransaction, RangeScan, little_endian_i64};
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
 use crate::store::plan::{ItemPlan, Scan, plan_query};
-use crate::store::scan::{PageLimit, Window, read_page};
+use crate::store::scan::{PageLimit, Window, count_keys, read_page};
 
 /// Events fetched by a scan's first page; later pages double up to [`MAX_PAGE`].
 const FIRST_PAGE: usize = 128;
 /// Most events fetched by one page of one scan.
 const MAX_PAGE: usize = 4096;
+/// Keys counted in each alternative index of a scan that outgrew its first page: the
+/// smallest alternative under this count replaces the scan.
+const PROBE_KEYS: usize = FIRST_PAGE;
 
 /// The position of the last event of the log, read in one snapshot transaction.
 pub async fn read_head<E: KvEngine>(engine: &E, log: &PositionedRange) -> Result<Option<Position>, StorageError> {
@@ -66,17 +69,22 @@ struct Cursor {
     /// needs, since an index key may stand for a large block.
     keys_used: usize,
     fetched: usize,
+    /// Other indexes answering the same item, looked at once the scan outgrows its first
+    /// page (see [`MergedRead::narrow`]).
+    alternatives: Vec<Scan>,
 }
 
 impl Cursor {
-    fn over(scan: Scan, low: Position, high: Position) -> Self {
+    fn over(scan: Scan, low: Position, high: Position, alternatives: Vec<Scan>) -> Self {
         let window = Window::new(low, high);
-        Cursor { scan: Some(scan), window, buffer: VecDeque::new(), page: FIRST_PAGE, keys_used: 0, fetched: 0 }
+        let buffer = VecDeque::new();
+        Cursor { scan: Some(scan), window, buffer, page: FIRST_PAGE, keys_used: 0, fetched: 0, alternatives }
     }
 
     fn fixed(events: impl IntoIterator<Item = SequencedEvent>) -> Self {
         let buffer = events.into_iter().collect();
-        Cursor { scan: None, window: Window::finished(), buffer, page: 0, keys_used: 0, fetched: 0 }
+        let window = Window::finished();
+        Cursor { scan: None, window, buffer, page: 0, keys_used: 0, fetched: 0, alternatives: Vec::new() }
     }
 
     fn exhausted(&self) -> bool {
@@ -201,8 +209,10 @@ impl<E: KvEngine> MergedRead<E> {
         for plan in plans {
             if plan.last_only {
                 last_only.push(plan.scans);
+            } else if let [scan] = plan.scans.as_slice() {
+                self.cursors.push(Cursor::over(scan.clone(), low, high, plan.alternatives));
             } else {
-                self.cursors.extend(plan.scans.into_iter().map(|scan| Cursor::over(scan, low, high)));
+                self.cursors.extend(plan.scans.into_iter().map(|scan| Cursor::over(scan, low, high, Vec::new())));
             }
         }
         self.resolve_last_only(last_only).await
@@ -249,6 +259,43 @@ impl<E: KvEngine> MergedRead<E> {
             cursor.keys_used += page.keys_used;
             cursor.fetched += page.fetched;
             cursor.buffer.extend(page.events);
+            if !cursor.alternatives.is_empty() && !cursor.exhausted() {
+                self.narrow(index).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cursor `index` outgrew its first page: counts the keys of each of its alternative
+    /// indexes over what is left of its window, and switches to the smallest if it holds
+    /// fewer than [`PROBE_KEYS`] (a course's few waiting-list joins instead of its
+    /// thousands of events). Looked at once per cursor.
+    async fn narrow(&mut self, index: usize) -> Result<(), Error> {
+        let cursor = &mut self.cursors[index];
+        let alternatives = std::mem::take(&mut cursor.alternatives);
+        let window = cursor.window.restarted();
+        let counts = self
+            .engine
+            .transact(|tx| {
+                let alternatives = &alternatives;
+                async move {
+                    let mut counts = Vec::with_capacity(alternatives.len());
+                    for scan in alternatives {
+                        counts.push(count_keys(&tx, scan, &window, PROBE_KEYS).await?);
+                    }
+                    Ok::<_, StorageError>(counts)
+                }
+            })
+            .await?
+            .value;
+        let smallest =
+            counts.into_iter().zip(alternatives).filter(|(count, _)| *count < PROBE_KEYS).min_by_key(|(c, _)| *c);
+        if let Some((_, scan)) = smallest {
+            // Its events already read stay in the buffer; the new index starts after them.
+            let cursor = &mut self.cursors[index];
+            cursor.scan = Some(scan);
+            cursor.window = window;
+            (cursor.keys_used, cursor.fetched) = (0, 0);
         }
         Ok(())
     }

@@ -109,6 +109,12 @@ impl Window {
         }
     }
 
+    /// The same positions still wanted, with every key that may hold them to visit again:
+    /// the window for reading them through another index.
+    pub fn restarted(&self) -> Self {
+        if self.exhausted { *self } else { Window::new(self.wanted.0, self.wanted.1) }
+    }
+
     fn wants(&self, position: Position) -> bool {
         self.wanted.0 <= position && position <= self.wanted.1
     }
@@ -218,6 +224,19 @@ pub async fn read_page<T: KvTransaction>(
         _ => Window::finished(),
     };
     Ok(Page { events, rest, keys_used, fetched })
+}
+
+/// How many keys of `scan` lie in `window`, counted up to `limit`, without a read conflict
+/// and without fetching a single event: how large an index is where a read would use it.
+pub async fn count_keys<T: KvTransaction>(
+    tx: &T,
+    scan: &Scan,
+    window: &Window,
+    limit: usize,
+) -> Result<usize, StorageError> {
+    let (low, high) = window.key_bounds(scan.source);
+    let (begin, end) = scan.range.bounds(low, high);
+    tx.scan_range(&RangeScan { begin, end, limit, reverse: false, snapshot: true }, |_, _| Ok(())).await
 }
 
 fn position_in(range: &PositionedRange, key: &[u8]) -> Result<Position, StorageError> {
