@@ -3,7 +3,7 @@
 //! - an item with tags scans the index of its first tag and filters the rest (other tags,
 //!   types) on the fetched events; its other tags, and its type when it has one, are
 //!   alternatives the read switches to when its first tag's index turns out large and one
-//!   of them small (see `read`);
+//!   of them small (in positions, counted without fetching events) (see `read`);
 //! - an item with types only scans the type index of each of its types;
 //! - an item with neither (or a query holding such an item) scans the log itself.
 

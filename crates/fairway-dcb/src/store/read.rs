@@ -19,15 +19,16 @@ use crate::kv::{KvEngine, KvTransaction, RangeScan, little_endian_i64};
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
 use crate::store::plan::{ItemPlan, Scan, plan_query};
-use crate::store::scan::{PageLimit, Window, count_keys, read_page};
+use crate::store::scan::{PageLimit, Window, count_positions, read_page};
 
 /// Events fetched by a scan's first page; later pages double up to [`MAX_PAGE`].
 const FIRST_PAGE: usize = 128;
 /// Most events fetched by one page of one scan.
 const MAX_PAGE: usize = 4096;
-/// Keys counted in each alternative index of a scan that outgrew its first page: the
-/// smallest alternative under this count replaces the scan.
-const PROBE_KEYS: usize = FIRST_PAGE;
+/// Positions counted in each alternative index of a scan that outgrew its first page: the
+/// smallest alternative under this count (fewer events than the first page held) replaces
+/// the scan.
+const PROBE_POSITIONS: usize = FIRST_PAGE;
 
 /// The position of the last event of the log, read in one snapshot transaction.
 pub async fn read_head<E: KvEngine>(engine: &E, log: &PositionedRange) -> Result<Option<Position>, StorageError> {
@@ -266,9 +267,9 @@ impl<E: KvEngine> MergedRead<E> {
         Ok(())
     }
 
-    /// Cursor `index` outgrew its first page: counts the keys of each of its alternative
-    /// indexes over what is left of its window, and switches to the smallest if it holds
-    /// fewer than [`PROBE_KEYS`] (a course's few waiting-list joins instead of its
+    /// Cursor `index` outgrew its first page: counts the positions each of its alternative
+    /// indexes holds over what is left of its window, and switches to the smallest if it
+    /// holds fewer than [`PROBE_POSITIONS`] (a course's few waiting-list joins instead of its
     /// thousands of events). Looked at once per cursor.
     async fn narrow(&mut self, index: usize) -> Result<(), Error> {
         let cursor = &mut self.cursors[index];
@@ -281,7 +282,7 @@ impl<E: KvEngine> MergedRead<E> {
                 async move {
                     let mut counts = Vec::with_capacity(alternatives.len());
                     for scan in alternatives {
-                        counts.push(count_keys(&tx, scan, &window, PROBE_KEYS).await?);
+                        counts.push(count_positions(&tx, scan, &window, PROBE_POSITIONS).await?);
                     }
                     Ok::<_, StorageError>(counts)
                 }
@@ -289,7 +290,7 @@ impl<E: KvEngine> MergedRead<E> {
             .await?
             .value;
         let smallest =
-            counts.into_iter().zip(alternatives).filter(|(count, _)| *count < PROBE_KEYS).min_by_key(|(c, _)| *c);
+            counts.into_iter().zip(alternatives).filter(|(count, _)| *count < PROBE_POSITIONS).min_by_key(|(c, _)| *c);
         if let Some((_, scan)) = smallest {
             // Its events already read stay in the buffer; the new index starts after them.
             let cursor = &mut self.cursors[index];

@@ -226,9 +226,10 @@ pub async fn read_page<T: KvTransaction>(
     Ok(Page { events, rest, keys_used, fetched })
 }
 
-/// How many keys of `scan` lie in `window`, counted up to `limit`, without a read conflict
-/// and without fetching a single event: how large an index is where a read would use it.
-pub async fn count_keys<T: KvTransaction>(
+/// How many positions the index of `scan` holds in `window`, counted from at most `limit`
+/// keys (so the count reaches `limit` whenever there are more), without a read conflict and
+/// without fetching a single event: how large an index is where a read would use it.
+pub async fn count_positions<T: KvTransaction>(
     tx: &T,
     scan: &Scan,
     window: &Window,
@@ -236,7 +237,13 @@ pub async fn count_keys<T: KvTransaction>(
 ) -> Result<usize, StorageError> {
     let (low, high) = window.key_bounds(scan.source);
     let (begin, end) = scan.range.bounds(low, high);
-    tx.scan_range(&RangeScan { begin, end, limit, reverse: false, snapshot: true }, |_, _| Ok(())).await
+    let mut count = 0;
+    let keys = tx
+        .scan_range(&RangeScan { begin, end, limit, reverse: false, snapshot: true }, |key, value| {
+            layout::block_positions(position_in(&scan.range, key)?, value, |p| count += usize::from(window.wants(p)))
+        })
+        .await?;
+    Ok(if keys == limit { count.max(limit) } else { count })
 }
 
 fn position_in(range: &PositionedRange, key: &[u8]) -> Result<Position, StorageError> {
