@@ -288,6 +288,18 @@ pub enum StorageError {
         /// The store's data directory.
         dir: std::path::PathBuf,
     },
+    /// Every attempt of a transaction ran past the engine's time limit for one attempt
+    /// (FoundationDB's 5 s): the store is overloaded, or the transaction reads or writes
+    /// too much for one attempt. Whether a commit among them landed is not known.
+    #[error(
+        "the transaction ran past the store's limit of {limit_ms} ms per attempt in each of its {attempts} attempts: the store is overloaded or the transaction does too much for one attempt"
+    )]
+    TimedOut {
+        /// Attempts that timed out.
+        attempts: u32,
+        /// The limit of one attempt, in milliseconds.
+        limit_ms: u32,
+    },
     /// A FoundationDB error code, with its message.
     #[error("foundationdb error {code}: {message}")]
     Fdb {
@@ -298,10 +310,28 @@ pub enum StorageError {
     },
 }
 
+/// FoundationDB errors that say the cluster was busy or moving, not that the request was
+/// wrong: too old (1007), future version (1009), not committed (1020), unknown result
+/// (1021), timed out (1031), process behind (1037), tag throttled (1213).
+const TRANSIENT_FDB_CODES: [i32; 7] = [1007, 1009, 1020, 1021, 1031, 1037, 1213];
+
 impl StorageError {
     /// Wraps any engine error.
     pub fn engine(err: impl std::fmt::Display) -> Self {
         StorageError::Engine(err.to_string())
+    }
+
+    /// Whether the failure says the store was busy or out of reach rather than anything
+    /// about the request: the same request may succeed later (a server answers 503).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StorageError::RetriesExhausted { .. }
+            | StorageError::Retryable(_)
+            | StorageError::Unavailable(_)
+            | StorageError::TimedOut { .. } => true,
+            StorageError::Fdb { code, .. } => TRANSIENT_FDB_CODES.contains(code),
+            _ => false,
+        }
     }
 }
 

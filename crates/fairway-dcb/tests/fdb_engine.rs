@@ -1,7 +1,8 @@
 //! The FoundationDB engine's retry loop, on a real cluster (feature `fdb` and
 //! `FAIRWAY_FDB_CLUSTER_FILE`; see `conformance::fdb_cluster_file`): every attempt of a
 //! transaction has its own 5 s, so a body that conflicts once after 3 s still commits on its
-//! second 3 s attempt instead of timing out (1031) at 5 s overall; and `health` reports a
+//! second 3 s attempt instead of timing out (1031) at 5 s overall, and one that outlives
+//! every attempt fails naming the limit; and `health` reports a
 //! cluster that went down (on a private cluster started for the test from
 //! `../shared/fdb/start.sh` and killed); and a process that used the cluster exits cleanly,
 //! with its client network stopped by `stop_network` or left running. Without the feature the binary is empty;
@@ -68,6 +69,32 @@ mod on_foundationdb {
         assert_eq!(stored, Some(format!("attempt {}", committed.value).into_bytes()), "the committed attempt's write");
         assert!(started.elapsed() > Duration::from_secs(5), "the attempts together took longer than 5 s");
         engine.clear_prefix(&key).await.expect("the case's key is cleared");
+    }
+
+    /// A body that outlives every attempt's 5 s fails, after the engine's 8 attempts, with
+    /// `TimedOut` naming the limit, a transient failure (a server answers 503).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_past_the_limit_in_every_attempt_fails_naming_it() {
+        let Some(engine) = engine() else { return };
+        let key = format!("fdb-engine-test/{:016x}", rand::random::<u64>()).into_bytes();
+        let attempts = AtomicU32::new(0);
+        let failed = engine
+            .transact(|tx| {
+                let (key, attempts) = (key.clone(), &attempts);
+                async move {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5_200)).await;
+                    tx.get(&key, false).await?;
+                    Ok::<_, Error>(())
+                }
+            })
+            .await
+            .expect_err("no attempt ends within 5 s");
+        let Error::Storage(storage) = &failed else { panic!("a storage failure, not {failed:?}") };
+        assert!(matches!(storage, fairway_dcb::StorageError::TimedOut { attempts: 8, limit_ms: 5_000 }), "{storage:?}");
+        assert!(storage.is_transient());
+        assert!(failed.to_string().contains("limit of 5000 ms per attempt"), "{failed}");
+        assert!(attempts.load(Ordering::SeqCst) >= 8, "every attempt ran its body");
     }
 
     /// Set in the child process the exit case starts: how the child ends.

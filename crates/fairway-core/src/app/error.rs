@@ -55,8 +55,10 @@ pub enum ApiError {
     /// encode, or the store failed (500).
     #[error("{0}")]
     Internal(#[source] BoxError),
-    /// This instance cannot serve the request now, another one can: its view version is
-    /// superseded by a newer active one (503).
+    /// The request cannot be served now and may be later: this instance's view version is
+    /// superseded by a newer active one (another instance serves it), or the store was busy
+    /// or out of reach (a transaction past its time limit or its retries) (503, with
+    /// `Retry-After: 1`).
     #[error("{0}")]
     Unavailable(#[source] BoxError),
     /// A wait for read-your-writes ran out (504).
@@ -121,6 +123,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
         if status.is_server_error() {
             response.extensions_mut().insert(ServerFailure(self.to_string()));
         }
@@ -145,6 +150,8 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::InvalidInput(e) => ApiError::BadRequest(Box::new(e)),
             StoreError::Storage(e @ StorageError::DiskFull { .. }) => ApiError::InsufficientStorage(e),
+            // Busy or out of reach (timeouts, conflicts past every retry): try again later.
+            StoreError::Storage(e) if e.is_transient() => ApiError::Unavailable(Box::new(e)),
             // An earlier request wrote the append's receipt: nothing was written this time.
             e @ StoreError::ReceiptStands { .. } => ApiError::Conflict(Box::new(e)),
             other => ApiError::Internal(Box::new(other)),
@@ -223,6 +230,11 @@ mod tests {
                 504,
             ),
             (ViewError::Superseded { view: "v", version: 1, active: 2 }.into(), 503),
+            (StoreError::Storage(StorageError::TimedOut { attempts: 8, limit_ms: 5_000 }).into(), 503),
+            (StoreError::Storage(StorageError::RetriesExhausted { attempts: 20, last: "conflict".into() }).into(), 503),
+            (StoreError::Storage(StorageError::Fdb { code: 1007, message: "too old".into() }).into(), 503),
+            (StoreError::Storage(StorageError::Fdb { code: 2101, message: "too large".into() }).into(), 500),
+            (StoreError::Storage(StorageError::Corrupt("bad".into())).into(), 500),
             (ApiError::NotFound("unknown view \"x\"".into()), 404),
             (ApiError::bad_request("no"), 400),
             (ApiError::Unauthorized("token".into()), 401),
@@ -236,6 +248,8 @@ mod tests {
             let carried = response.extensions().get::<ServerFailure>().map(|failure| failure.0.clone());
             let expected = (status >= 500).then_some(message);
             assert_eq!(carried, expected, "only failures on the server side are carried to the log");
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(retry_after, (status == 503).then(|| "1".to_owned()), "a 503 says when to try again");
         }
     }
 }

@@ -294,7 +294,8 @@ impl KvEngine for FdbEngine {
                 // `commit_unknown_result` (appends recognise their own commit by its marker).
                 timed_out += 1;
                 if timed_out >= MAX_TIMED_OUT_ATTEMPTS {
-                    return Err(E::from(storage(FdbError::from_code(code))));
+                    let limit_ms = TRANSACTION_TIMEOUT_MS.unsigned_abs();
+                    return Err(E::from(StorageError::TimedOut { attempts: timed_out, limit_ms }));
                 }
                 debug!(attempt, timed_out, "a transaction attempt timed out; running it again");
                 tokio::time::sleep(self.retry.backoff(attempt)).await;
