@@ -13,9 +13,10 @@
 //!   cannot see (slices included with `fairway::slices!()`)
 //! - `ci` — runs `.ci/run`
 //! - `fdb-check` — checks that the FoundationDB engine compiles (needs libclang)
-//! - `fdb-test` — runs the FoundationDB suites (`.ci/fdb_suites.sh`): the store's and the
-//!   façade's whole test suite, on the cluster `FAIRWAY_FDB_CLUSTER_FILE` names or on a
-//!   local one started from `../shared/fdb/`; a case that skips itself fails
+//! - `fdb-test` — runs the FoundationDB suites (`.ci/fdb_suites.sh`): the store's, and the
+//!   façade's and the courses example's whole test suites, with client buggify off and
+//!   then on, on the cluster `FAIRWAY_FDB_CLUSTER_FILE` names or on a local one started
+//!   from `../shared/fdb/`; a case that skips itself fails
 
 mod format;
 
