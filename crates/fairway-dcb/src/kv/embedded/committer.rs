@@ -40,11 +40,8 @@ const CHECKPOINT_BYTES: u64 = wal::PREALLOCATED / 2;
 const HISTORY_KEYS: usize = 2_000_000;
 /// Groups sequenced but not yet applied, at most.
 const IN_FLIGHT: usize = 2;
-/// Longest a group of background work alone (see `KvTransaction::set_background`) waits
-/// for a command's commit to share its sync with...
-const BACKGROUND_WAIT: Duration = Duration::from_millis(2);
-/// ...and only while commands are committing: one committed within this time.
-const COMMANDS_LIVE: Duration = Duration::from_millis(20);
+/// Commands count as committing while one committed within this many background waits.
+const COMMANDS_LIVE_WAITS: u32 = 10;
 /// How often the committer tries to fill the space reserve again while the disk is full.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the free space is measured to size checkpoints.
@@ -81,7 +78,7 @@ pub struct CommitRequest {
     pub read_version: u64,
     pub reads: Vec<(Vec<u8>, Vec<u8>)>,
     pub mutations: Vec<Mutation>,
-    /// Background work: may wait up to [`BACKGROUND_WAIT`] for a foreground commit to join.
+    /// Background work: may wait up to the background wait for a foreground commit to join.
     pub background: bool,
     pub reply: oneshot::Sender<CommitReply>,
 }
@@ -104,6 +101,8 @@ pub struct Committer {
     space_low: Option<(bool, Instant)>,
     /// When a group with foreground work (a commit someone waits on) was last sequenced.
     last_foreground: Option<Instant>,
+    /// Longest a group of background work alone waits for foreground work.
+    background_wait: Duration,
 }
 
 /// How a sequenced group is made durable.
@@ -120,6 +119,7 @@ impl Committer {
         requests: mpsc::Receiver<CommitRequest>,
         journal: Option<Journal>,
         max_group: usize,
+        background_wait: Duration,
     ) -> Result<Self, StorageError> {
         let last = shared.committed.load(Ordering::SeqCst);
         let (groups, incoming) = mpsc::sync_channel(IN_FLIGHT);
@@ -140,6 +140,7 @@ impl Committer {
             last_probe: Instant::now(),
             space_low: None,
             last_foreground: None,
+            background_wait,
             applier: Some((groups, handle)),
         })
     }
@@ -176,14 +177,15 @@ impl Committer {
 
     /// The group that starts with `first`: every request already waiting, up to the group
     /// limit. A group of background work alone, while commands are committing, first waits
-    /// up to [`BACKGROUND_WAIT`] for a foreground commit, so that both share one sync and
+    /// up to the background wait for a foreground commit, so that both share one sync and
     /// the command never queues behind a sync of background work.
     fn gather(&mut self, first: CommitRequest) -> Vec<CommitRequest> {
         let mut foreground = !first.background;
         let mut group = vec![first];
-        let commands_live = self.last_foreground.is_some_and(|at| at.elapsed() < COMMANDS_LIVE);
-        if !foreground && commands_live && !self.disk_full() {
-            let deadline = Instant::now() + BACKGROUND_WAIT;
+        let live = self.background_wait * COMMANDS_LIVE_WAITS;
+        let commands_live = self.last_foreground.is_some_and(|at| at.elapsed() < live);
+        if !foreground && commands_live && !self.background_wait.is_zero() && !self.disk_full() {
+            let deadline = Instant::now() + self.background_wait;
             while !foreground && group.len() < self.max_group {
                 match self.requests.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                     Ok(request) => {

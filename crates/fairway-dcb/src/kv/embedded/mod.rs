@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redb::{ReadableDatabase, TableDefinition};
 
@@ -85,6 +86,11 @@ pub struct EmbeddedOptions {
     /// cleanly instead of failing the database midway (see the [module documentation](self)).
     /// 0 turns the reserve off: a full disk then stops the engine until it is restarted.
     pub reserve_bytes: u64,
+    /// Longest a group of background work alone (see
+    /// [`KvTransaction::set_background`](crate::kv::KvTransaction::set_background)) waits
+    /// for a command's commit to share its sync, and only while commands are committing
+    /// (one committed within ten times this). Zero commits background work at once.
+    pub background_wait: Duration,
 }
 
 impl Default for EmbeddedOptions {
@@ -97,6 +103,7 @@ impl Default for EmbeddedOptions {
             unknown_result_rate: 0.0,
             max_group: 4096,
             reserve_bytes: DEFAULT_RESERVE,
+            background_wait: Duration::from_millis(2),
         }
     }
 }
@@ -315,7 +322,8 @@ impl EmbeddedEngine {
             stats: Stats::default(),
         });
         let (submit, requests) = mpsc::channel();
-        let committer = Committer::new(shared.clone(), requests, journal, options.max_group.clamp(1, 65_535))?;
+        let max_group = options.max_group.clamp(1, 65_535);
+        let committer = Committer::new(shared.clone(), requests, journal, max_group, options.background_wait)?;
         let handle = std::thread::Builder::new()
             .name("fairway-committer".into())
             .spawn(move || committer.run())
