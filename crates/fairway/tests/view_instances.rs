@@ -19,6 +19,7 @@ use std::time::Duration;
 use common::{CourseEvents, DefineCourse, SubscribeStudent};
 use fairway::dcb::{EmbeddedEngine, Position, Query, ReadOptions};
 use fairway::runtime::{CommandRunner, Store, StoredState, ViewRuntime};
+use fairway::testkit::runs_on_foundationdb as on_foundationdb;
 use fairway::{App, AppConfig, EventSet, View, ViewError, ViewTx, view};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -157,10 +158,6 @@ impl Shared {
             common::close_store(engine, self.store);
         }
     }
-}
-
-fn on_foundationdb() -> bool {
-    cfg!(feature = "fdb") && std::env::var("FAIRWAY_TEST_ENGINE").as_deref() == Ok("fdb")
 }
 
 /// A namespace no other test uses (on a cluster every test shares).

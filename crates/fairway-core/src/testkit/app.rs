@@ -108,13 +108,20 @@ impl Drop for TestApp {
     }
 }
 
+/// Whether the tests run on FoundationDB: `FAIRWAY_TEST_ENGINE=fdb` in a build with the
+/// `fdb` feature. [`TestApp`] then runs on the cluster `FAIRWAY_FDB_CLUSTER_FILE` names,
+/// and a test opening stores of its own should open them there too.
+pub fn runs_on_foundationdb() -> bool {
+    cfg!(feature = "fdb") && std::env::var("FAIRWAY_TEST_ENGINE").as_deref() == Ok("fdb")
+}
+
 /// `config` on the engine the tests run on (see [`TestApp::start_with`]).
 fn on_test_engine(config: AppConfig) -> AppConfig {
     #[cfg(feature = "fdb")]
     {
         let mut config = config;
         config.fdb_cluster_file = None;
-        if std::env::var("FAIRWAY_TEST_ENGINE").as_deref() == Ok("fdb") {
+        if runs_on_foundationdb() {
             use std::hash::{Hash, Hasher};
             let cluster_file = std::env::var_os("FAIRWAY_FDB_CLUSTER_FILE")
                 .expect("FAIRWAY_TEST_ENGINE=fdb needs FAIRWAY_FDB_CLUSTER_FILE");

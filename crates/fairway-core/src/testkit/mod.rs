@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::command::CommandRunner;
 use crate::snapshot::Snapshots;
 
-pub use app::TestApp;
+pub use app::{TestApp, runs_on_foundationdb};
 pub use automation::{AutomationTest, Reaction};
 pub use command::{CommandOutcome, CommandTest};
 pub use view::{ViewState, ViewTest};

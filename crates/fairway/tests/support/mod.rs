@@ -10,11 +10,8 @@ use fairway::dcb::{DcbStore, EmbeddedEngine, EmbeddedOptions, StorageError};
 use fairway::runtime::Store;
 use serde_json::Value;
 
-/// Whether the suite runs on FoundationDB (`FAIRWAY_TEST_ENGINE=fdb` in a build with the
-/// `fdb` feature), as `TestApp` decides it.
-pub fn on_foundationdb() -> bool {
-    cfg!(feature = "fdb") && std::env::var("FAIRWAY_TEST_ENGINE").as_deref() == Ok("fdb")
-}
+/// Whether the suite runs on FoundationDB, as `TestApp` decides it.
+pub use fairway::testkit::runs_on_foundationdb as on_foundationdb;
 
 /// The engine below a test's store.
 pub enum Engine {

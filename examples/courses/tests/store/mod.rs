@@ -21,19 +21,13 @@ pub enum TestStore {
     Fdb { cluster_file: String, namespace: String },
 }
 
-/// Whether the suite runs on FoundationDB (`FAIRWAY_TEST_ENGINE=fdb` in a build with the
-/// `fdb` feature), as `TestApp` decides it.
-pub fn on_foundationdb() -> bool {
-    cfg!(feature = "fdb") && std::env::var("FAIRWAY_TEST_ENGINE").as_deref() == Ok("fdb")
-}
-
 impl TestStore {
     /// A fresh store for the courses binary on the engine the suite runs on: a namespace
     /// `courses-<random>` on the cluster, or the binary's own namespace (its app name) in
     /// the embedded data directory `data_dir`.
     pub fn fresh(data_dir: &Path) -> TestStore {
         #[cfg(feature = "fdb")]
-        if on_foundationdb() {
+        if fairway::testkit::runs_on_foundationdb() {
             let cluster_file =
                 std::env::var("FAIRWAY_FDB_CLUSTER_FILE").expect("FAIRWAY_TEST_ENGINE=fdb needs a cluster file");
             return TestStore::fdb(&cluster_file, env!("CARGO_PKG_NAME"));
