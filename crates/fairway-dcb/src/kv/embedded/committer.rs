@@ -184,7 +184,7 @@ impl Committer {
         let mut group = vec![first];
         let live = self.background_wait * COMMANDS_LIVE_WAITS;
         let commands_live = self.last_foreground.is_some_and(|at| at.elapsed() < live);
-        if !foreground && commands_live && !self.background_wait.is_zero() && !self.disk_full() {
+        if !foreground && commands_live && !self.disk_full() {
             let deadline = Instant::now() + self.background_wait;
             while !foreground && group.len() < self.max_group {
                 match self.requests.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
