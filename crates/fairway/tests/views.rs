@@ -319,3 +319,27 @@ async fn documents_and_keys_over_their_limits_are_refused_naming_the_limit() {
     view.read(|tx| async move { tx.put("fits", fits) }).await.expect("a document within the limit is written");
     test.clear().await;
 }
+
+/// A catch-up over more than two of the engine's batches (the next batch read while one
+/// is applied) applies every event exactly once, in order, and stops at the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_over_several_batches_applies_every_event_once() {
+    use fairway::Event;
+    let test = open_store(0.0);
+    let events = 2 * test.store.bulk_events_per_transaction() + 7;
+    let mut last = None;
+    for first in (0..events).step_by(1_000) {
+        let batch = (first..(first + 1_000).min(events))
+            .map(|n| CourseDefined { course_id: format!("c{n}"), capacity: 1 }.to_raw().unwrap())
+            .collect();
+        last = Some(test.store.events().append(batch, None).await.unwrap().last());
+    }
+    let view = ViewRuntime::new(Counter, test.store.clone());
+    let (processed, checkpoint) = view.catch_up().await.unwrap();
+    assert_eq!((processed, checkpoint), (events, last), "every event, up to the head");
+    let n: u64 = view.read(|tx| async move { Ok(tx.get::<u64>("n").await?.unwrap_or(0)) }).await.unwrap();
+    assert_eq!(n, events as u64, "each applied exactly once");
+    let progress = view.progress().await.unwrap();
+    assert!(progress.active && progress.processed == events as u64);
+    test.clear().await;
+}

@@ -91,6 +91,10 @@ impl<E: KvEngine> StateStore for DcbStore<E> {
         self.engine().health()
     }
 
+    fn bulk_events_per_transaction(&self) -> usize {
+        self.engine().bulk_events_per_transaction()
+    }
+
     fn watch_any(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Watch, StorageError>> {
         self.engine().watch_any(keys).boxed()
     }

@@ -89,6 +89,11 @@ pub trait StateStore: Send + Sync + 'static {
     fn storage_health(&self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// How many events one transaction of bulk work (a view's batch) should take at most:
+    /// the engine's limits decide (1,024 by default, FoundationDB's).
+    fn bulk_events_per_transaction(&self) -> usize {
+        1024
+    }
 }
 
 /// The store a runtime binds to: the events, through `fairway-dcb`'s public event-store

@@ -17,7 +17,6 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::lease::{self, Claim, RENEW_EVERY, RETRY_EVERY};
-use super::runtime::BATCH;
 use super::{View, ViewError, ViewRuntime};
 use crate::event::Recorded;
 
@@ -79,8 +78,9 @@ impl<V: View> ViewRuntime<V> {
     /// [`ViewError::Superseded`] when a batch or a renewal finds either.
     async fn project(&self, holder: &str) -> Result<(), ViewError> {
         let (mut processed, checkpoint) = self.catch_up_as(Some(holder)).await?;
+        let batch = self.backend.bulk_events_per_transaction();
         let mut live =
-            self.backend.events().subscribe(self.view.query(), checkpoint).map_ok(Recorded::new).ready_chunks(BATCH);
+            self.backend.events().subscribe(self.view.query(), checkpoint).map_ok(Recorded::new).ready_chunks(batch);
         loop {
             tokio::select! {
                 chunk = live.next() => {

@@ -10,16 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fairway_dcb::{Position, ReadOptions};
-use futures::{TryFutureExt, TryStreamExt};
+use futures::{StreamExt, TryFutureExt, TryStreamExt};
 use tracing::{debug, info};
 
 use super::{Progress, View, ViewError, ViewTx, lease};
 use crate::backend::{Backend, DynTx, TxFailure};
 use crate::event::{Recorded, UndecodableEvent};
 use crate::format::{Checkpoint, ViewKeys, decode_version, encode_version, end_of};
-
-/// Events applied per transaction, at most.
-pub(super) const BATCH: usize = 1024;
 
 /// How long `wait_for` pauses before looking again when its watch failed.
 const WATCH_FAILED_PAUSE: Duration = Duration::from_millis(50);
@@ -138,7 +135,9 @@ impl<V: View> ViewRuntime<V> {
     }
 
     /// Applies every event of the log not yet applied, up to the head taken when it
-    /// starts, in batches read from one stream, and activates this version once there.
+    /// starts, in batches read from one stream (the next read while one is applied; as
+    /// many events a batch as the engine takes in one transaction), and activates this
+    /// version once there.
     /// Returns the events applied and the checkpoint (that head). It runs without a lease
     /// (a one-off fold, e.g. in tests); [`ViewRuntime::run`] is the projector.
     pub async fn catch_up(&self) -> Result<(usize, Option<Position>), ViewError> {
@@ -152,11 +151,12 @@ impl<V: View> ViewRuntime<V> {
         let from = start.checkpoint.map_or(Position::ZERO, Position::next);
         let read = self.backend.events().read_with_head(self.view.query(), ReadOptions::forwards().from(from)).await?;
         let head = read.head.max(start.checkpoint);
-        let mut batches = read.events.map_ok(Recorded::new).try_ready_chunks(BATCH);
+        let batch = self.backend.bulk_events_per_transaction();
+        let mut batches = read_ahead(read.events.map_ok(Recorded::new).try_ready_chunks(batch).map_err(|e| e.1));
         let mut processed = 0usize;
         let mut batch_count = 0usize;
         let mut checkpoint = start.checkpoint;
-        while let Some(batch) = batches.try_next().await.map_err(|e| ViewError::Store(e.1))? {
+        while let Some(batch) = batches.recv().await.transpose().map_err(ViewError::Store)? {
             checkpoint = batch.last().map(Recorded::position).or(checkpoint);
             processed += self.apply_batch(batch, None, false, holder).await?;
             batch_count += 1;
@@ -266,6 +266,24 @@ impl<V: View> ViewRuntime<V> {
     pub(super) fn superseded(&self, active: u32) -> ViewError {
         ViewError::Superseded { view: V::NAME, version: V::VERSION, active }
     }
+}
+
+/// Reads `batches` in a task of its own, one batch ahead of the consumer: the next batch
+/// is read while the current one is applied. Ends after the first error.
+fn read_ahead(
+    batches: impl futures::Stream<Item = Result<Vec<Recorded>, fairway_dcb::Error>> + Send + 'static,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<Recorded>, fairway_dcb::Error>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut batches = std::pin::pin!(batches);
+        while let Some(batch) = batches.next().await {
+            let failed = batch.is_err();
+            if sender.send(batch).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    receiver
 }
 
 /// The stored checkpoint: the last position seen and how many events were applied.

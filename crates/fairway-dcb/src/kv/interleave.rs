@@ -95,6 +95,10 @@ impl<E: KvEngine> KvEngine for Interleaving<E> {
         self.inner.commit_result_may_be_unknown()
     }
 
+    fn bulk_events_per_transaction(&self) -> usize {
+        self.inner.bulk_events_per_transaction()
+    }
+
     fn health(&self) -> Result<(), StorageError> {
         self.inner.health()
     }

@@ -206,6 +206,14 @@ pub trait KvEngine: Send + Sync + 'static {
         false
     }
 
+    /// How many events one transaction of bulk work (a view applying the log) should take
+    /// at most. FoundationDB ends a transaction at 5 s and 10 MB, so the default is 1,024;
+    /// an engine without such limits takes more, so that a document changed by several
+    /// events of a batch is written once for all of them.
+    fn bulk_events_per_transaction(&self) -> usize {
+        1024
+    }
+
     /// Whether the engine works fully: `Err` says why it refuses writes (e.g.
     /// [`StorageError::DiskFull`]) or that it is closed. Engines that cannot tell answer `Ok`.
     fn health(&self) -> Result<(), StorageError> {
