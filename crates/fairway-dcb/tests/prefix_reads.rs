@@ -184,6 +184,20 @@ async fn read_with_head_returns_exactly_the_matches_up_to_its_head<E: KvEngine>(
     assert_eq!(bounded.head, f.writer.head().await.unwrap(), "nothing matched, the head is still reported");
     assert_eq!(bounded.events.count().await, 0);
     f.passed().await;
+
+    let f = open();
+    let empty = f.reader.read_with_head(Query::all(), ReadOptions::forwards()).await.unwrap();
+    assert_eq!(empty.head, None, "an empty log has no head");
+    assert_eq!(empty.events.count().await, 0);
+    one_a_then_many_b(&f.writer, 20).await;
+    let all = log(&f.writer).await;
+    let bound = all[7].position;
+    let query = Query::from(QueryItem::types(["B"]));
+    let bounded = f.reader.read_with_head(query.clone(), ReadOptions::forwards().up_to(bound)).await.unwrap();
+    assert_eq!(bounded.head, Some(bound), "a bound below the head is the head reported");
+    let read: Vec<SequencedEvent> = bounded.events.try_collect().await.unwrap();
+    assert_eq!(positions(&read), expected(&all, &query, bound));
+    f.passed().await;
 }
 
 /// Last-only items are resolved up to the read's head, not past it.

@@ -13,7 +13,7 @@ mod subscribe;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::event_store::{Appended, EventStore, EventStream};
+use crate::event_store::{Appended, BoundedRead, EventStore, EventStream};
 use crate::kv::{KvEngine, KvTransaction};
 use crate::layout::Layout;
 use crate::model::{AppendCondition, Position, Query, RawEvent, ReadOptions};
@@ -87,6 +87,10 @@ impl<E: KvEngine> DcbStore<E> {
 impl<E: KvEngine> EventStore for DcbStore<E> {
     fn read(&self, query: Query, options: ReadOptions) -> EventStream {
         read::read_stream(self.inner.engine.clone(), &self.inner.layout, query, options)
+    }
+
+    async fn read_with_head(&self, query: Query, options: ReadOptions) -> Result<BoundedRead> {
+        read::read_with_head(self.inner.engine.clone(), &self.inner.layout, query, options).await
     }
 
     async fn append_with_conditions(

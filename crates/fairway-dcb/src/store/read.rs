@@ -14,12 +14,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::error::{Error, StorageError};
-use crate::event_store::EventStream;
+use crate::event_store::{BoundedRead, EventStream};
 use crate::kv::{KvEngine, KvTransaction, RangeScan, little_endian_i64};
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
 use crate::store::plan::{ItemPlan, Scan, plan_query};
-use crate::store::scan::{PageLimit, Window, count_positions, read_page};
+use crate::store::scan::{Page, PageLimit, Window, count_positions, read_page};
 
 /// Events fetched by a scan's first page; later pages double up to [`MAX_PAGE`].
 const FIRST_PAGE: usize = 128;
@@ -32,14 +32,14 @@ const PROBE_POSITIONS: usize = FIRST_PAGE;
 
 /// The position of the last event of the log, read in one snapshot transaction.
 pub async fn read_head<E: KvEngine>(engine: &E, log: &PositionedRange) -> Result<Option<Position>, StorageError> {
+    Ok(engine.transact(|tx| async move { head_in(&tx, log).await }).await?.value)
+}
+
+/// The position of the last event of the log in `tx`'s snapshot.
+async fn head_in<T: KvTransaction>(tx: &T, log: &PositionedRange) -> Result<Option<Position>, StorageError> {
     let (begin, end) = log.bounds(Position::ZERO, Position::MAX);
-    let committed = engine
-        .transact(|tx| {
-            let scan = RangeScan { begin: begin.clone(), end: end.clone(), limit: 1, reverse: true, snapshot: true };
-            async move { tx.get_range(&scan).await }
-        })
-        .await?;
-    Ok(committed.value.first().and_then(|kv| log.position_of(&kv.key)))
+    let last = tx.get_range(&RangeScan { begin, end, limit: 1, reverse: true, snapshot: true }).await?;
+    Ok(last.first().and_then(|kv| log.position_of(&kv.key)))
 }
 
 /// The number of events in the log: the sum of the pulse counters, read in one snapshot.
@@ -92,6 +92,16 @@ impl Cursor {
         self.window.is_exhausted()
     }
 
+    /// Takes in a page read for this cursor: its events, what is left of the window, and
+    /// a next page twice as large (up to [`MAX_PAGE`]).
+    fn absorb(&mut self, page: Page) {
+        self.page = (self.page * 2).min(MAX_PAGE);
+        self.window = page.rest;
+        self.keys_used += page.keys_used;
+        self.fetched += page.fetched;
+        self.buffer.extend(page.events);
+    }
+
     /// The next page's limit for at most `events` events: keys for that many events at
     /// the events per key seen so far, plus one for a block read only in part.
     fn limit(&self, events: usize) -> PageLimit {
@@ -117,8 +127,12 @@ struct MergedRead<E> {
     /// The prefix of the log the read sees: `options.up_to`, the head taken at start, or
     /// (single-scan reads) the whole log. Last-only items are resolved within it.
     top: Position,
-    /// Whether the read must take the head when it starts (several scans, no bound given).
+    /// Whether the read must take the head when it starts (several scans and no bound
+    /// given, or the caller asked for the head).
     needs_head: bool,
+    /// Whether the log held an event when the read took its head (`top` is then at most
+    /// that head).
+    head_seen: bool,
     failed: bool,
 }
 
@@ -127,47 +141,79 @@ pub fn read_stream<E: KvEngine>(engine: Arc<E>, layout: &Layout, query: Query, o
     if let Err(err) = query.validate() {
         return futures::stream::once(async move { Err(Error::from(err)) }).boxed();
     }
-    let top = options.up_to.unwrap_or(Position::MAX);
-    let bounds = match (options.backwards, options.from) {
-        (false, from) => (from.unwrap_or(Position::ZERO), top),
-        (true, from) => (Position::ZERO, from.map_or(top, |from| from.min(top))),
-    };
-    let plans = plan_query(layout, &query);
-    let sources: usize = plans.iter().map(|p| p.scans.len()).sum();
-    let state = MergedRead {
-        engine,
-        log: layout.log(),
-        plans: Some(plans),
-        cursors: Vec::new(),
-        reverse: options.backwards,
-        remaining: options.limit.unwrap_or(usize::MAX),
-        bounds,
-        top,
-        needs_head: options.up_to.is_none() && sources > 1,
-        failed: false,
-    };
-    futures::stream::unfold(state, |mut state| async move {
-        if state.failed || state.remaining == 0 {
-            return None;
+    MergedRead::new(engine, layout, &query, options, false).into_stream()
+}
+
+/// Reads `query` up to the head of the log, taken in the read's first transaction, which
+/// also reads the first page of every scan: a boundary of a few events is read whole in
+/// one snapshot. Returns that head (bounded by `options.up_to`; `None` when the log is
+/// empty) and the events.
+pub async fn read_with_head<E: KvEngine>(
+    engine: Arc<E>,
+    layout: &Layout,
+    query: Query,
+    options: ReadOptions,
+) -> Result<BoundedRead, Error> {
+    query.validate()?;
+    let mut state = MergedRead::new(engine, layout, &query, options, true);
+    if let Some(plans) = state.plans.take() {
+        state.start(plans).await?;
+    }
+    let head = state.head_seen.then_some(state.top);
+    Ok(BoundedRead { head, events: state.into_stream() })
+}
+
+impl<E: KvEngine> MergedRead<E> {
+    /// The state of a read of `query`; `with_head` makes it take the head when it starts
+    /// even when it would need none.
+    fn new(engine: Arc<E>, layout: &Layout, query: &Query, options: ReadOptions, with_head: bool) -> Self {
+        let top = options.up_to.unwrap_or(Position::MAX);
+        let bounds = match (options.backwards, options.from) {
+            (false, from) => (from.unwrap_or(Position::ZERO), top),
+            (true, from) => (Position::ZERO, from.map_or(top, |from| from.min(top))),
+        };
+        let plans = plan_query(layout, query);
+        let sources: usize = plans.iter().map(|p| p.scans.len()).sum();
+        MergedRead {
+            engine,
+            log: layout.log(),
+            plans: Some(plans),
+            cursors: Vec::new(),
+            reverse: options.backwards,
+            remaining: options.limit.unwrap_or(usize::MAX),
+            bounds,
+            top,
+            needs_head: with_head || (options.up_to.is_none() && sources > 1),
+            head_seen: false,
+            failed: false,
         }
-        match state.next_run().await {
-            Ok(run) if run.is_empty() => None,
-            Ok(mut run) => {
-                run.truncate(state.remaining);
-                state.remaining -= run.len();
-                Some((Ok(run), state))
+    }
+
+    /// The read's events, from where it stands.
+    fn into_stream(self) -> EventStream {
+        futures::stream::unfold(self, |mut state| async move {
+            if state.failed || state.remaining == 0 {
+                return None;
             }
-            Err(err) => {
-                state.failed = true;
-                Some((Err(err), state))
+            match state.next_run().await {
+                Ok(run) if run.is_empty() => None,
+                Ok(mut run) => {
+                    run.truncate(state.remaining);
+                    state.remaining -= run.len();
+                    Some((Ok(run), state))
+                }
+                Err(err) => {
+                    state.failed = true;
+                    Some((Err(err), state))
+                }
             }
-        }
-    })
-    .flat_map(|run| match run {
-        Ok(events) => futures::stream::iter(events.into_iter().map(Ok)).left_stream(),
-        Err(err) => futures::stream::once(async move { Err(err) }).right_stream(),
-    })
-    .boxed()
+        })
+        .flat_map(|run| match run {
+            Ok(events) => futures::stream::iter(events.into_iter().map(Ok)).left_stream(),
+            Err(err) => futures::stream::once(async move { Err(err) }).right_stream(),
+        })
+        .boxed()
+    }
 }
 
 impl<E: KvEngine> MergedRead<E> {
@@ -190,30 +236,59 @@ impl<E: KvEngine> MergedRead<E> {
         Ok(self.next_merged().into_iter().collect())
     }
 
-    /// Bounds the read by the head if it needs one, then opens a cursor per scan and
-    /// resolves the last-only items.
+    /// Opens the read in one transaction: takes the head if the read needs one and bounds
+    /// the read by it, and reads the first page of every scan (concurrently); then narrows
+    /// the scans that outgrew their first page and resolves the last-only items.
     async fn start(&mut self, plans: Vec<ItemPlan>) -> Result<(), Error> {
-        if self.needs_head {
-            match read_head(&*self.engine, &self.log).await? {
-                Some(head) => {
-                    self.top = self.top.min(head);
-                    self.bounds.1 = self.bounds.1.min(head);
-                }
-                None => return Ok(()),
-            }
-        }
-        let (low, high) = self.bounds;
-        if low > high {
-            return Ok(());
-        }
+        let mut scans = Vec::new();
         let mut last_only = Vec::new();
         for plan in plans {
             if plan.last_only {
                 last_only.push(plan.scans);
             } else if let [scan] = plan.scans.as_slice() {
-                self.cursors.push(Cursor::over(scan.clone(), low, high, plan.alternatives));
+                scans.push((scan.clone(), plan.alternatives));
             } else {
-                self.cursors.extend(plan.scans.into_iter().map(|scan| Cursor::over(scan, low, high, Vec::new())));
+                scans.extend(plan.scans.into_iter().map(|scan| (scan, Vec::new())));
+            }
+        }
+        let (needs_head, reverse, bounds) = (self.needs_head, self.reverse, self.bounds);
+        let limit = PageLimit::events(FIRST_PAGE.min(self.remaining));
+        let (scans_ref, log) = (&scans, &self.log);
+        let (head, pages) = self
+            .engine
+            .transact(|tx| async move {
+                let head = if needs_head { head_in(&tx, log).await? } else { None };
+                if needs_head && head.is_none() {
+                    return Ok((None, Vec::new()));
+                }
+                let high = head.map_or(bounds.1, |head| bounds.1.min(head));
+                if bounds.0 > high {
+                    return Ok((head, Vec::new()));
+                }
+                let window = Window::new(bounds.0, high);
+                let pages = scans_ref.iter().map(|(scan, _)| read_page(&tx, log, scan, &window, reverse, limit, true));
+                Ok::<_, StorageError>((head, futures::future::try_join_all(pages).await?))
+            })
+            .await?
+            .value;
+        if let Some(head) = head {
+            self.head_seen = true;
+            self.top = self.top.min(head);
+            self.bounds.1 = self.bounds.1.min(head);
+        } else if needs_head {
+            return Ok(());
+        }
+        let (low, high) = self.bounds;
+        if low > high {
+            return Ok(());
+        }
+        for ((scan, alternatives), page) in scans.into_iter().zip(pages) {
+            let mut cursor = Cursor::over(scan, low, high, alternatives);
+            cursor.absorb(page);
+            self.cursors.push(cursor);
+            let index = self.cursors.len() - 1;
+            if !self.cursors[index].alternatives.is_empty() && !self.cursors[index].exhausted() {
+                self.narrow(index).await?;
             }
         }
         self.resolve_last_only(last_only).await
@@ -255,11 +330,7 @@ impl<E: KvEngine> MergedRead<E> {
                 .await?
                 .value;
             let cursor = &mut self.cursors[index];
-            cursor.page = (cursor.page * 2).min(MAX_PAGE);
-            cursor.window = page.rest;
-            cursor.keys_used += page.keys_used;
-            cursor.fetched += page.fetched;
-            cursor.buffer.extend(page.events);
+            cursor.absorb(page);
             if !cursor.alternatives.is_empty() && !cursor.exhausted() {
                 self.narrow(index).await?;
             }
