@@ -5,7 +5,8 @@
 //!   alternatives the read switches to when its first tag's index turns out large and one
 //!   of them small (in positions, counted without fetching events) (see `read`);
 //! - an item with types only scans the type index of each of its types;
-//! - an item with neither (or a query holding such an item) scans the log itself.
+//! - an item with neither (or a query holding such an item) scans the log itself; so does a
+//!   forward read whose index scans turn out to match most of the log (see `read`).
 
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Query, QueryItem};
@@ -26,8 +27,8 @@ pub struct Scan {
     pub range: PositionedRange,
     /// What the keys are.
     pub source: ScanSource,
-    /// The item fetched events must match, when the range alone does not guarantee it.
-    pub filter: Option<QueryItem>,
+    /// What fetched events must match, when the range alone does not guarantee it.
+    pub filter: Option<Query>,
 }
 
 /// The scans answering one query item.
@@ -55,7 +56,7 @@ pub fn plan_item(layout: &Layout, item: &QueryItem) -> ItemPlan {
     let mut alternatives = Vec::new();
     let scans = if let Some(driver) = item.tags.first() {
         let exact = item.tags.len() == 1 && item.types.is_empty();
-        let filtered = |range| Scan { range, source: ScanSource::Index, filter: Some(item.clone()) };
+        let filtered = |range| Scan { range, source: ScanSource::Index, filter: Some(item.clone().into()) };
         alternatives.extend(item.tags[1..].iter().map(|tag| filtered(layout.tag_index(tag))));
         if let [only_type] = item.types.as_slice() {
             alternatives.push(filtered(layout.type_index(only_type)));
@@ -63,7 +64,7 @@ pub fn plan_item(layout: &Layout, item: &QueryItem) -> ItemPlan {
         vec![Scan {
             range: layout.tag_index(driver),
             source: ScanSource::Index,
-            filter: (!exact).then(|| item.clone()),
+            filter: (!exact).then(|| item.clone().into()),
         }]
     } else if !item.types.is_empty() {
         item.types

@@ -18,8 +18,8 @@ use crate::event_store::{BoundedRead, EventStream};
 use crate::kv::{KvEngine, KvTransaction, RangeScan, little_endian_i64};
 use crate::layout::{Layout, PositionedRange};
 use crate::model::{Position, Query, ReadOptions, SequencedEvent};
-use crate::store::plan::{ItemPlan, Scan, plan_query};
-use crate::store::scan::{Page, PageLimit, Window, count_positions, read_page};
+use crate::store::plan::{ItemPlan, Scan, ScanSource, plan_query};
+use crate::store::scan::{Page, PageLimit, Window, count_log_events, count_positions, read_page};
 
 /// Events fetched by a scan's first page; later pages double up to [`MAX_PAGE`].
 const FIRST_PAGE: usize = 128;
@@ -117,6 +117,9 @@ impl Cursor {
 struct MergedRead<E> {
     engine: Arc<E>,
     log: PositionedRange,
+    /// The query read, to filter the log with if the read turns to it (see
+    /// [`MergedRead::read_the_log_if_dense`]).
+    query: Query,
     /// The plan, until the read starts and turns it into cursors.
     plans: Option<Vec<ItemPlan>>,
     cursors: Vec<Cursor>,
@@ -177,6 +180,7 @@ impl<E: KvEngine> MergedRead<E> {
         MergedRead {
             engine,
             log: layout.log(),
+            query: query.clone(),
             plans: Some(plans),
             cursors: Vec::new(),
             reverse: options.backwards,
@@ -291,7 +295,54 @@ impl<E: KvEngine> MergedRead<E> {
                 self.narrow(index).await?;
             }
         }
+        if !self.reverse && last_only.is_empty() {
+            self.read_the_log_if_dense().await?;
+        }
         self.resolve_last_only(last_only).await
+    }
+
+    /// A forward read whose index scans, over their first pages, matched at least half of
+    /// the log's events there reads the rest from the log itself, filtered: one range
+    /// scan instead of an index scan and a fetch per event for each of them (a view
+    /// catching up on most of the log). The events already read stay; the log is counted
+    /// up to twice as many keys as they are, without decoding an event.
+    async fn read_the_log_if_dense(&mut self) -> Result<(), Error> {
+        let scanning = |c: &Cursor| c.scan.as_ref().is_some_and(|scan| scan.source == ScanSource::Index);
+        let buffered: usize = self.cursors.iter().map(|c| c.buffer.len()).sum();
+        // A read that holds half of what it wants (a page of a paged read) or everything it
+        // matches (a command's boundary) is not worth counting the log for.
+        let more_to_read = self.remaining / 2 > buffered && !self.cursors.iter().all(Cursor::exhausted);
+        if self.cursors.is_empty() || !self.cursors.iter().all(scanning) || !more_to_read {
+            return Ok(());
+        }
+        // Every cursor read every match before the first position one of them has yet to cover.
+        let frontier = self.cursors.iter().filter(|c| !c.exhausted()).map(|c| c.window.next_wanted()).min();
+        let (Some(frontier), (low, high)) = (frontier, self.bounds) else { return Ok(()) };
+        let matched: usize =
+            self.cursors.iter().map(|c| c.buffer.iter().take_while(|e| e.position < frontier).count()).sum();
+        if matched == 0 || frontier <= low {
+            return Ok(());
+        }
+        let (log, limit) = (&self.log, 2 * matched);
+        let count = self
+            .engine
+            .transact(|tx| async move { count_log_events(&tx, log, low, frontier.prev(), limit).await })
+            .await?
+            .value;
+        if count >= limit {
+            return Ok(());
+        }
+        let mut read: Vec<SequencedEvent> = std::mem::take(&mut self.cursors)
+            .into_iter()
+            .flat_map(|cursor| cursor.buffer.into_iter().take_while(|e| e.position < frontier))
+            .collect();
+        read.sort_by_key(|e| e.position);
+        read.dedup_by_key(|e| e.position);
+        let filter = Some(self.query.clone());
+        let log_scan = Scan { range: self.log.clone(), source: ScanSource::Log, filter };
+        self.cursors.push(Cursor::fixed(read));
+        self.cursors.push(Cursor::over(log_scan, frontier, high, Vec::new()));
+        Ok(())
     }
 
     /// Pops the first event in read order across cursors, dropping its duplicates.
@@ -425,4 +476,43 @@ async fn last_match<E: KvEngine>(
         page = (page * 2).min(MAX_PAGE);
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt;
+
+    use super::*;
+    use crate::store::DcbStore;
+    use crate::{EmbeddedEngine, EmbeddedOptions, EventStore, QueryItem, RawEvent};
+
+    /// A forward read matching most of the log turns to the log after its first pages, one
+    /// matching a fifth of it stays on its index, and both return exactly the matches.
+    #[tokio::test]
+    async fn a_read_matching_most_of_the_log_reads_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
+        let store = DcbStore::new(Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap()), "dense").unwrap();
+        for batch in 0..4 {
+            let events = (0..500).map(|i| RawEvent::new(if (batch + i) % 5 == 0 { "B" } else { "A" }, Vec::new()));
+            store.append(events.collect(), None).await.unwrap();
+        }
+        let log: Vec<SequencedEvent> = store.read(Query::all(), ReadOptions::forwards()).try_collect().await.unwrap();
+        let cases = [
+            (Query::from(QueryItem::types(["A"])), true),
+            (Query::from_items([QueryItem::types(["A"]), QueryItem::types(["B"])]), true),
+            (Query::from(QueryItem::types(["B"])), false),
+        ];
+        for (query, dense) in cases {
+            let mut read =
+                MergedRead::new(store.engine().clone(), store.layout(), &query, ReadOptions::forwards(), true);
+            let plans = read.plans.take().unwrap();
+            read.start(plans).await.unwrap();
+            let on_log = read.cursors.iter().any(|c| c.scan.as_ref().is_some_and(|s| s.source == ScanSource::Log));
+            assert_eq!(on_log, dense, "{query:?}");
+            let events: Vec<SequencedEvent> = read.into_stream().try_collect().await.unwrap();
+            let expected: Vec<Position> = log.iter().filter(|e| query.matches(&e.event)).map(|e| e.position).collect();
+            assert_eq!(events.iter().map(|e| e.position).collect::<Vec<_>>(), expected, "{query:?}");
+        }
+    }
 }

@@ -115,6 +115,11 @@ impl Window {
         if self.exhausted { *self } else { Window::new(self.wanted.0, self.wanted.1) }
     }
 
+    /// The first position a forward read of this window has yet to cover.
+    pub fn next_wanted(&self) -> Position {
+        self.wanted.0
+    }
+
     fn wants(&self, position: Position) -> bool {
         self.wanted.0 <= position && position <= self.wanted.1
     }
@@ -244,6 +249,19 @@ pub async fn count_positions<T: KvTransaction>(
         })
         .await?;
     Ok(if keys == limit { count.max(limit) } else { count })
+}
+
+/// How many events the log holds in `[low, high]`, counted up to `limit` keys, without a
+/// read conflict and without decoding one.
+pub async fn count_log_events<T: KvTransaction>(
+    tx: &T,
+    log: &PositionedRange,
+    low: Position,
+    high: Position,
+    limit: usize,
+) -> Result<usize, StorageError> {
+    let (begin, end) = log.bounds(low, high);
+    tx.scan_range(&RangeScan { begin, end, limit, reverse: false, snapshot: true }, |_, _| Ok(())).await
 }
 
 fn position_in(range: &PositionedRange, key: &[u8]) -> Result<Position, StorageError> {
