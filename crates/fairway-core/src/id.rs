@@ -47,7 +47,12 @@ impl Id {
         if value.len() > Self::MAX_LEN {
             return Err(NameRule::TooLong { len: value.len(), limit: Self::MAX_LEN }.into());
         }
-        match Tag::new("k", &value) {
+        // Checked as the value of a tag `k:<value>` (built without the formatting machinery:
+        // every id of every decoded event passes here).
+        let mut tag = String::with_capacity(2 + value.len());
+        tag.push_str("k:");
+        tag.push_str(&value);
+        match Tag::parse(tag) {
             Ok(_) => Ok(Id(value)),
             Err(InvalidInput::MalformedTag { rule, .. }) => Err(rule.into()),
             Err(other) => unreachable!("a tag is refused only as malformed: {other}"),
