@@ -1,4 +1,5 @@
-//! Streaming reads: every planned scan pages through its range in its own short
+//! Streaming reads: one transaction takes the head (when the read needs one) and the first
+//! page of every planned scan; then every scan pages through its range in its own short
 //! transactions; the scans are merged in position order without duplicates.
 //!
 //! A read sees one prefix of the log. Events are committed in position order, so once a
