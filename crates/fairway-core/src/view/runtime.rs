@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fairway_dcb::{Position, ReadOptions};
 use futures::{StreamExt, TryFutureExt, TryStreamExt};
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info};
 
 use super::{Progress, View, ViewError, ViewTx, lease};
 use crate::backend::{Backend, DynTx, TxFailure};
@@ -152,11 +152,11 @@ impl<V: View> ViewRuntime<V> {
         let read = self.backend.events().read_with_head(self.view.query(), ReadOptions::forwards().from(from)).await?;
         let head = read.head.max(start.checkpoint);
         let batch = self.backend.bulk_events_per_transaction();
-        let mut batches = read_ahead(read.events.map_ok(Recorded::new).try_ready_chunks(batch).map_err(|e| e.1));
+        let mut batches = ReadAhead::spawn(read.events.map_ok(Recorded::new).try_ready_chunks(batch).map_err(|e| e.1));
         let mut processed = 0usize;
         let mut batch_count = 0usize;
         let mut checkpoint = start.checkpoint;
-        while let Some(batch) = batches.recv().await.transpose().map_err(ViewError::Store)? {
+        while let Some(batch) = batches.next().await.transpose().map_err(ViewError::Store)? {
             checkpoint = batch.last().map(Recorded::position).or(checkpoint);
             processed += self.apply_batch(batch, None, false, holder).await?;
             batch_count += 1;
@@ -164,6 +164,7 @@ impl<V: View> ViewRuntime<V> {
                 info!(view = V::NAME, version = V::VERSION, processed, checkpoint = ?checkpoint, "rebuilding");
             }
         }
+
         // Nothing else matches up to the head: the checkpoint moves there and the version
         // becomes active.
         processed += self.apply_batch(Vec::new(), head, true, holder).await?;
@@ -268,22 +269,45 @@ impl<V: View> ViewRuntime<V> {
     }
 }
 
-/// Reads `batches` in a task of its own, one batch ahead of the consumer: the next batch
-/// is read while the current one is applied. Ends after the first error.
-fn read_ahead(
-    batches: impl futures::Stream<Item = Result<Vec<Recorded>, fairway_dcb::Error>> + Send + 'static,
-) -> tokio::sync::mpsc::Receiver<Result<Vec<Recorded>, fairway_dcb::Error>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        let mut batches = std::pin::pin!(batches);
-        while let Some(batch) = batches.next().await {
-            let failed = batch.is_err();
-            if sender.send(batch).await.is_err() || failed {
-                break;
+/// Batches read in a task of their own (in the caller's span), one ahead of the consumer:
+/// the next batch is read while the current one is applied.
+struct ReadAhead<T> {
+    batches: tokio::sync::mpsc::Receiver<Result<T, fairway_dcb::Error>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> ReadAhead<T> {
+    /// Starts reading `batches`; the task ends after the first error.
+    fn spawn(batches: impl futures::Stream<Item = Result<T, fairway_dcb::Error>> + Send + 'static) -> Self {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let reader = tokio::spawn(
+            async move {
+                let mut batches = std::pin::pin!(batches);
+                while let Some(batch) = batches.next().await {
+                    let failed = batch.is_err();
+                    if sender.send(batch).await.is_err() || failed {
+                        break;
+                    }
+                }
             }
+            .in_current_span(),
+        );
+        ReadAhead { batches: receiver, reader: Some(reader) }
+    }
+
+    /// The next batch; `None` once the stream ended. A panic of the reading task goes on
+    /// here, rather than passing for the end of the stream.
+    async fn next(&mut self) -> Option<Result<T, fairway_dcb::Error>> {
+        let batch = self.batches.recv().await;
+        if batch.is_none()
+            && let Some(reader) = self.reader.take()
+            && let Err(failed) = reader.await
+            && failed.is_panic()
+        {
+            std::panic::resume_unwind(failed.into_panic());
         }
-    });
-    receiver
+        batch
+    }
 }
 
 /// The stored checkpoint: the last position seen and how many events were applied.
@@ -332,5 +356,31 @@ impl WaitingReader {
 impl Drop for WaitingReader {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches read ahead arrive in order and end with their stream; a reading task that
+    /// panics makes the consumer panic instead of seeing the end of the stream.
+    #[tokio::test]
+    async fn batches_read_ahead_end_with_their_stream_and_a_panic_is_not_an_end() {
+        let mut ahead = ReadAhead::spawn(futures::stream::iter([Ok(1), Ok(2)]));
+        assert_eq!(ahead.next().await.map(Result::unwrap), Some(1));
+        assert_eq!(ahead.next().await.map(Result::unwrap), Some(2));
+        assert!(ahead.next().await.is_none());
+
+        let panicking = futures::stream::iter([Ok(1)]).chain(futures::stream::poll_fn(
+            |_| -> std::task::Poll<Option<Result<i32, fairway_dcb::Error>>> { panic!("the store's read panicked") },
+        ));
+        let consumer = tokio::spawn(async move {
+            let mut ahead = ReadAhead::spawn(panicking);
+            assert_eq!(ahead.next().await.map(Result::unwrap), Some(1));
+            ahead.next().await
+        });
+        let failed = consumer.await.expect_err("the consumer panics");
+        assert!(failed.is_panic());
     }
 }

@@ -74,19 +74,34 @@ struct Cursor {
     /// Other indexes answering the same item, looked at once the scan outgrows its first
     /// page (see [`MergedRead::narrow`]).
     alternatives: Vec<Scan>,
+    /// For a scan of the log that replaced a read's index scans (see
+    /// [`MergedRead::read_the_log_if_dense`]): those scans, turned back to when the log
+    /// grows sparse.
+    instead_of: Vec<Scan>,
 }
 
 impl Cursor {
     fn over(scan: Scan, low: Position, high: Position, alternatives: Vec<Scan>) -> Self {
         let window = Window::new(low, high);
         let buffer = VecDeque::new();
-        Cursor { scan: Some(scan), window, buffer, page: FIRST_PAGE, keys_used: 0, fetched: 0, alternatives }
+        let page = FIRST_PAGE;
+        Cursor {
+            scan: Some(scan),
+            window,
+            buffer,
+            page,
+            keys_used: 0,
+            fetched: 0,
+            alternatives,
+            instead_of: Vec::new(),
+        }
     }
 
     fn fixed(events: impl IntoIterator<Item = SequencedEvent>) -> Self {
         let buffer = events.into_iter().collect();
         let window = Window::finished();
-        Cursor { scan: None, window, buffer, page: 0, keys_used: 0, fetched: 0, alternatives: Vec::new() }
+        let (alternatives, instead_of) = (Vec::new(), Vec::new());
+        Cursor { scan: None, window, buffer, page: 0, keys_used: 0, fetched: 0, alternatives, instead_of }
     }
 
     fn exhausted(&self) -> bool {
@@ -228,10 +243,9 @@ impl<E: KvEngine> MergedRead<E> {
         if let Some(plans) = self.plans.take() {
             self.start(plans).await?;
         }
-        for index in 0..self.cursors.len() {
-            if self.cursors[index].buffer.is_empty() && !self.cursors[index].exhausted() {
-                self.fill(index).await?;
-            }
+        // (Filling may add cursors: a log scan turning back to index scans.)
+        while let Some(index) = self.cursors.iter().position(|c| c.buffer.is_empty() && !c.exhausted()) {
+            self.fill(index).await?;
         }
         // Every cursor now holds events or is exhausted.
         let mut live = self.cursors.iter_mut().filter(|c| !c.buffer.is_empty());
@@ -333,17 +347,33 @@ impl<E: KvEngine> MergedRead<E> {
         if count >= limit {
             return Ok(());
         }
-        let mut read: Vec<SequencedEvent> = std::mem::take(&mut self.cursors)
-            .into_iter()
-            .flat_map(|cursor| cursor.buffer.into_iter().take_while(|e| e.position < frontier))
-            .collect();
+        let (mut read, mut instead_of) = (Vec::new(), Vec::new());
+        for cursor in std::mem::take(&mut self.cursors) {
+            read.extend(cursor.buffer.into_iter().take_while(|e| e.position < frontier));
+            instead_of.extend(cursor.scan);
+        }
         read.sort_by_key(|e| e.position);
         read.dedup_by_key(|e| e.position);
         let filter = Some(self.query.clone());
         let log_scan = Scan { range: self.log.clone(), source: ScanSource::Log, filter };
         self.cursors.push(Cursor::fixed(read));
-        self.cursors.push(Cursor::over(log_scan, frontier, high, Vec::new()));
+        self.cursors.push(Cursor { instead_of, ..Cursor::over(log_scan, frontier, high, Vec::new()) });
         Ok(())
+    }
+
+    /// The log scan at `index`, which replaced index scans, found less than a quarter of a
+    /// page matching: the read goes on through those index scans from where the log scan
+    /// stopped (its events read stay in its buffer), within the bounds the read had when
+    /// it started with them.
+    fn turn_back_to_indexes(&mut self, index: usize) {
+        let cursor = &mut self.cursors[index];
+        let scans = std::mem::take(&mut cursor.instead_of);
+        let next = cursor.window.next_wanted();
+        cursor.window = Window::finished();
+        let high = self.bounds.1;
+        if next <= high {
+            self.cursors.extend(scans.into_iter().map(|scan| Cursor::over(scan, next, high, Vec::new())));
+        }
     }
 
     /// Pops the first event in read order across cursors, dropping its duplicates.
@@ -381,8 +411,14 @@ impl<E: KvEngine> MergedRead<E> {
                 })
                 .await?
                 .value;
+            let (fetched, matched) = (page.fetched, page.events.len());
             let cursor = &mut self.cursors[index];
             cursor.absorb(page);
+            if !cursor.instead_of.is_empty() && !cursor.exhausted() && fetched >= FIRST_PAGE && matched * 4 < fetched {
+                self.turn_back_to_indexes(index);
+                return Ok(());
+            }
+            let cursor = &mut self.cursors[index];
             if !cursor.alternatives.is_empty() && !cursor.exhausted() {
                 self.narrow(index).await?;
             }
@@ -515,5 +551,38 @@ mod tests {
             let expected: Vec<Position> = log.iter().filter(|e| query.matches(&e.event)).map(|e| e.position).collect();
             assert_eq!(events.iter().map(|e| e.position).collect::<Vec<_>>(), expected, "{query:?}");
         }
+    }
+
+    /// A read that turned to the log while its type was dense (an import of 600) turns back
+    /// to the type's index once the log grows sparse in it, and returns exactly the matches.
+    #[tokio::test]
+    async fn a_read_turns_back_to_its_index_once_the_log_grows_sparse() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
+        let store = DcbStore::new(Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap()), "sparse").unwrap();
+        store.append((0..600).map(|_| RawEvent::new("A", Vec::new())).collect(), None).await.unwrap();
+        for _ in 0..8 {
+            let events = (0..500).map(|i| RawEvent::new(if i % 25 == 0 { "A" } else { "B" }, Vec::new()));
+            store.append(events.collect(), None).await.unwrap();
+        }
+        let query = Query::from(QueryItem::types(["A"]));
+        let mut read = MergedRead::new(store.engine().clone(), store.layout(), &query, ReadOptions::forwards(), false);
+        let mut found = Vec::new();
+        let mut sources = Vec::new();
+        loop {
+            let run = read.next_run().await.unwrap();
+            if run.is_empty() {
+                break;
+            }
+            found.extend(run.into_iter().map(|e| e.position));
+            let source = read.cursors.iter().rev().find_map(|c| c.scan.as_ref().map(|s| s.source));
+            if sources.last() != Some(&source) {
+                sources.push(source);
+            }
+        }
+        assert_eq!(sources, [Some(ScanSource::Log), Some(ScanSource::Index)], "to the log and back");
+        let log: Vec<SequencedEvent> = store.read(Query::all(), ReadOptions::forwards()).try_collect().await.unwrap();
+        let expected: Vec<Position> = log.iter().filter(|e| query.matches(&e.event)).map(|e| e.position).collect();
+        assert_eq!(found, expected);
     }
 }
