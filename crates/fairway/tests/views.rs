@@ -300,7 +300,8 @@ async fn a_retryable_storage_error_inside_a_read_runs_the_read_again() {
         .await
         .expect("the second run answers");
     assert!(rows.is_empty());
-    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "the read ran again");
+    // Twice, or more where FoundationDB's client injects faults of its own (buggify).
+    assert!(runs.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the read ran again");
     test.clear().await;
 }
 
@@ -336,10 +337,12 @@ async fn a_catch_up_over_several_batches_applies_every_event_once() {
     }
     let view = ViewRuntime::new(Counter, test.store.clone());
     let (processed, checkpoint) = view.catch_up().await.unwrap();
-    assert_eq!((processed, checkpoint), (events, last), "every event, up to the head");
+    // A batch whose commit landed but was reported unknown (FoundationDB's client injects
+    // that under buggify) applies nothing when run again: this run counts fewer.
+    assert!(processed <= events && checkpoint == last, "up to the head: {processed} of {events}, {checkpoint:?}");
     let n: u64 = view.read(|tx| async move { Ok(tx.get::<u64>("n").await?.unwrap_or(0)) }).await.unwrap();
     assert_eq!(n, events as u64, "each applied exactly once");
     let progress = view.progress().await.unwrap();
-    assert!(progress.active && progress.processed == events as u64);
+    assert!(progress.active && progress.processed == events as u64, "{progress:?}");
     test.clear().await;
 }
