@@ -48,6 +48,28 @@ fn storage(err: FdbError) -> StorageError {
     StorageError::Fdb { code: err.code(), message: err.message().to_owned() }
 }
 
+/// Backs off before another attempt after error `code`, through `on_error` (FoundationDB's
+/// verdict and delay). An error `on_error` refuses although it is transient
+/// ([`StorageError::is_transient`]) is tried again after the engine's own backoff: under
+/// client fault injection, `on_error` was seen failing with the very 1007 or 1009 it was
+/// given, which then ended reads and subscriptions.
+async fn back_off<T>(
+    on_error: impl std::future::Future<Output = Result<T, FdbError>>,
+    code: i32,
+    attempt: u32,
+    retry: &RetryPolicy,
+) -> Result<(), StorageError> {
+    match on_error.await {
+        Ok(_) => Ok(()),
+        Err(refused) if storage(FdbError::from_code(code)).is_transient() => {
+            debug!(code, refused = refused.code(), attempt, "on_error refused a transient error; trying again");
+            tokio::time::sleep(retry.backoff(attempt)).await;
+            Ok(())
+        }
+        Err(refused) => Err(storage(refused)),
+    }
+}
+
 /// The FoundationDB engine.
 pub struct FdbEngine {
     db: Arc<Database>,
@@ -303,7 +325,7 @@ impl KvEngine for FdbEngine {
             }
             // `on_error` backs off if the error is retryable and fails with it otherwise; the
             // next attempt gets a transaction (and a timeout) of its own.
-            trx.on_error(FdbError::from_code(code)).await.map_err(storage)?;
+            back_off(trx.on_error(FdbError::from_code(code)), code, attempt, &self.retry).await?;
         }
     }
 
@@ -318,8 +340,9 @@ impl KvEngine for FdbEngine {
             match trx.commit().await {
                 Ok(_) => break watches,
                 Err(failed) if attempt < self.retry.max_attempts => {
-                    debug!(code = failed.code(), attempt, "arming a watch failed; trying again");
-                    failed.on_error().await.map_err(storage)?;
+                    let code = failed.code();
+                    debug!(code, attempt, "arming a watch failed; trying again");
+                    back_off(failed.on_error(), code, attempt, &self.retry).await?;
                 }
                 Err(failed) => return Err(storage(FdbError::from_code(failed.code()))),
             }
