@@ -90,9 +90,9 @@ pub trait StateStore: Send + Sync + 'static {
         Ok(())
     }
     /// How many events one transaction of bulk work (a view's batch) should take at most:
-    /// the engine's limits decide (1,024 by default, FoundationDB's).
+    /// the engine's limits decide.
     fn bulk_events_per_transaction(&self) -> usize {
-        1024
+        fairway_dcb::kv::BULK_EVENTS_PER_TRANSACTION
     }
 }
 

@@ -179,6 +179,10 @@ pub trait KvTransaction: Clone + Send + Sync + 'static {
     fn set_background(&self) {}
 }
 
+/// Events one transaction of bulk work takes by default: FoundationDB ends a transaction at
+/// 5 s and 10 MB.
+pub const BULK_EVENTS_PER_TRANSACTION: usize = 1024;
+
 /// A storage engine implementing the port.
 pub trait KvEngine: Send + Sync + 'static {
     /// The transaction handle given to bodies.
@@ -207,11 +211,11 @@ pub trait KvEngine: Send + Sync + 'static {
     }
 
     /// How many events one transaction of bulk work (a view applying the log) should take
-    /// at most. FoundationDB ends a transaction at 5 s and 10 MB, so the default is 1,024;
-    /// an engine without such limits takes more, so that a document changed by several
-    /// events of a batch is written once for all of them.
+    /// at most: [`BULK_EVENTS_PER_TRANSACTION`] by default; an engine without
+    /// FoundationDB's limits takes more, so that a document changed by several events of a
+    /// batch is written once for all of them.
     fn bulk_events_per_transaction(&self) -> usize {
-        1024
+        BULK_EVENTS_PER_TRANSACTION
     }
 
     /// Whether the engine works fully: `Err` says why it refuses writes (e.g.
