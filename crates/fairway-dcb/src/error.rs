@@ -217,8 +217,9 @@ pub enum NameRule {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
-    /// The transaction conflicted and ran out of retries.
-    #[error("transaction gave up after {attempts} attempts: {last}")]
+    /// Every attempt the engine allows ([`crate::RetryPolicy::max_attempts`]) failed with a
+    /// retryable error: a conflict, or a cluster too busy or moving.
+    #[error("transaction gave up after {attempts} attempts (the retry policy's limit): {last}")]
     RetriesExhausted {
         /// Attempts made.
         attempts: u32,

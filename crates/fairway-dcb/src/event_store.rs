@@ -86,7 +86,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Streams every event matching `query` after `after` (all of them when `None`), then
     /// follows new events as they are appended, without ever skipping one. The stream ends
-    /// only with an error (e.g. the store closed) or when dropped.
+    /// only with an error (e.g. the store closed) or when dropped. A transient storage
+    /// failure ([`crate::StorageError::is_transient`]: a busy or moving cluster) does not
+    /// end it: it reads again after the last event it delivered, after a growing pause, and
+    /// ends with the failure only once failures went on for 30 s in a row.
     fn subscribe(&self, query: Query, after: Option<Position>) -> EventStream;
 }
 

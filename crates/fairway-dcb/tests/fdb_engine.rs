@@ -97,6 +97,32 @@ mod on_foundationdb {
         assert!(attempts.load(Ordering::SeqCst) >= 8, "every attempt ran its body");
     }
 
+    /// A body failing with a retryable FoundationDB error in every attempt fails, after the
+    /// retry policy's attempts, with `RetriesExhausted` naming them and the last error: a
+    /// transient failure, not the raw error of the last attempt.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_failing_in_every_attempt_names_the_attempts() {
+        let Some(cluster_file) = fairway_dcb::conformance::fdb_cluster_file("the engine's retry loop") else { return };
+        let retry = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+        let engine = FdbEngine::open(Some(&cluster_file), retry).expect("cluster reachable");
+        let attempts = AtomicU32::new(0);
+        let failed = engine
+            .transact(|_tx| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                let not_committed = fairway_dcb::StorageError::Fdb { code: 1020, message: "not committed".into() };
+                async move { Err::<(), _>(Error::Storage(not_committed)) }
+            })
+            .await
+            .expect_err("no attempt succeeds");
+        let Error::Storage(storage) = &failed else { panic!("a storage failure, not {failed:?}") };
+        assert!(
+            matches!(storage, fairway_dcb::StorageError::RetriesExhausted { attempts: 3, last } if last.contains("not_committed") || last.contains("conflict")),
+            "{storage:?}"
+        );
+        assert!(storage.is_transient());
+        assert_eq!(attempts.load(Ordering::SeqCst), 3, "each attempt ran its body");
+    }
+
     /// Set in the child process the exit case starts: how the child ends.
     const CHILD_VAR: &str = "FAIRWAY_FDB_NETWORK_CHILD";
 

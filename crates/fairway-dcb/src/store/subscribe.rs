@@ -5,10 +5,16 @@
 //! head itself, matched or not. So no round can skip an event: everything up to its head is
 //! visible when it starts, and the next round starts right after it. Between rounds it
 //! waits on the store's one watch of its pulse keys, shared by all its subscriptions.
+//!
+//! A transient storage failure (a busy or moving cluster: [`StorageError::is_transient`])
+//! does not end a subscription: it starts a new round after the last event it delivered,
+//! after a growing pause, for up to [`TRANSIENT_FAILURES_FOR`] of failures in a row.
 
 use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::time::Instant;
+use tracing::warn;
 
 use crate::error::Error;
 use crate::event_store::{EventStore, EventStream};
@@ -18,6 +24,13 @@ use crate::store::DcbStore;
 
 /// Longest wait before re-reading even without a pulse (guards against lost wake-ups).
 const POLL_FALLBACK: Duration = Duration::from_millis(500);
+/// How long transient storage failures in a row are ridden out before the subscription
+/// ends with the last one.
+const TRANSIENT_FAILURES_FOR: Duration = Duration::from_secs(30);
+/// The pause after a first transient failure; doubled after each further one, up to
+/// [`MAX_FAILURE_PAUSE`].
+const FIRST_FAILURE_PAUSE: Duration = Duration::from_millis(10);
+const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(1);
 
 /// A round in progress: its events, and the head that bounds them.
 struct Round {
@@ -32,6 +45,8 @@ struct Subscription<E: KvEngine> {
     after: Option<Position>,
     round: Option<Round>,
     failed: bool,
+    /// Since when, and how many times in a row, it met transient failures.
+    failing: Option<(Instant, u32)>,
 }
 
 /// Builds the subscription stream of `store`.
@@ -39,7 +54,7 @@ pub fn subscribe_stream<E: KvEngine>(store: DcbStore<E>, query: Query, after: Op
     if let Err(err) = query.validate() {
         return futures::stream::once(async move { Err(Error::from(err)) }).boxed();
     }
-    let state = Subscription { store, query, after, round: None, failed: false };
+    let state = Subscription { store, query, after, round: None, failed: false, failing: None };
     futures::stream::unfold(state, |mut state| async move {
         if state.failed {
             return None;
@@ -56,11 +71,48 @@ pub fn subscribe_stream<E: KvEngine>(store: DcbStore<E>, query: Query, after: Op
 }
 
 impl<E: KvEngine> Subscription<E> {
+    /// The next event; rides out transient failures (see the module's docs).
     async fn next(&mut self) -> Result<SequencedEvent, Error> {
+        loop {
+            match self.next_or_failure().await {
+                Ok(event) => {
+                    self.failing = None;
+                    return Ok(event);
+                }
+                Err(err) => self.ride_out(err).await?,
+            }
+        }
+    }
+
+    /// Waits before another try after the transient failure `err`; gives it back when it
+    /// is not transient or failures went on for [`TRANSIENT_FAILURES_FOR`].
+    async fn ride_out(&mut self, err: Error) -> Result<(), Error> {
+        let transient = matches!(&err, Error::Storage(storage) if storage.is_transient());
+        let (since, failures) = self.failing.unwrap_or((Instant::now(), 0));
+        if !transient || since.elapsed() >= TRANSIENT_FAILURES_FOR {
+            return Err(err);
+        }
+        let failures = failures + 1;
+        self.failing = Some((since, failures));
+        // The round is read again from the last event delivered.
+        self.round = None;
+        let pause = FIRST_FAILURE_PAUSE.saturating_mul(1 << failures.min(10)).min(MAX_FAILURE_PAUSE);
+        warn!(error = %err, failures, ?pause, "a subscription met a transient storage failure; reading again");
+        tokio::time::sleep(pause).await;
+        Ok(())
+    }
+
+    async fn next_or_failure(&mut self) -> Result<SequencedEvent, Error> {
         loop {
             if let Some(round) = &mut self.round {
                 match round.events.next().await {
-                    Some(event) => return event,
+                    Some(event) => {
+                        let event = event?;
+                        // Every matching event up to it was delivered: a round read again
+                        // after a failure starts right after it.
+                        self.after = Some(event.position);
+                        return Ok(event);
+                    }
                     None => {
                         self.after = Some(round.head);
                         self.round = None;
@@ -95,5 +147,113 @@ impl<E: KvEngine> Subscription<E> {
             }
             _ => Ok(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use futures::TryStreamExt;
+
+    use super::*;
+    use crate::error::StorageError;
+    use crate::kv::{Committed, TxError, Watch};
+    use crate::{EmbeddedEngine, EmbeddedOptions, QueryItem, RawEvent};
+
+    /// The embedded engine, with one in `one_in` transactions (spread by a hash of their
+    /// number, not periodic) failing with `failure` before its body runs, as a cluster may
+    /// after its retries.
+    struct Flaky {
+        inner: EmbeddedEngine,
+        one_in: u32,
+        failure: fn() -> StorageError,
+        calls: AtomicU32,
+    }
+
+    impl KvEngine for Flaky {
+        type Tx = <EmbeddedEngine as KvEngine>::Tx;
+
+        async fn transact<T, E, F, Fut>(&self, body: F) -> Result<Committed<T>, E>
+        where
+            T: Send,
+            E: TxError,
+            F: FnMut(Self::Tx) -> Fut + Send,
+            Fut: std::future::Future<Output = Result<T, E>> + Send,
+        {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            if (call.wrapping_mul(0x9E37_79B1) >> 16).is_multiple_of(self.one_in) {
+                return Err(E::from((self.failure)()));
+            }
+            self.inner.transact(body).await
+        }
+
+        async fn watch_any(&self, keys: Vec<Vec<u8>>) -> Result<Watch, StorageError> {
+            self.inner.watch_any(keys).await
+        }
+    }
+
+    fn flaky(dir: &tempfile::TempDir, one_in: u32, failure: fn() -> StorageError) -> DcbStore<Flaky> {
+        let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
+        let inner = EmbeddedEngine::open(dir.path(), options).unwrap();
+        DcbStore::new(Arc::new(Flaky { inner, one_in, failure, calls: AtomicU32::new(0) }), "flaky").unwrap()
+    }
+
+    fn exhausted() -> StorageError {
+        StorageError::RetriesExhausted { attempts: 200, last: "Request for future version".into() }
+    }
+
+    /// A subscription on several scans, following writers while its store fails one in four
+    /// transactions with a transient failure, delivers every matching event of the log once,
+    /// in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscription_rides_out_transient_failures_and_delivers_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = flaky(&dir, 4, exhausted);
+        let query = Query::from_items([QueryItem::types(["A"]), QueryItem::types(["B"])]);
+        // Types A, B, C in turn (two in three match): 1,500 events before it subscribes (its
+        // first round reads several pages of each scan), 60 while it follows.
+        let append = |store: DcbStore<Flaky>, from: usize, to: usize, batch: usize| async move {
+            let mut appended = from;
+            while appended < to {
+                let events = (0..batch).map(|i| RawEvent::new(["A", "B", "C"][(appended + i) % 3], Vec::new()));
+                // The writer meets the flaky engine too: it tries again.
+                if store.append(events.collect(), None).await.is_ok() {
+                    appended += batch;
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+        };
+        append(store.clone(), 0, 1_500, 30).await;
+        let matching = 1_040;
+        let mut stream = store.subscribe(query.clone(), None);
+        let follower = tokio::spawn(async move {
+            let mut delivered = Vec::new();
+            while delivered.len() < matching {
+                let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("no stall");
+                delivered.push(next.expect("subscriptions do not end").expect("transient failures are ridden out"));
+            }
+            delivered.into_iter().map(|e| e.position).collect::<Vec<_>>()
+        });
+        append(store.clone(), 1_500, 1_560, 3).await;
+        let delivered = follower.await.unwrap();
+        let log = loop {
+            if let Ok(log) = store.read(query.clone(), ReadOptions::forwards()).try_collect::<Vec<_>>().await {
+                break log;
+            }
+        };
+        assert_eq!(delivered, log.iter().map(|e| e.position).collect::<Vec<_>>());
+    }
+
+    /// A failure that is not transient ends the subscription with it.
+    #[tokio::test]
+    async fn a_subscription_ends_with_a_failure_that_is_not_transient() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = flaky(&dir, 1, || StorageError::Corrupt("a broken record".into()));
+        let mut stream = store.subscribe(Query::all(), None);
+        let failure = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("no stall");
+        assert!(matches!(failure, Some(Err(Error::Storage(StorageError::Corrupt(_))))), "{failure:?}");
+        assert!(stream.next().await.is_none(), "the stream ended");
     }
 }

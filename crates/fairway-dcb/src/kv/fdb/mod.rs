@@ -70,6 +70,12 @@ async fn back_off<T>(
     }
 }
 
+/// A transaction that failed with error `code` in its last allowed attempt: the failure
+/// names the attempts made (the engine's [`RetryPolicy::max_attempts`]) and that error.
+fn exhausted(attempts: u32, code: i32) -> StorageError {
+    StorageError::RetriesExhausted { attempts, last: FdbError::from_code(code).to_string() }
+}
+
 /// The FoundationDB engine.
 pub struct FdbEngine {
     db: Arc<Database>,
@@ -295,21 +301,18 @@ impl KvEngine for FdbEngine {
             let tx = FdbTx::new(self.new_transaction()?);
             let outcome = body(tx.clone()).await;
             let (trx, marks) = tx.into_parts()?;
-            let (trx, code, failure) = match outcome {
+            let (trx, code) = match outcome {
                 Ok(value) => match self.commit(trx, marks).await {
                     Ok(versionstamp) => return Ok(Committed { value, versionstamp }),
-                    Err((trx, code)) => {
-                        let last = FdbError::from_code(code).to_string();
-                        (trx, code, E::from(StorageError::RetriesExhausted { attempts: attempt, last }))
-                    }
+                    Err(failed) => failed,
                 },
                 Err(failure) => match failure.as_storage() {
-                    Some(StorageError::Fdb { code, .. }) => (trx, *code, failure),
+                    Some(StorageError::Fdb { code, .. }) => (trx, *code),
                     _ => return Err(failure),
                 },
             };
             if attempt >= self.retry.max_attempts {
-                return Err(failure);
+                return Err(E::from(exhausted(attempt, code)));
             }
             if code == TRANSACTION_TIMED_OUT {
                 // A timeout at commit may hide a landed commit: the body runs again as after
@@ -344,7 +347,7 @@ impl KvEngine for FdbEngine {
                     debug!(code, attempt, "arming a watch failed; trying again");
                     back_off(failed.on_error(), code, attempt, &self.retry).await?;
                 }
-                Err(failed) => return Err(storage(FdbError::from_code(failed.code()))),
+                Err(failed) => return Err(exhausted(attempt, failed.code())),
             }
         };
         Ok(async move {
