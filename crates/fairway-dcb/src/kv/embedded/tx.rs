@@ -1,6 +1,6 @@
 //! Transactions of the embedded engine: snapshot reads, buffered writes, recorded read ranges.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,10 @@ struct TxState {
     reads: Vec<(Vec<u8>, Vec<u8>)>,
     /// Mutations in call order.
     mutations: Vec<Mutation>,
+    /// For a key whose last mutation is a plain set: that set's index in `mutations`. A
+    /// later set of the key replaces its value there, so a key set many times (a view's
+    /// document changed by several events of a batch) is journaled and applied once.
+    last_set: HashMap<Vec<u8>, usize>,
     /// Own plain writes, visible to own reads (`None`: cleared).
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Own cleared ranges, visible to own reads.
@@ -210,12 +214,21 @@ impl KvTransaction for EmbeddedTx {
     fn set(&self, key: &[u8], value: &[u8]) {
         let mut state = self.state();
         state.overlay.insert(key.to_vec(), Some(value.to_vec()));
-        state.mutations.push(Mutation::Set(key.to_vec(), value.to_vec()));
+        match state.last_set.get(key).copied() {
+            // Nothing touched the key since that set: the new value takes its place.
+            Some(index) => state.mutations[index] = Mutation::Set(key.to_vec(), value.to_vec()),
+            None => {
+                let index = state.mutations.len();
+                state.mutations.push(Mutation::Set(key.to_vec(), value.to_vec()));
+                state.last_set.insert(key.to_vec(), index);
+            }
+        }
     }
 
     fn clear(&self, key: &[u8]) {
         let mut state = self.state();
         state.overlay.insert(key.to_vec(), None);
+        state.last_set.remove(key);
         state.mutations.push(Mutation::Clear(key.to_vec()));
     }
 
@@ -230,19 +243,27 @@ impl KvTransaction for EmbeddedTx {
             state.overlay.remove(&key);
         }
         state.cleared.push((begin.to_vec(), end.to_vec()));
+        state.last_set.clear();
         state.mutations.push(Mutation::ClearRange(begin.to_vec(), end.to_vec()));
     }
 
     fn atomic_add(&self, key: &[u8], delta: i64) {
-        self.state().mutations.push(Mutation::Add(key.to_vec(), delta));
+        let mut state = self.state();
+        state.last_set.remove(key);
+        state.mutations.push(Mutation::Add(key.to_vec(), delta));
     }
 
     fn set_versionstamped_key(&self, key: Vec<u8>, offset: usize, value: &[u8]) {
-        self.state().mutations.push(Mutation::StampKey { key, offset, value: value.to_vec() });
+        let mut state = self.state();
+        // The key is known only once stamped: no earlier set may take a later value.
+        state.last_set.clear();
+        state.mutations.push(Mutation::StampKey { key, offset, value: value.to_vec() });
     }
 
     fn set_versionstamped_value(&self, key: &[u8], value: Vec<u8>, offset: usize) {
-        self.state().mutations.push(Mutation::StampValue { key: key.to_vec(), value, offset });
+        let mut state = self.state();
+        state.last_set.remove(key);
+        state.mutations.push(Mutation::StampValue { key: key.to_vec(), value, offset });
     }
 
     async fn clock_micros(&self) -> Result<u64, StorageError> {
@@ -262,4 +283,96 @@ fn monotonic_wall_clock_micros() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX));
     LAST.fetch_max(now, Ordering::Relaxed).max(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use crate::kv::{KvEngine, KvTransaction, RangeScan, little_endian_i64};
+    use crate::{EmbeddedEngine, EmbeddedOptions, StorageError};
+
+    fn engine(dir: &tempfile::TempDir) -> EmbeddedEngine {
+        EmbeddedEngine::open(dir.path(), EmbeddedOptions { durable: false, ..EmbeddedOptions::default() }).unwrap()
+    }
+
+    fn key(k: u8) -> Vec<u8> {
+        vec![b'k', k]
+    }
+
+    /// Random runs of sets, clears, range clears and adds over a few keys, each in one
+    /// transaction, leave exactly what applying them one by one to a map leaves: a key
+    /// set again takes its latest value, whatever came between.
+    #[tokio::test]
+    async fn repeated_sets_coalesce_without_changing_what_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(&dir);
+        let mut model: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..200 {
+            let ops: Vec<(u8, u8, i64)> = (0..rng.random_range(1..40))
+                .map(|_| (rng.random_range(0..4), rng.random_range(0..6), rng.random_range(-9..9)))
+                .collect();
+            for &(op, k, n) in &ops {
+                match op {
+                    0 | 1 => _ = model.insert(key(k), n),
+                    2 => _ = model.remove(&key(k)),
+                    _ if k == 5 => model.retain(|key, _| {
+                        !(key.as_slice() >= [b'k', 1].as_slice() && key.as_slice() < [b'k', 3].as_slice())
+                    }),
+                    _ => *model.entry(key(k)).or_insert(0) += n,
+                }
+            }
+            engine
+                .transact(|tx| {
+                    let ops = ops.clone();
+                    async move {
+                        for (op, k, n) in ops {
+                            match op {
+                                0 | 1 => tx.set(&key(k), &n.to_le_bytes()),
+                                2 => tx.clear(&key(k)),
+                                _ if k == 5 => tx.clear_range(&key(1), &key(3)),
+                                _ => tx.atomic_add(&key(k), n),
+                            }
+                        }
+                        Ok::<_, StorageError>(())
+                    }
+                })
+                .await
+                .unwrap();
+            let stored = engine
+                .transact(|tx| async move {
+                    let scan = RangeScan { begin: key(0), end: key(9), limit: 0, reverse: false, snapshot: true };
+                    tx.get_range(&scan).await
+                })
+                .await
+                .unwrap()
+                .value;
+            let stored: BTreeMap<Vec<u8>, i64> =
+                stored.into_iter().map(|kv| (kv.key, little_endian_i64(&kv.value))).collect();
+            assert_eq!(stored, model, "after {ops:?}");
+        }
+    }
+
+    /// A key set many times in a transaction is one mutation to journal and apply.
+    #[tokio::test]
+    async fn a_key_set_many_times_is_one_mutation() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(&dir);
+        let tx = engine.begin().unwrap();
+        for n in 0..100i64 {
+            tx.set(&key(1), &n.to_le_bytes());
+            tx.set(&key(2), &n.to_le_bytes());
+        }
+        tx.atomic_add(&key(1), 1);
+        tx.set(&key(1), b"after the add");
+        let (request, _) = tx.take_commit_request().unwrap();
+        assert_eq!(request.mutations.len(), 4, "set k1, set k2, add k1, set k1");
+        assert!(
+            matches!(&request.mutations[1], super::Mutation::Set(k, v) if *k == key(2) && *v == 99i64.to_le_bytes())
+        );
+    }
 }
