@@ -128,6 +128,8 @@ struct StoreFacts {
 
 /// A running app's shared state.
 struct Shared {
+    /// The store every slice is bound to.
+    store: Arc<dyn Backend>,
     events: Arc<dyn EventStore>,
     slices: Slices,
     views: BTreeMap<&'static str, Arc<dyn DynView>>,
@@ -209,11 +211,13 @@ impl App {
         let idempotency = Idempotency::new(backend.clone(), config.idempotency_ttl());
         let snapshots = Snapshots::new(backend.clone());
         let events = backend.events();
+        let store = backend.clone();
         let health = Health::new(move || backend.storage_health().err().map(|err| err.to_string()));
         let facts = StoreFacts { namespace: config.namespace.clone(), data_dir: None };
         let admin = security::AdminAccess::new(config.admin_token.clone(), config.insecure_admin)?;
         metrics::install();
         let shared = Shared {
+            store,
             events,
             slices,
             views,
@@ -235,6 +239,13 @@ impl App {
             supervision: SupervisionPolicy::default(),
             close: None,
         })
+    }
+
+    /// The store the app's slices are bound to: for a runtime of one's own beside the app's
+    /// (a [`ViewRuntime`](crate::ViewRuntime) waiting in-process for a view to reflect a
+    /// position, a one-off fold in a test).
+    pub fn store(&self) -> Arc<dyn Backend> {
+        self.shared.store.clone()
     }
 
     /// Provides a dependency to automation handlers (see
