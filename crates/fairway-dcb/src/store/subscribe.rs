@@ -30,6 +30,7 @@ const TRANSIENT_FAILURES_FOR: Duration = Duration::from_secs(30);
 /// The pause after a first transient failure; doubled after each further one, up to
 /// [`MAX_FAILURE_PAUSE`].
 const FIRST_FAILURE_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between two tries.
 const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(1);
 
 /// A round in progress: its events, and the head that bounds them.
@@ -47,14 +48,26 @@ struct Subscription<E: KvEngine> {
     failed: bool,
     /// Since when, and how many times in a row, it met transient failures.
     failing: Option<(Instant, u32)>,
+    /// How long failures in a row are ridden out ([`TRANSIENT_FAILURES_FOR`]).
+    ride_out_for: Duration,
 }
 
 /// Builds the subscription stream of `store`.
 pub fn subscribe_stream<E: KvEngine>(store: DcbStore<E>, query: Query, after: Option<Position>) -> EventStream {
+    riding_out_for(store, query, after, TRANSIENT_FAILURES_FOR)
+}
+
+/// [`subscribe_stream`], riding out transient failures in a row for `ride_out_for`.
+fn riding_out_for<E: KvEngine>(
+    store: DcbStore<E>,
+    query: Query,
+    after: Option<Position>,
+    ride_out_for: Duration,
+) -> EventStream {
     if let Err(err) = query.validate() {
         return futures::stream::once(async move { Err(Error::from(err)) }).boxed();
     }
-    let state = Subscription { store, query, after, round: None, failed: false, failing: None };
+    let state = Subscription { store, query, after, round: None, failed: false, failing: None, ride_out_for };
     futures::stream::unfold(state, |mut state| async move {
         if state.failed {
             return None;
@@ -85,11 +98,11 @@ impl<E: KvEngine> Subscription<E> {
     }
 
     /// Waits before another try after the transient failure `err`; gives it back when it
-    /// is not transient or failures went on for [`TRANSIENT_FAILURES_FOR`].
+    /// is not transient or failures went on for the ride-out time.
     async fn ride_out(&mut self, err: Error) -> Result<(), Error> {
         let transient = matches!(&err, Error::Storage(storage) if storage.is_transient());
         let (since, failures) = self.failing.unwrap_or((Instant::now(), 0));
-        if !transient || since.elapsed() >= TRANSIENT_FAILURES_FOR {
+        if !transient || since.elapsed() >= self.ride_out_for {
             return Err(err);
         }
         let failures = failures + 1;
@@ -128,6 +141,8 @@ impl<E: KvEngine> Subscription<E> {
             if self.start_round().await? {
                 continue;
             }
+            // Caught up without a failure: a later failure starts a new run of them.
+            self.failing = None;
             let _ = tokio::time::timeout(POLL_FALLBACK, changed).await;
         }
     }
@@ -170,6 +185,8 @@ mod tests {
         one_in: u32,
         failure: fn() -> StorageError,
         calls: AtomicU32,
+        /// Transactions to fail from now on, whatever `one_in` says.
+        fail_next: AtomicU32,
     }
 
     impl KvEngine for Flaky {
@@ -183,7 +200,8 @@ mod tests {
             Fut: std::future::Future<Output = Result<T, E>> + Send,
         {
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
-            if (call.wrapping_mul(0x9E37_79B1) >> 16).is_multiple_of(self.one_in) {
+            let planned = self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if planned || (call.wrapping_mul(0x9E37_79B1) >> 16).is_multiple_of(self.one_in) {
                 return Err(E::from((self.failure)()));
             }
             self.inner.transact(body).await
@@ -197,7 +215,11 @@ mod tests {
     fn flaky(dir: &tempfile::TempDir, one_in: u32, failure: fn() -> StorageError) -> DcbStore<Flaky> {
         let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
         let inner = EmbeddedEngine::open(dir.path(), options).unwrap();
-        DcbStore::new(Arc::new(Flaky { inner, one_in, failure, calls: AtomicU32::new(0) }), "flaky").unwrap()
+        DcbStore::new(
+            Arc::new(Flaky { inner, one_in, failure, calls: AtomicU32::new(0), fail_next: AtomicU32::new(0) }),
+            "flaky",
+        )
+        .unwrap()
     }
 
     fn exhausted() -> StorageError {
@@ -244,6 +266,40 @@ mod tests {
             }
         };
         assert_eq!(delivered, log.iter().map(|e| e.position).collect::<Vec<_>>());
+    }
+
+    /// Failures far apart, met while the subscription waits for appends, are each ridden
+    /// out: caught up in between, it counts its ride-out time afresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failures_far_apart_are_each_ridden_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = flaky(&dir, u32::MAX, exhausted);
+        let engine = store.engine().clone();
+        let mut stream = riding_out_for(store.clone(), Query::all(), None, Duration::from_millis(100));
+        let (sender, mut delivered) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(next) = stream.next().await {
+                let _ = sender.send(next);
+            }
+        });
+        for round in 0..2 {
+            // The waiting subscription looks again every 500 ms: its next transaction fails;
+            // twice, further apart than the ride-out time, with nothing delivered between.
+            for _ in 0..2 {
+                engine.fail_next.store(1, Ordering::SeqCst);
+                let started = std::time::Instant::now();
+                while engine.fail_next.load(Ordering::SeqCst) > 0 {
+                    assert!(started.elapsed() < Duration::from_secs(10), "round {round}: the subscription looks again");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                // Past the ride-out time before the next failure.
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            let appended = store.append(vec![RawEvent::new("A", Vec::new())], None).await.unwrap();
+            let next = tokio::time::timeout(Duration::from_secs(10), delivered.recv()).await.expect("no stall");
+            let event = next.expect("subscriptions do not end").expect("each failure is ridden out");
+            assert_eq!(event.position, appended.last(), "round {round}");
+        }
     }
 
     /// A failure that is not transient ends the subscription with it.
