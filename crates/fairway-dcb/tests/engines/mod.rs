@@ -26,9 +26,20 @@ pub fn fresh_namespace(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
-/// An engine on the FoundationDB cluster `cluster_file` names.
+/// Sends the store's and engine's logs (debug and up) to the test's captured output, shown
+/// when a case fails: the retries and ridden-out failures that led there.
+pub fn log_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("fairway_dcb=debug"))
+        .try_init();
+}
+
+/// An engine on the FoundationDB cluster `cluster_file` names; the case's logs go to its
+/// output.
 #[cfg(feature = "fdb")]
 pub fn foundationdb(cluster_file: &str) -> Arc<fairway_dcb::FdbEngine> {
+    log_to_test_output();
     let engine = fairway_dcb::FdbEngine::open(Some(cluster_file), fairway_dcb::RetryPolicy::default())
         .expect("the cluster is reachable");
     Arc::new(engine)

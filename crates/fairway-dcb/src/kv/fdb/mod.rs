@@ -328,6 +328,7 @@ impl KvEngine for FdbEngine {
             }
             // `on_error` backs off if the error is retryable and fails with it otherwise; the
             // next attempt gets a transaction (and a timeout) of its own.
+            debug!(code, attempt, "a transaction attempt failed");
             back_off(trx.on_error(FdbError::from_code(code)), code, attempt, &self.retry).await?;
         }
     }
