@@ -71,19 +71,7 @@ impl Cluster {
 
     async fn get<T: serde::de::DeserializeOwned>(&self, n: usize, path: &str) -> T {
         let url = format!("{}{path}", self.instances[self.alive(n)].base);
-        // A 503 (the store busy, e.g. FoundationDB's client injecting faults) is asked again
-        // after 100 ms, as its `Retry-After` allows.
-        loop {
-            let response = self.http.get(&url).send().await.unwrap();
-            let status = response.status();
-            let text = response.text().await.unwrap();
-            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            assert_eq!(status, reqwest::StatusCode::OK, "{path}: {text}");
-            return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
-        }
+        race::get_json(&self.http, &url).await
     }
 
     /// Waits until no automation job is pending and no view is behind, for a while.

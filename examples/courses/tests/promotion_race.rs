@@ -23,18 +23,9 @@ async fn post(client: &reqwest::Client, app: &TestApp, name: &str, body: Value) 
     client.post(url).json(&body).send().await.unwrap().status().as_u16()
 }
 
-/// Reads `path`; a 503 (the store busy, e.g. FoundationDB's client injecting faults) is
-/// asked again after 100 ms, as its `Retry-After` allows.
+/// Reads `path` of `app` (a 503 asked again).
 async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, app: &TestApp, path: &str) -> T {
-    loop {
-        let response = client.get(app.url(path)).send().await.unwrap();
-        if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
-        return response.json().await.unwrap();
-    }
+    race::get_json(client, &app.url(path)).await
 }
 
 /// Waits until no automation job is pending, no view is behind, and that holds for a

@@ -1,6 +1,8 @@
-//! What the race tests share: the `courses` view's rows as a fold of the log.
+//! What the race tests share: the `courses` view's rows as a fold of the log, and reads
+//! that ride out a busy store.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use courses::events::CourseActivity;
 use fairway::Recorded;
@@ -32,4 +34,21 @@ pub fn fold(log: &[Recorded]) -> BTreeMap<String, Row> {
         }
     }
     rows
+}
+
+/// Reads `url` as JSON; a 503 (the store busy, e.g. FoundationDB's client injecting faults)
+/// is asked again after 100 ms, as its `Retry-After` allows. Any other answer but 200 fails,
+/// naming its body.
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> T {
+    loop {
+        let response = http.get(url).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(status, reqwest::StatusCode::OK, "{url}: {text}");
+        return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"));
+    }
 }
