@@ -164,7 +164,6 @@ impl<V: View> ViewRuntime<V> {
                 info!(view = V::NAME, version = V::VERSION, processed, checkpoint = ?checkpoint, "rebuilding");
             }
         }
-
         // Nothing else matches up to the head: the checkpoint moves there and the version
         // becomes active.
         processed += self.apply_batch(Vec::new(), head, true, holder).await?;

@@ -526,15 +526,14 @@ mod tests {
 
     use super::*;
     use crate::store::DcbStore;
-    use crate::{EmbeddedEngine, EmbeddedOptions, EventStore, QueryItem, RawEvent};
+    use crate::{EmbeddedEngine, EventStore, QueryItem, RawEvent};
 
     /// A forward read matching most of the log turns to the log after its first pages, one
     /// matching a fifth of it stays on its index, and both return exactly the matches.
     #[tokio::test]
     async fn a_read_matching_most_of_the_log_reads_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
-        let store = DcbStore::new(Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap()), "dense").unwrap();
+        let store = DcbStore::new(Arc::new(EmbeddedEngine::volatile(dir.path())), "dense").unwrap();
         for batch in 0..4 {
             let events = (0..500).map(|i| RawEvent::new(if (batch + i) % 5 == 0 { "B" } else { "A" }, Vec::new()));
             store.append(events.collect(), None).await.unwrap();
@@ -563,8 +562,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_turns_back_to_its_index_once_the_log_grows_sparse() {
         let dir = tempfile::tempdir().unwrap();
-        let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
-        let store = DcbStore::new(Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap()), "sparse").unwrap();
+        let store = DcbStore::new(Arc::new(EmbeddedEngine::volatile(dir.path())), "sparse").unwrap();
         store.append((0..600).map(|_| RawEvent::new("A", Vec::new())).collect(), None).await.unwrap();
         for _ in 0..8 {
             let events = (0..500).map(|i| RawEvent::new(if i % 25 == 0 { "A" } else { "B" }, Vec::new()));

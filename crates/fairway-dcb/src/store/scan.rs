@@ -278,7 +278,7 @@ mod tests {
     use crate::kv::KvEngine;
     use crate::store::DcbStore;
     use crate::store::plan::plan_item;
-    use crate::{EmbeddedEngine, EmbeddedOptions, EventStore, Query, QueryItem, RawEvent, ReadOptions, Tag};
+    use crate::{EmbeddedEngine, EventStore, Query, QueryItem, RawEvent, ReadOptions, Tag};
 
     /// Pages through `scan` with `limit` keys per page, as the readers do.
     async fn paged(
@@ -317,8 +317,7 @@ mod tests {
     #[tokio::test]
     async fn paging_through_blocks_matches_a_naive_filter() {
         let dir = tempfile::tempdir().unwrap();
-        let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
-        let store = DcbStore::new(Arc::new(EmbeddedEngine::open(dir.path(), options).unwrap()), "scan").unwrap();
+        let store = DcbStore::new(Arc::new(EmbeddedEngine::volatile(dir.path())), "scan").unwrap();
         let shared = Tag::parse("k:shared").unwrap();
         let odd = Tag::parse("k:odd").unwrap();
         for (batch, size) in [3usize, 1, 5, 2, 4].into_iter().enumerate() {

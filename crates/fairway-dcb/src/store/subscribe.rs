@@ -175,7 +175,7 @@ mod tests {
     use super::*;
     use crate::error::StorageError;
     use crate::kv::{Committed, TxError, Watch};
-    use crate::{EmbeddedEngine, EmbeddedOptions, QueryItem, RawEvent};
+    use crate::{EmbeddedEngine, QueryItem, RawEvent};
 
     /// The embedded engine, with one in `one_in` transactions (spread by a hash of their
     /// number, not periodic) failing with `failure` before its body runs, as a cluster may
@@ -213,8 +213,7 @@ mod tests {
     }
 
     fn flaky(dir: &tempfile::TempDir, one_in: u32, failure: fn() -> StorageError) -> DcbStore<Flaky> {
-        let options = EmbeddedOptions { durable: false, ..EmbeddedOptions::default() };
-        let inner = EmbeddedEngine::open(dir.path(), options).unwrap();
+        let inner = EmbeddedEngine::volatile(dir.path());
         DcbStore::new(
             Arc::new(Flaky { inner, one_in, failure, calls: AtomicU32::new(0), fail_next: AtomicU32::new(0) }),
             "flaky",

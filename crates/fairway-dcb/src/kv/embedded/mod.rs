@@ -206,6 +206,13 @@ pub struct EmbeddedEngine {
 }
 
 impl EmbeddedEngine {
+    /// An engine in `dir` that syncs nothing, for unit tests that do not crash it.
+    #[cfg(test)]
+    pub(crate) fn volatile(dir: &Path) -> Self {
+        EmbeddedEngine::open(dir, EmbeddedOptions { durable: false, ..EmbeddedOptions::default() })
+            .expect("the embedded engine opens")
+    }
+
     /// The database file inside the engine's directory.
     pub const DATABASE_FILE: &str = DATABASE_FILE;
     /// The write-ahead journal inside the engine's directory.

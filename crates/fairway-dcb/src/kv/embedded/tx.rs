@@ -293,11 +293,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use crate::kv::{KvEngine, KvTransaction, RangeScan, little_endian_i64};
-    use crate::{EmbeddedEngine, EmbeddedOptions, StorageError};
-
-    fn engine(dir: &tempfile::TempDir) -> EmbeddedEngine {
-        EmbeddedEngine::open(dir.path(), EmbeddedOptions { durable: false, ..EmbeddedOptions::default() }).unwrap()
-    }
+    use crate::{EmbeddedEngine, StorageError};
 
     fn key(k: u8) -> Vec<u8> {
         vec![b'k', k]
@@ -309,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn repeated_sets_coalesce_without_changing_what_is_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = engine(&dir);
+        let engine = EmbeddedEngine::volatile(dir.path());
         let mut model: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..200 {
@@ -361,7 +357,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_set_many_times_is_one_mutation() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = engine(&dir);
+        let engine = EmbeddedEngine::volatile(dir.path());
         let tx = engine.begin().unwrap();
         for n in 0..100i64 {
             tx.set(&key(1), &n.to_le_bytes());
